@@ -1,0 +1,197 @@
+"""The Accumulator: the streaming core behind ``evaluate``, fed one batch at a time, mergeable and serialisable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import columns, kernels
+from .errors import InvalidRowError, StreamdivError
+from .metrics import parse_base
+from .report import Report
+from .state import Config, State
+
+ON_INVALID = ("error", "skip")
+
+# For each status code: the role whose value is at fault, and what is wrong with it.
+PROBLEMS: dict[int, tuple[str, str]] = {
+    kernels.NULL_PREDICTION: ("prediction", "is null"),
+    kernels.NULL_LABEL: ("labels", "is null"),
+    kernels.NULL_TARGET: ("targets", "is null"),
+    kernels.NULL_WEIGHT: ("weights", "is null"),
+    kernels.UNKNOWN_LABEL: ("labels", "is not one of the class names"),
+    kernels.WRONG_LENGTH_PREDICTION: ("prediction", "does not have one value per class"),
+    kernels.WRONG_LENGTH_TARGET: ("targets", "does not have one value per class"),
+    kernels.PREDICTION_NAN: ("prediction", "holds NaN (or a null inside the list)"),
+    kernels.PREDICTION_OUT_OF_RANGE: ("prediction", "holds a probability outside [0, 1]"),
+    kernels.LOGIT_NAN_OR_POSITIVE_INFINITY: ("prediction", "holds a NaN or +inf logit"),
+    kernels.LOGITS_ALL_NEGATIVE_INFINITY: ("prediction", "has every logit -inf"),
+    kernels.LABEL_OUT_OF_RANGE: ("labels", "is not a class index in [0, number of classes)"),
+    kernels.TARGET_NAN: ("targets", "holds NaN (or a null inside the list)"),
+    kernels.TARGET_OUT_OF_RANGE: ("targets", "holds a probability outside [0, 1]"),
+    kernels.WEIGHT_NEGATIVE_OR_NAN: ("weights", "is negative, NaN or infinite"),
+}
+
+
+@dataclass
+class Location:
+    """Where a batch came from, to name the file, row and column of a bad value."""
+
+    path: str = "<batch>"
+    first_row: int = 0
+    column_names: dict[str, str] = field(default_factory=dict)
+
+
+class Accumulator:
+    """Running entropy, cross-entropy, KL and calibration statistics, one batch at a time.
+
+    ``update`` and ``merge`` work in place and return the accumulator; ``a + b`` leaves both alone; an empty
+    accumulator is the identity of ``merge``.  ``to_bytes``/``from_bytes`` save and restore the state, so
+    results from different processes, files or days combine into the result of one pass.
+    """
+
+    def __init__(self, *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
+                 base: str | int = "e", bins: int = 15, eps: float | None = None, renormalize: bool = False,
+                 on_invalid: str = "error", ignore_label: Any = None):
+        if on_invalid not in ON_INVALID:
+            raise StreamdivError(f"on_invalid must be 'error' or 'skip', not {on_invalid!r}")
+        if not isinstance(bins, int) or bins < 1:
+            raise StreamdivError(f"bins must be a positive whole number, not {bins!r}")
+        if eps is not None and not (0.0 < eps < 1.0):
+            raise StreamdivError(f"eps must lie in (0, 1), not {eps!r}")
+        names = tuple(str(name) for name in class_names) if class_names is not None else None
+        if names is not None and num_classes is not None and len(names) != num_classes:
+            raise StreamdivError(f"{len(names)} class names given for num_classes={num_classes}")
+        self.base = parse_base(base)
+        self.on_invalid = on_invalid
+        self.ignore_label = ignore_label
+        self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
+        self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize))
+
+    # ---- feeding
+    def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
+               weights: Any = None, groups: Any = None) -> Accumulator:
+        """Add one batch: numpy or Arrow arrays (2-D rows x classes, or a list column, for distributions;
+        1-D for a binary prediction, labels and weights).  ``groups`` is one array of group values, or a
+        mapping of group column name to array."""
+        prepared = columns.prepare(probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
+                                   class_names=self._state.config.class_names,
+                                   expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
+        if groups is None:
+            names: tuple[str, ...] = ()
+            keys, inverse = [()], None
+        else:
+            mapping = groups if isinstance(groups, Mapping) else {"group": groups}
+            names = tuple(str(name) for name in mapping)
+            keys, inverse = columns.group_keys(list(mapping.values()))
+        return self.update_prepared(prepared, names, keys, inverse, Location())
+
+    def update_prepared(self, prepared: columns.Prepared, group_names: tuple[str, ...], keys: list[tuple],
+                        inverse: np.ndarray | None, location: Location) -> Accumulator:
+        """Run the kernel on a prepared batch (the driver's entry point; ``update`` is the user's)."""
+        state = self._state
+        state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
+                         soft_targets=prepared.targets is not None, class_names=prepared.class_names,
+                         group_names=group_names)
+        group_ids = state.group_ids(keys)
+        row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
+        _run_kernel(state, prepared, row_groups)
+        if self.on_invalid == "error":
+            bad = np.flatnonzero((prepared.status != kernels.OK) & (prepared.status != kernels.CODE_IGNORED))
+            if len(bad):
+                raise _invalid_row_error(prepared, int(bad[0]), location, len(bad))
+        return self
+
+    def _expected_or_fixed(self) -> int | None:
+        return self._state.config.num_classes or self._expected_classes
+
+    # ---- combining
+    def merge(self, other: Accumulator) -> Accumulator:
+        """Add ``other``'s state into this one, in place."""
+        if not isinstance(other, Accumulator):
+            raise TypeError(f"can only merge an Accumulator, not {type(other).__name__}")
+        self._state.merge(other._state)
+        return self
+
+    def __add__(self, other: Accumulator) -> Accumulator:
+        result = self.copy()
+        return result.merge(other)
+
+    def copy(self) -> Accumulator:
+        clone = Accumulator.__new__(Accumulator)
+        clone.__dict__.update(self.__dict__)
+        clone._state = self._state.copy()
+        return clone
+
+    # ---- results
+    def report(self) -> Report:
+        return Report(self._state, self.base)
+
+    @property
+    def rows(self) -> int:
+        """Rows read so far: evaluated + skipped + ignored."""
+        totals = self._state.total_counts() if not self._state.is_empty else np.zeros(3, dtype=np.int64)
+        return int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
+
+    def to_bytes(self) -> bytes:
+        """The state in streamdiv's versioned binary format (see :mod:`streamdiv.state`)."""
+        return self._state.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, base: str | int = "e", on_invalid: str = "error",
+                   ignore_label: Any = None) -> Accumulator:
+        state = State.from_bytes(data)
+        accumulator = cls(bins=state.config.bins, eps=state.config.eps, renormalize=state.config.renormalize,
+                          base=base, on_invalid=on_invalid, ignore_label=ignore_label)
+        accumulator._state = state
+        return accumulator
+
+    def __repr__(self) -> str:
+        return f"<Accumulator rows={self.rows} groups={self._state.n_groups} config={self._state.config}>"
+
+
+def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray) -> None:
+    config = state.config
+    empty_int = np.zeros(0, dtype=np.int64)
+    has_weights = prepared.weights is not None
+    weights = prepared.weights if has_weights else np.zeros(0)
+    has_targets = prepared.targets is not None
+    has_groups = len(row_groups) > 0
+    eps = float(config.eps) if config.eps is not None else 0.0
+    labels = prepared.labels if prepared.labels is not None else empty_int
+    if prepared.binary:
+        targets = prepared.targets if has_targets else np.zeros(0)
+        kernels.accumulate_binary(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
+                                  has_weights, row_groups, has_groups, prepared.status, eps, config.bins,
+                                  state.counts, state.sums)
+    else:
+        targets = prepared.targets if has_targets else np.zeros((0, prepared.num_classes))
+        kernels.accumulate_multiclass(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
+                                      has_weights, row_groups, has_groups, prepared.status, eps,
+                                      config.renormalize, prepared.prediction_tolerance,
+                                      prepared.target_tolerance, config.bins, state.counts, state.sums)
+
+
+def _invalid_row_error(prepared: columns.Prepared, row: int, location: Location, n_bad: int) -> InvalidRowError:
+    code = int(prepared.status[row])
+    role, reason = PROBLEMS[code]
+    value = _value_at(prepared.raw.get(role), row)
+    column = location.column_names.get(role, role)
+    file_row = location.first_row + row
+    more = f" ({n_bad - 1} more bad rows in this batch)" if n_bad > 1 else ""
+    message = (f"{location.path}: row {file_row}, column {column!r}: the value {value!r} {reason}{more}. "
+               f"Fix the data, or skip and count such rows with on_invalid='skip' (--on-invalid skip).")
+    return InvalidRowError(message, path=location.path, row=file_row, column=column, value=value, reason=reason)
+
+
+def _value_at(raw: Any, row: int) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, (list, tuple)):
+        return [_value_at(column, row) for column in raw]
+    value = raw[row]
+    if hasattr(value, "as_py"):
+        return value.as_py()
+    return value.tolist() if hasattr(value, "tolist") else value

@@ -1,0 +1,34 @@
+"""Every error streamdiv raises on purpose derives from :class:`StreamdivError`."""
+
+from __future__ import annotations
+
+
+class StreamdivError(Exception):
+    """Base class of all streamdiv errors: catch this to catch them all."""
+
+
+class SourceError(StreamdivError):
+    """A source could not be opened or read (missing file, unknown format, unreadable stream)."""
+
+
+class SchemaError(StreamdivError):
+    """The columns asked for do not exist, or have a type that cannot be scored."""
+
+
+class IncompatibleStateError(StreamdivError):
+    """Two accumulators (or saved states) that describe different problems cannot be merged."""
+
+
+class InvalidRowError(StreamdivError):
+    """A row holds a value that cannot be scored, and ``on_invalid="error"`` was asked for.
+
+    The message names the file, the row within it (0-based), the column and the value.
+    """
+
+    def __init__(self, message: str, *, path: str, row: int, column: str, value: object, reason: str):
+        super().__init__(message)
+        self.path = path
+        self.row = row
+        self.column = column
+        self.value = value
+        self.reason = reason

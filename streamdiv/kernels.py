@@ -1,0 +1,479 @@
+"""Numba kernels: one fused pass over a batch that validates rows and updates the state.
+
+This module imports numpy, numba and math only; it knows nothing of Arrow, files or groups' names.
+
+The state of one accumulator is two arrays, indexed by group id ``g``:
+
+* ``counts[g, c]``, int64: the count slots ``ROWS`` ... ``CLIPPED``, then one count per calibration bin;
+* ``sums[g, s, 0:2]``, float64 (sum, Neumaier compensation): the weighted sums ``WEIGHT`` ...
+  ``REVERSE_KL_WEIGHT``, then five sums per calibration bin (``BIN_*``), then one target mass per class.
+
+Every sum is accumulated row by row, in row order, with Neumaier's compensated summation, so a result does not
+depend on how the stream was cut into batches: the pair (sum, compensation) carries over from batch to batch
+bit for bit.  Accumulators must never be compiled with ``fastmath``: ``reassoc`` deletes the compensation.
+
+Input arrays are 1-D or 2-D numpy views (``pred`` rows x classes for the multi-class layout); status codes
+for each row are read from and written to ``status`` so that the caller can report the first bad row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# ---- per-row status codes (uint8). Codes below CODE_IGNORED are set by the columns layer before the kernel.
+OK = 0
+NULL_PREDICTION = 1
+NULL_LABEL = 2
+NULL_TARGET = 3
+NULL_WEIGHT = 4
+UNKNOWN_LABEL = 5
+WRONG_LENGTH_PREDICTION = 6
+WRONG_LENGTH_TARGET = 7
+CODE_IGNORED = 20  # ignore_label matched: counted apart, never an error
+# set by the kernels
+PREDICTION_NAN = 30
+PREDICTION_OUT_OF_RANGE = 31
+LOGIT_NAN_OR_POSITIVE_INFINITY = 32
+LOGITS_ALL_NEGATIVE_INFINITY = 33
+LABEL_OUT_OF_RANGE = 34
+TARGET_NAN = 35
+TARGET_OUT_OF_RANGE = 36
+WEIGHT_NEGATIVE_OR_NAN = 37
+
+# ---- count slots (int64)
+ROWS = 0
+SKIPPED = 1
+IGNORED = 2
+INFINITE = 3  # rows whose cross-entropy (and so KL) is +inf
+INFINITE_REVERSE = 4  # rows whose reverse KL is +inf (soft targets only)
+UNNORMALIZED = 5  # rows whose prediction or target does not sum to 1 within the tolerance
+CLIPPED = 6  # rows where eps clipping changed a log term
+N_COUNTS = 7  # followed by one count per calibration bin
+
+# ---- compensated sum slots (float64 pairs); every sum is weighted
+WEIGHT = 0
+CROSS_ENTROPY = 1  # rows with finite cross-entropy only
+CROSS_ENTROPY_SQUARES = 2  # for the standard error
+CROSS_ENTROPY_WEIGHT = 3  # weight of the rows with finite cross-entropy
+ENTROPY = 4
+KL = 5  # finite rows only, as CROSS_ENTROPY
+PREDICTION_ENTROPY = 6
+REVERSE_KL = 7
+REVERSE_KL_WEIGHT = 8
+JS = 9
+CORRECT = 10
+BRIER = 11
+N_SUMS = 12  # followed by BIN_FIELDS sums per calibration bin, then one target mass per class
+BIN_WEIGHT = 0
+BIN_CONFIDENCE = 1
+BIN_OBSERVED = 2
+BIN_CONFIDENCE_SQUARES = 3
+BIN_CONFIDENCE_OBSERVED = 4
+BIN_FIELDS = 5
+
+LN2 = math.log(2.0)
+
+
+@njit(inline="always")
+def _add(sums, g, slot, x):
+    """Neumaier's compensated ``sums[g, slot] += x``: the error of each addition goes to the second cell."""
+    s = sums[g, slot, 0]
+    t = s + x
+    if abs(s) >= abs(x):
+        sums[g, slot, 1] += (s - t) + x
+    else:
+        sums[g, slot, 1] += (x - t) + s
+    sums[g, slot, 0] = t
+
+
+@njit(inline="always")
+def bin_index(confidence, n_bins):
+    """Bin of a confidence c in [0, 1] with edges e_k = k/M in float64: [e_k, e_{k+1}), the last bin closed.
+
+    ``int(c*M)`` alone misbins (0.29*100 = 28.999...), so the guess is corrected against the edges.
+    """
+    i = int(confidence * n_bins)
+    if i >= n_bins:
+        i = n_bins - 1
+    elif i < 0:
+        i = 0
+    if confidence < i / n_bins:
+        i -= 1
+    elif i + 1 < n_bins and confidence >= (i + 1) / n_bins:
+        i += 1
+    return i
+
+
+@njit(inline="always")
+def _load_probabilities(row, q, logq):
+    """Copy a probability row into float64 ``q`` and ``log q``; returns (status, sum of q, argmax q)."""
+    total = 0.0
+    best = -1.0
+    top = 0
+    for k in range(row.shape[0]):
+        x = np.float64(row[k])
+        if x != x:
+            return PREDICTION_NAN, 0.0, 0
+        if x < 0.0 or x > 1.0:
+            return PREDICTION_OUT_OF_RANGE, 0.0, 0
+        q[k] = x
+        logq[k] = math.log(x) if x > 0.0 else -math.inf
+        total += x
+        if x > best:
+            best = x
+            top = k
+    return OK, total, top
+
+
+@njit(inline="always")
+def _load_logits(row, q, logq):
+    """Log-softmax of a logit row in float64; returns (status, 1.0, argmax).
+
+    With m = max z at index a and s = sum_{j != a} exp(z_j - m):  log q_j = (z_j - m) - log1p(s).
+    Unlike ``logsumexp(z) - z_y`` this keeps full relative accuracy on confident rows.
+    """
+    m = -math.inf
+    top = -1
+    for k in range(row.shape[0]):
+        z = np.float64(row[k])
+        if z != z or z == math.inf:
+            return LOGIT_NAN_OR_POSITIVE_INFINITY, 0.0, 0
+        if z > m:
+            m = z
+            top = k
+    if top < 0:
+        return LOGITS_ALL_NEGATIVE_INFINITY, 0.0, 0
+    s = 0.0
+    for k in range(row.shape[0]):
+        if k != top:
+            s += math.exp(np.float64(row[k]) - m)
+    log_norm = math.log1p(s)
+    for k in range(row.shape[0]):
+        lq = (np.float64(row[k]) - m) - log_norm
+        logq[k] = lq
+        q[k] = math.exp(lq)
+    return OK, 1.0, top
+
+
+@njit(inline="always")
+def _load_targets(row, p, logp):
+    """Copy a target row into float64 ``p`` and ``log p``; returns (status, sum of p, argmax p)."""
+    total = 0.0
+    best = -1.0
+    top = 0
+    for k in range(row.shape[0]):
+        x = np.float64(row[k])
+        if x != x:
+            return TARGET_NAN, 0.0, 0
+        if x < 0.0 or x > 1.0:
+            return TARGET_OUT_OF_RANGE, 0.0, 0
+        p[k] = x
+        logp[k] = math.log(x) if x > 0.0 else -math.inf
+        total += x
+        if x > best:
+            best = x
+            top = k
+    return OK, total, top
+
+
+@njit(inline="always")
+def _renormalize(q, logq, total):
+    if total > 0.0 and total != 1.0:
+        log_total = math.log(total)
+        for k in range(q.shape[0]):
+            q[k] = q[k] / total
+            logq[k] = logq[k] - log_total
+
+
+@njit(inline="always")
+def _soft_row(p, logp, q, logq, eps, log_eps):
+    """Per-row information terms for a soft target P against a prediction Q (terms with zero mass skipped).
+
+    Returns (H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS(P,Q), clipped) in nats; with eps > 0, log q is
+    clipped at log(eps) inside H(P,Q) and KL(P||Q) only.
+    """
+    cross = 0.0
+    entropy = 0.0
+    kl = 0.0
+    prediction_entropy = 0.0
+    reverse = 0.0
+    js = 0.0
+    clipped = False
+    for k in range(q.shape[0]):
+        pk = p[k]
+        qk = q[k]
+        if pk > 0.0:
+            lq = logq[k]
+            if qk < eps:
+                lq = log_eps
+                clipped = True
+            cross -= pk * lq
+            entropy -= pk * logp[k]
+            kl += pk * (logp[k] - lq)
+        if qk > 0.0:
+            prediction_entropy -= qk * logq[k]
+            reverse += qk * (logq[k] - logp[k])  # +inf where p = 0: KL(Q||P) is infinite
+        mk = 0.5 * (pk + qk)
+        if mk > 0.0:
+            log_m = math.log(mk)
+            if pk > 0.0:
+                js += 0.5 * pk * (logp[k] - log_m)
+            if qk > 0.0:
+                js += 0.5 * qk * (logq[k] - log_m)
+    if js < 0.0:  # rounding can take a zero divergence a few ulp below zero
+        js = 0.0
+    return cross, entropy, kl, prediction_entropy, reverse, js, clipped
+
+
+@njit(inline="always")
+def _hard_row(y, q, logq, eps, log_eps):
+    """Per-row terms for a hard label y (P one-hot): H(P,Q) = KL = -log q_y, H(P) = 0.
+
+    JS needs one log only: for k != y, M_k = q_k/2, so q_k log(q_k/M_k) = q_k log 2.
+    Returns (H(P,Q), H(Q), JS, Brier = sum_k (q_k - [k = y])^2, clipped).
+    """
+    qy = q[y]
+    lq = logq[y]
+    clipped = False
+    if qy < eps:
+        lq = log_eps
+        clipped = True
+    prediction_entropy = 0.0
+    brier = 0.0
+    rest = 0.0
+    for k in range(q.shape[0]):
+        qk = q[k]
+        if qk > 0.0:
+            prediction_entropy -= qk * logq[k]
+        if k == y:
+            brier += (qk - 1.0) * (qk - 1.0)
+        else:
+            brier += qk * qk
+            rest += qk
+    log_m = math.log(0.5 * (1.0 + qy))
+    js = -0.5 * log_m + 0.5 * LN2 * rest
+    if qy > 0.0:
+        js += 0.5 * qy * (logq[y] - log_m)
+    if js < 0.0:
+        js = 0.0
+    return -lq, prediction_entropy, js, brier, clipped
+
+
+@njit(inline="always")
+def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, correct, brier,
+             confidence, observed, n_bins, unnormalized, clipped):
+    """Add one scored row's terms (weighted by w) to group g's slots."""
+    counts[g, ROWS] += 1
+    _add(sums, g, WEIGHT, w)
+    if cross == math.inf:
+        counts[g, INFINITE] += 1
+    else:
+        _add(sums, g, CROSS_ENTROPY, w * cross)
+        _add(sums, g, CROSS_ENTROPY_SQUARES, w * cross * cross)
+        _add(sums, g, CROSS_ENTROPY_WEIGHT, w)
+        _add(sums, g, KL, w * kl)
+    if entropy != 0.0:
+        _add(sums, g, ENTROPY, w * entropy)
+    _add(sums, g, PREDICTION_ENTROPY, w * prediction_entropy)
+    _add(sums, g, JS, w * js)
+    if correct:
+        _add(sums, g, CORRECT, w)
+    _add(sums, g, BRIER, w * brier)
+    if unnormalized:
+        counts[g, UNNORMALIZED] += 1
+    if clipped:
+        counts[g, CLIPPED] += 1
+    b = bin_index(confidence, n_bins)
+    counts[g, N_COUNTS + b] += 1
+    base = N_SUMS + b * BIN_FIELDS
+    _add(sums, g, base + BIN_WEIGHT, w)
+    _add(sums, g, base + BIN_CONFIDENCE, w * confidence)
+    _add(sums, g, base + BIN_OBSERVED, w * observed)
+    _add(sums, g, base + BIN_CONFIDENCE_SQUARES, w * confidence * confidence)
+    _add(sums, g, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
+
+
+@njit(inline="always")
+def _row_weight(weights, has_weights, i):
+    """The row's weight, or -1.0 when it is negative, NaN or infinite."""
+    if not has_weights:
+        return 1.0
+    w = np.float64(weights[i])
+    if not (w >= 0.0) or w == math.inf:
+        return -1.0
+    return w
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                          group_ids, has_groups, status, eps, renormalize, prediction_tolerance,
+                          target_tolerance, n_bins, counts, sums):
+    """Score a batch of K-class predictions (rows of ``pred``: probabilities, or logits when ``is_logits``)
+    against hard ``labels`` or soft ``targets`` (rows x K), adding each valid row to ``counts``/``sums``.
+
+    Per row i with weight w_i: H(P,Q) = -sum_k P_k log Q_k, H(P) = -sum_k P_k log P_k, KL = H(P,Q) - H(P),
+    H(Q), KL(Q||P), JS = (KL(P||M) + KL(Q||M))/2 with M = (P+Q)/2, Brier = sum_k (Q_k - P_k)^2, correct =
+    [argmax Q = argmax P], and a calibration bin for the top-label confidence max Q.
+    """
+    n_rows = pred.shape[0]
+    n_classes = pred.shape[1]
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    q = np.empty(n_classes)
+    logq = np.empty(n_classes)
+    p = np.empty(n_classes)
+    logp = np.empty(n_classes)
+    for i in range(n_rows):
+        g = group_ids[i] if has_groups else 0
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            status[i] = WEIGHT_NEGATIVE_OR_NAN
+            counts[g, SKIPPED] += 1
+            continue
+        if is_logits:
+            code, total_q, top_q = _load_logits(pred[i], q, logq)
+        else:
+            code, total_q, top_q = _load_probabilities(pred[i], q, logq)
+        y = 0
+        total_p = 1.0
+        if code == OK:
+            if has_targets:
+                code, total_p, y = _load_targets(targets[i], p, logp)
+            else:
+                y = labels[i]
+                if y < 0 or y >= n_classes:
+                    code = LABEL_OUT_OF_RANGE
+        if code != OK:
+            status[i] = code
+            counts[g, SKIPPED] += 1
+            continue
+        unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
+        if renormalize:
+            _renormalize(q, logq, total_q)
+            if has_targets:
+                _renormalize(p, logp, total_p)
+        confidence = q[top_q]
+        if has_targets:
+            cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
+            brier = 0.0
+            for k in range(n_classes):
+                brier += (q[k] - p[k]) * (q[k] - p[k])
+                _add(sums, g, class_mass + k, w * p[k])
+            observed = p[top_q]
+            if reverse == math.inf:
+                counts[g, INFINITE_REVERSE] += 1
+            else:
+                _add(sums, g, REVERSE_KL, w * reverse)
+                _add(sums, g, REVERSE_KL_WEIGHT, w)
+        else:
+            cross, prediction_entropy, js, brier, clipped = _hard_row(y, q, logq, eps, log_eps)
+            entropy = 0.0
+            kl = cross
+            observed = 1.0 if top_q == y else 0.0
+            _add(sums, g, class_mass + y, w)
+        _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
+                 confidence, observed, n_bins, unnormalized, clipped)
+
+
+@njit(inline="always")
+def _binary_prediction(x, is_logits):
+    """(status, p, log p, log(1-p)) for a positive-class probability, or a logit z (log-odds):
+    log p = -softplus(-z), log(1-p) = -softplus(z), with softplus(t) = max(t, 0) + log1p(exp(-|t|))."""
+    v = np.float64(x)
+    if is_logits:
+        if v != v or v == math.inf:
+            return LOGIT_NAN_OR_POSITIVE_INFINITY, 0.0, 0.0, 0.0
+        if v == -math.inf:
+            return OK, 0.0, -math.inf, 0.0
+        tail = math.log1p(math.exp(-abs(v)))
+        log_p = -(max(-v, 0.0) + tail)
+        log_not_p = -(max(v, 0.0) + tail)
+        return OK, math.exp(log_p), log_p, log_not_p
+    if v != v:
+        return PREDICTION_NAN, 0.0, 0.0, 0.0
+    if v < 0.0 or v > 1.0:
+        return PREDICTION_OUT_OF_RANGE, 0.0, 0.0, 0.0
+    log_p = math.log(v) if v > 0.0 else -math.inf
+    log_not_p = math.log1p(-v) if v < 1.0 else -math.inf
+    return OK, v, log_p, log_not_p
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                      group_ids, has_groups, status, eps, n_bins, counts, sums):
+    """Score a batch of positive-class probabilities (or logits) against labels in {0, 1} or soft targets t.
+
+    With Q = (1-p, p) and P = (1-t, t) the information terms are those of the two-class layout; Brier is
+    (p - t)^2 as scikit-learn's brier_score_loss, the predicted class is [p > 0.5], and calibration bins
+    the positive-class probability p against the observed t (reliability diagram of calibration_curve).
+    """
+    n_rows = pred.shape[0]
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    q = np.empty(2)
+    logq = np.empty(2)
+    p = np.empty(2)
+    logp = np.empty(2)
+    for i in range(n_rows):
+        g = group_ids[i] if has_groups else 0
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            status[i] = WEIGHT_NEGATIVE_OR_NAN
+            counts[g, SKIPPED] += 1
+            continue
+        code, prob, log_p, log_not_p = _binary_prediction(pred[i], is_logits)
+        t = 0.0
+        if code == OK:
+            if has_targets:
+                t = np.float64(targets[i])
+                if t != t:
+                    code = TARGET_NAN
+                elif t < 0.0 or t > 1.0:
+                    code = TARGET_OUT_OF_RANGE
+            else:
+                y = labels[i]
+                if y != 0 and y != 1:
+                    code = LABEL_OUT_OF_RANGE
+                t = np.float64(y)
+        if code != OK:
+            status[i] = code
+            counts[g, SKIPPED] += 1
+            continue
+        q[0] = 1.0 - prob
+        q[1] = prob
+        logq[0] = log_not_p
+        logq[1] = log_p
+        p[0] = 1.0 - t
+        p[1] = t
+        logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
+        logp[1] = math.log(t) if t > 0.0 else -math.inf
+        cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
+        if has_targets:
+            if reverse == math.inf:
+                counts[g, INFINITE_REVERSE] += 1
+            else:
+                _add(sums, g, REVERSE_KL, w * reverse)
+                _add(sums, g, REVERSE_KL_WEIGHT, w)
+        _add(sums, g, class_mass, w * (1.0 - t))
+        _add(sums, g, class_mass + 1, w * t)
+        predicted = 1 if prob > 0.5 else 0
+        actual = 1 if t > 0.5 else 0
+        _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, predicted == actual,
+                 (prob - t) * (prob - t), prob, t, n_bins, False, clipped)

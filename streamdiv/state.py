@@ -1,0 +1,218 @@
+"""The mergeable accumulator state: two arrays per group plus the configuration that gives them meaning.
+
+Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
+an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
+Serialised as ``MAGIC, format version, JSON header, counts bytes, sums bytes`` (little-endian).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .errors import IncompatibleStateError, StreamdivError
+
+MAGIC = b"STREAMDIV-STATE\n"
+FORMAT_VERSION = 1
+GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the numbers in a state mean; two states merge only when their configurations agree."""
+
+    num_classes: int | None = None  # None until the first batch fixes it
+    binary: bool = False  # one positive-class probability column
+    soft_targets: bool = False
+    class_names: tuple[str, ...] | None = None
+    bins: int = 15
+    eps: float | None = None
+    renormalize: bool = False
+    group_names: tuple[str, ...] = ()
+
+    def describe_difference(self, other: Config) -> str | None:
+        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
+                     "group_names"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                return f"{name} differs: {mine!r} here, {theirs!r} in the other"
+        return None
+
+
+@dataclass
+class State:
+    """Counts and compensated sums for every group seen so far, in order of first appearance."""
+
+    config: Config
+    group_keys: list[GroupKey] = field(default_factory=list)
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    _group_index: dict[GroupKey, int] = field(default_factory=dict, repr=False)
+
+    # ---- layout
+    @property
+    def n_count_slots(self) -> int:
+        return kernels.N_COUNTS + self.config.bins
+
+    @property
+    def n_sum_slots(self) -> int:
+        return kernels.N_SUMS + self.config.bins * kernels.BIN_FIELDS + (self.config.num_classes or 0)
+
+    @property
+    def class_mass_slot(self) -> int:
+        return kernels.N_SUMS + self.config.bins * kernels.BIN_FIELDS
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_keys)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.n_groups == 0
+
+    # ---- growth
+    def fix_layout(self, *, num_classes: int, binary: bool, soft_targets: bool,
+                   class_names: tuple[str, ...] | None, group_names: tuple[str, ...]) -> None:
+        """Fix the layout on the first batch; every later batch must agree with it."""
+        wanted = replace(self.config, num_classes=num_classes, binary=binary, soft_targets=soft_targets,
+                         class_names=self.config.class_names or class_names, group_names=group_names)
+        if self.config.num_classes is None:
+            self.config = wanted
+            self._allocate(self.counts.shape[0])
+            return
+        difference = self.config.describe_difference(wanted)
+        if difference:
+            raise StreamdivError(f"this batch does not match the earlier ones: {difference}")
+
+    def group_ids(self, keys: list[GroupKey]) -> np.ndarray:
+        """Ids of the given group keys, registering new ones (the arrays grow geometrically)."""
+        ids = np.empty(len(keys), dtype=np.int64)
+        for position, key in enumerate(keys):
+            index = self._group_index.get(key)
+            if index is None:
+                index = len(self.group_keys)
+                self._group_index[key] = index
+                self.group_keys.append(key)
+            ids[position] = index
+        if self.counts.shape[0] < len(self.group_keys):
+            self._allocate(max(len(self.group_keys), 2 * self.counts.shape[0]))
+        return ids
+
+    def _allocate(self, capacity: int) -> None:
+        counts = np.zeros((capacity, self.n_count_slots), dtype=np.int64)
+        sums = np.zeros((capacity, self.n_sum_slots, 2))
+        used = min(self.counts.shape[0], capacity)
+        if self.counts.shape[1] == self.n_count_slots:
+            counts[:used] = self.counts[:used]
+        if self.sums.shape[1] == self.n_sum_slots:
+            sums[:used] = self.sums[:used]
+        self.counts, self.sums = counts, sums
+
+    # ---- reading
+    def group_counts(self, g: int) -> np.ndarray:
+        return self.counts[g]
+
+    def group_sums(self, g: int) -> np.ndarray:
+        """The compensated sums of group g, each collapsed to sum + compensation."""
+        return self.sums[g, :, 0] + self.sums[g, :, 1]
+
+    def total_counts(self) -> np.ndarray:
+        return self.counts[: self.n_groups].sum(axis=0)
+
+    def total_sums(self) -> np.ndarray:
+        """Sums over all groups, added in group order with compensation."""
+        total = np.zeros((self.n_sum_slots, 2))
+        for g in range(self.n_groups):
+            total = add_compensated(total, self.sums[g])
+        return total[:, 0] + total[:, 1]
+
+    # ---- merging
+    def copy(self) -> State:
+        return State(self.config, list(self.group_keys), self.counts.copy(), self.sums.copy(),
+                     dict(self._group_index))
+
+    def merge(self, other: State) -> None:
+        """Add ``other`` into this state in place; an empty state is the identity."""
+        if other.is_empty and other.config.num_classes is None:
+            return
+        if self.config.num_classes is None and self.is_empty:
+            # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
+            self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
+                                  renormalize=self.config.renormalize,
+                                  class_names=self.config.class_names or other.config.class_names)
+            self._allocate(0)
+        difference = self.config.describe_difference(other.config)
+        if difference:
+            raise IncompatibleStateError(f"cannot merge these results: {difference}")
+        ids = self.group_ids(other.group_keys)
+        for source, target in enumerate(ids):
+            self.counts[target] += other.counts[source]
+            self.sums[target] = add_compensated(self.sums[target], other.sums[source])
+
+    # ---- bytes
+    def to_bytes(self) -> bytes:
+        """Versioned binary form: MAGIC, uint32 version, uint64 header length, JSON header, counts, sums."""
+        n = self.n_groups
+        header = {
+            "config": {
+                "num_classes": self.config.num_classes,
+                "binary": self.config.binary,
+                "soft_targets": self.config.soft_targets,
+                "class_names": list(self.config.class_names) if self.config.class_names else None,
+                "bins": self.config.bins,
+                "eps": self.config.eps,
+                "renormalize": self.config.renormalize,
+                "group_names": list(self.config.group_names),
+            },
+            "group_keys": [list(key) for key in self.group_keys],
+            "counts_shape": [n, self.n_count_slots],
+            "sums_shape": [n, self.n_sum_slots, 2],
+        }
+        header_bytes = json.dumps(header, allow_nan=True).encode()
+        counts = np.ascontiguousarray(self.counts[:n], dtype="<i8").tobytes()
+        sums = np.ascontiguousarray(self.sums[:n], dtype="<f8").tobytes()
+        return MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(header_bytes)) + header_bytes + counts + sums
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> State:
+        if not data.startswith(MAGIC):
+            raise StreamdivError("not a streamdiv state: the data does not start with the streamdiv marker")
+        offset = len(MAGIC)
+        try:
+            version, header_length = struct.unpack_from("<IQ", data, offset)
+        except struct.error as error:
+            raise StreamdivError("truncated streamdiv state") from error
+        if version > FORMAT_VERSION:
+            raise StreamdivError(f"this state has format version {version}; this streamdiv reads up to "
+                                 f"{FORMAT_VERSION}: upgrade streamdiv")
+        offset += struct.calcsize("<IQ")
+        header: dict[str, Any] = json.loads(data[offset: offset + header_length])
+        offset += header_length
+        raw = header["config"]
+        config = Config(
+            num_classes=raw["num_classes"], binary=raw["binary"], soft_targets=raw["soft_targets"],
+            class_names=tuple(raw["class_names"]) if raw["class_names"] else None, bins=raw["bins"],
+            eps=raw["eps"], renormalize=raw["renormalize"], group_names=tuple(raw["group_names"]))
+        counts_shape, sums_shape = tuple(header["counts_shape"]), tuple(header["sums_shape"])
+        counts_size = int(np.prod(counts_shape)) * 8
+        sums_size = int(np.prod(sums_shape)) * 8
+        if len(data) != offset + counts_size + sums_size:
+            raise StreamdivError("truncated or corrupted streamdiv state: its size does not match its header")
+        counts = np.frombuffer(data, dtype="<i8", count=counts_size // 8, offset=offset).reshape(counts_shape)
+        sums = np.frombuffer(data, dtype="<f8", count=sums_size // 8, offset=offset + counts_size)
+        keys = [tuple(key) for key in header["group_keys"]]
+        return cls(config, keys, counts.astype(np.int64), sums.reshape(sums_shape).astype(np.float64),
+                   {key: index for index, key in enumerate(keys)})
+
+
+def add_compensated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(sum, compensation) pairs a + b: an error-free two-sum of the sums, the compensations added."""
+    total = a[..., 0] + b[..., 0]
+    error = np.where(np.abs(a[..., 0]) >= np.abs(b[..., 0]),
+                     (a[..., 0] - total) + b[..., 0], (b[..., 0] - total) + a[..., 0])
+    return np.stack([total, a[..., 1] + b[..., 1] + error], axis=-1)
