@@ -7,6 +7,7 @@ KL(P||Q) = H(P,Q) - H(P) >= 0, accumulated in one pass, in bounded memory, with 
 from __future__ import annotations
 
 from .accumulator import Accumulator
+from .evaluate import StreamdivWarning, evaluate
 from .errors import (IncompatibleStateError, InvalidRowError, SchemaError, SourceError, StreamdivError)
 from .metrics import METRIC_NAMES, METRICS
 from .report import Report
@@ -14,6 +15,6 @@ from .report import Report
 __version__ = "0.1.0"
 
 __all__ = [
-    "Accumulator", "Report", "METRICS", "METRIC_NAMES", "StreamdivError", "SourceError", "SchemaError",
+    "evaluate", "Accumulator", "Report", "StreamdivWarning", "METRICS", "METRIC_NAMES", "StreamdivError", "SourceError", "SchemaError",
     "InvalidRowError", "IncompatibleStateError", "__version__",
 ]

@@ -1,0 +1,122 @@
+"""evaluate(): read a source batch by batch, score every batch, and return the report.
+
+Decoding runs ahead on a background thread (pyarrow releases the GIL while it decodes, the kernels are
+``nogil``), so reading the next batch overlaps scoring the current one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from typing import Any, Callable, Iterator, Sequence
+
+from .accumulator import Accumulator, Location
+from .columns import prepare
+from .columns import group_keys as batch_group_keys
+from .plan import ColumnPlan, resolve
+from .report import Report
+from .sources import Chunk, Source, open_source
+
+DEFAULT_BATCH_SIZE = 1 << 16
+PREFETCH_DEPTH = 2
+
+
+class StreamdivWarning(UserWarning):
+    """Something in the data deserves attention but did not stop the run (unnormalized rows, say)."""
+
+
+ProgressCallback = Callable[[int, int], None]  # (rows done in this chunk, bytes of decoded data)
+
+
+def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: str | Sequence[str] | None = None,
+             labels: str | None = None, targets: str | Sequence[str] | None = None, weights: str | None = None,
+             by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
+             eps: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, on_invalid: str = "error",
+             ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
+             progress: ProgressCallback | None = None, accumulator: Accumulator | None = None) -> Report:
+    """Score predictions against labels or soft targets in one streaming pass.
+
+    ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
+    RecordBatch, RecordBatchReader or Dataset, an ``__arrow_c_stream__`` producer, a binary file object or a
+    dict of numpy arrays.  ``probs``/``logits``/``targets`` name a list column, per-class columns (a list of
+    names or a glob such as ``"p_*"``) or, for the binary layout, one probability column.
+
+    Returns a :class:`~streamdiv.Report`; cross_entropy = entropy + kl_divergence, in the unit of ``base``.
+    ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
+    """
+    opened = open_source(source)
+    plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
+                   by=by, class_names=class_names)
+    if accumulator is None:
+        accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, eps=eps,
+                                  renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label)
+    score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)
+    report = accumulator.report()
+    unnormalized = report.metrics["unnormalized_rows"]
+    if unnormalized:
+        warnings.warn(f"{unnormalized} rows have probabilities that do not sum to 1 (scored as given; "
+                      f"renormalize=True rescales them)", StreamdivWarning, stacklevel=2)
+    return report
+
+
+def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, batch_size: int,
+                 progress: ProgressCallback | None = None) -> Accumulator:
+    """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    group_names = tuple(plan.by)
+    column_names = plan.column_names()
+    for chunk in _prefetched(source.chunks(plan.columns, batch_size), PREFETCH_DEPTH):
+        inputs, group_columns = plan.extract(chunk.batch)
+        prepared = prepare(**inputs, class_names=accumulator._state.config.class_names or plan.class_names,
+                           expected_classes=accumulator._expected_or_fixed(), ignore_label=accumulator.ignore_label)
+        if group_columns:
+            keys, inverse = batch_group_keys(group_columns)
+        else:
+            keys, inverse = [()], None
+        accumulator.update_prepared(prepared, group_names, keys, inverse,
+                                    Location(chunk.path, chunk.first_row, column_names))
+        if progress is not None:
+            progress(chunk.batch.num_rows, chunk.batch.nbytes)
+    return accumulator
+
+
+def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:
+    """Run ``chunks`` on a background thread, ``depth`` batches ahead; its errors re-raise here."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        buffer.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            buffer.put(error)
+
+    thread = threading.Thread(target=produce, name="streamdiv-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)

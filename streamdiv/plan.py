@@ -1,0 +1,180 @@
+"""Which columns to read and what each means: the user's column arguments resolved against a schema."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from .errors import SchemaError
+
+
+
+@dataclass
+class ColumnPlan:
+    """Resolved columns.  A distribution is one list/scalar column (``str``) or one column per class (``list``)."""
+
+    prediction_role: str  # "probs" or "logits"
+    prediction: str | list[str]
+    labels: str | None = None
+    targets: str | list[str] | None = None
+    weights: str | None = None
+    by: list[str] = field(default_factory=list)
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column to read, each once, in a stable order."""
+        names: list[str] = []
+        for spec in (self.prediction, self.labels, self.targets, self.weights, self.by):
+            for name in ([spec] if isinstance(spec, str) else (spec or [])):
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def column_names(self) -> dict[str, str]:
+        """Display names per role, for error messages."""
+        return {"prediction": _display(self.prediction), "labels": _display(self.labels),
+                "targets": _display(self.targets), "weights": _display(self.weights)}
+
+    def extract(self, batch: pa.RecordBatch) -> tuple[dict[str, Any], list[pa.Array]]:
+        """The batch's arrays for :func:`streamdiv.columns.prepare`, and its group columns."""
+        def get(spec: str | list[str] | None) -> Any:
+            if spec is None:
+                return None
+            if isinstance(spec, str):
+                return batch.column(spec)
+            return [batch.column(name) for name in spec]
+
+        inputs = {self.prediction_role: get(self.prediction), "labels": get(self.labels),
+                  "targets": get(self.targets), "weights": get(self.weights)}
+        return inputs, [batch.column(name) for name in self.by]
+
+
+def _display(spec: str | list[str] | None) -> str:
+    if spec is None:
+        return ""
+    return spec if isinstance(spec, str) else ",".join(spec)
+
+
+def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels: str | None = None,
+            targets: Any = None, weights: str | None = None, by: Any = None,
+            class_names: Sequence[str] | None = None) -> ColumnPlan:
+    """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns."""
+    if (probs is None) == (logits is None):
+        raise SchemaError("name exactly one of probs= (probabilities) and logits= (the prediction columns)")
+    if (labels is None) == (targets is None):
+        raise SchemaError("name exactly one of labels= (hard labels) and targets= (soft targets)")
+    role = "probs" if probs is not None else "logits"
+    prediction, derived_names = _distribution(schema, probs if probs is not None else logits, role)
+    target_columns = None
+    if targets is not None:
+        target_columns, _ = _distribution(schema, targets, "targets")
+    for name in [labels, weights]:
+        if name is not None:
+            _require(schema, name)
+    by_columns = [by] if isinstance(by, str) else list(by or [])
+    for name in by_columns:
+        _require(schema, name)
+    names = tuple(str(n) for n in class_names) if class_names is not None else derived_names
+    return ColumnPlan(role, prediction, labels, target_columns, weights, by_columns, names)
+
+
+def _require(schema: pa.Schema, name: str) -> None:
+    if schema.get_field_index(name) < 0:
+        raise SchemaError(f"no column named {name!r}; the columns are: {', '.join(schema.names)}")
+
+
+def _distribution(schema: pa.Schema, spec: Any, role: str) -> tuple[str | list[str], tuple[str, ...] | None]:
+    """A list/scalar column name, or per-class columns with their class names."""
+    if isinstance(spec, str) and any(ch in spec for ch in "*?["):
+        matched = [name for name in schema.names if fnmatch.fnmatchcase(name, spec)]
+        if not matched:
+            raise SchemaError(f"{role}={spec!r} matches no column; the columns are: {', '.join(schema.names)}")
+        return matched, _glob_class_names(spec, matched)
+    if isinstance(spec, str):
+        _require(schema, spec)
+        return spec, None
+    names = [str(name) for name in spec]
+    for name in names:
+        _require(schema, name)
+    return names, tuple(names)
+
+
+def _glob_class_names(pattern: str, matched: list[str]) -> tuple[str, ...]:
+    """The part of each name that a single ``*`` matched (``p_*`` over ``p_cat`` gives ``cat``)."""
+    if pattern.count("*") != 1 or "?" in pattern or "[" in pattern:
+        return tuple(matched)
+    prefix, suffix = pattern.split("*")
+    regex = re.compile(re.escape(prefix) + "(.*)" + re.escape(suffix) + r"\Z")
+    return tuple(regex.match(name).group(1) for name in matched)  # type: ignore[union-attr]
+
+
+# ---- guessing, for the command line's `inspect` and for `score` without column options
+PROBABILITY_WORDS = ("prob", "proba", "probs", "probabilities", "pred", "preds", "prediction", "predictions",
+                     "score", "scores", "output", "p", "yhat", "y_pred")
+LOGIT_WORDS = ("logit", "logits")
+LABEL_WORDS = ("label", "labels", "y", "y_true", "truth", "target", "class", "gt", "actual", "outcome")
+SOFT_TARGET_WORDS = ("target", "targets", "soft_target", "soft_targets", "teacher", "soft_label", "soft_labels")
+WEIGHT_WORDS = ("weight", "weights", "sample_weight", "w")
+
+
+def guess(schema: pa.Schema) -> dict[str, Any]:
+    """Guess the role of each column from its name and type: {"probs"|"logits", "labels"|"targets", "weights"}."""
+    found: dict[str, Any] = {}
+    fields = list(schema)
+
+    def first(words: tuple[str, ...], test: Any) -> str | None:
+        for word in words:
+            for f in fields:
+                if f.name.lower() == word and test(f.type):
+                    return f.name
+        for word in words:
+            for f in fields:
+                if f.name.lower().startswith(word) and test(f.type):
+                    return f.name
+        return None
+
+    logits = first(LOGIT_WORDS, _is_float_list) or first(LOGIT_WORDS, pa.types.is_floating)
+    if logits:
+        found["logits"] = logits
+    else:
+        probs = first(PROBABILITY_WORDS, _is_float_list)
+        wide = _wide_probability_glob(schema)
+        if probs:
+            found["probs"] = probs
+        elif wide:
+            found["probs"] = wide
+        else:
+            scalar = first(PROBABILITY_WORDS, pa.types.is_floating)
+            if scalar:
+                found["probs"] = scalar
+    taken = {found.get("probs"), found.get("logits")}
+    soft = first(SOFT_TARGET_WORDS, _is_float_list)
+    if soft and soft not in taken:
+        found["targets"] = soft
+    else:
+        label = first(LABEL_WORDS, lambda t: pa.types.is_integer(t) or pa.types.is_boolean(t)
+                      or pa.types.is_string(t) or pa.types.is_dictionary(t))
+        if label:
+            found["labels"] = label
+    weight = first(WEIGHT_WORDS, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t))
+    if weight and weight not in taken:
+        found["weights"] = weight
+    return found
+
+
+def _is_float_list(kind: pa.DataType) -> bool:
+    return ((pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind))
+            and pa.types.is_floating(kind.value_type))
+
+
+def _wide_probability_glob(schema: pa.Schema) -> str | None:
+    for prefix in ("p_", "prob_", "proba_", "probability_", "score_"):
+        matched = [f for f in schema if f.name.startswith(prefix) and pa.types.is_floating(f.type)]
+        if len(matched) >= 2:
+            return prefix + "*"
+    return None
