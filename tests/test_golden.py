@@ -1,0 +1,126 @@
+"""Golden values computed with mpmath at 50 digits, on adversarial inputs, in nats and bits."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import streamdiv
+
+mpmath.mp.dps = 50
+REL = 1e-12
+
+
+def mp_cross_entropy_from_logits(z, y):
+    # log sum_j exp(z_j - z_y) = log1p(sum_{j != y} exp(z_j - z_y)): exact where 1 + tiny would round away
+    z = [mpmath.mpf(float(v)) for v in z]
+    return float(mpmath.log1p(mpmath.fsum(mpmath.exp(v - z[y]) for j, v in enumerate(z) if j != y)))
+
+
+def mp_mean(values):
+    return float(mpmath.fsum(values) / len(values))
+
+
+def metrics(**kwargs):
+    base = kwargs.pop("base", "e")
+    return streamdiv.Accumulator(base=base).update(**kwargs).report().metrics
+
+
+@pytest.mark.parametrize("logits, label", [
+    ([1e4, -1e4, 0.0], 0), ([1e4, -1e4, 0.0], 1), ([1e4, -1e4, 0.0], 2),
+    ([20.0, 0.0, 0.0, 0.0], 0),  # confident and right: CE ~ 6e-9, lost by logsumexp - z_y
+    ([100.0, 0.0, 0.0], 0),  # CE ~ 7e-44
+    ([100.0, 0.0, 0.0], 1),
+    ([-1e4, 1e4], 0),
+    ([0.1, 0.2, 0.3, 0.4, 0.5], 3),
+])
+def test_logit_cross_entropy(logits, label):
+    want = mp_cross_entropy_from_logits(logits, label)
+    got = metrics(logits=np.array([logits]), labels=np.array([label]))["cross_entropy"]
+    assert got == pytest.approx(want, rel=REL, abs=0)
+    bits = metrics(logits=np.array([logits]), labels=np.array([label]), base=2)["cross_entropy"]
+    assert bits == pytest.approx(want / float(mpmath.log(2)), rel=REL, abs=0)
+
+
+@pytest.mark.parametrize("q, y", [(1e-20, 1), (1e-20, 0), (1 - 2.0 ** -53, 0), (1 - 2.0 ** -53, 1), (0.5, 1),
+                                  (0.0, 0), (1.0, 1)])
+def test_binary_cross_entropy(q, y):
+    mq = mpmath.mpf(q)
+    want = float(-mpmath.log(mq) if y == 1 else -mpmath.log(1 - mq))
+    assert metrics(probs=np.array([q]), labels=np.array([y]))["cross_entropy"] == pytest.approx(want, rel=REL, abs=0)
+
+
+def test_binary_zero_probability_on_what_happened_is_infinite():
+    m = metrics(probs=np.array([0.0, 0.5]), labels=np.array([1, 1]))
+    assert m["cross_entropy"] == math.inf and m["kl_divergence"] == math.inf
+    assert m["infinite_rows"] == 1
+    assert m["cross_entropy_finite"] == pytest.approx(math.log(2), rel=REL)
+    assert m["cross_entropy_stderr"] is None
+    assert 0 <= m["js_divergence"] <= math.log(2)
+
+
+def test_soft_with_exact_zeros():
+    p = [[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]]
+    q = [[0.25, 0.25, 0.5], [0.125, 0.375, 0.5]]
+    mp = [[mpmath.mpf(v) for v in row] for row in p]
+    mq = [[mpmath.mpf(v) for v in row] for row in q]
+
+    def term(a, b):  # a log(a/b) with 0 log 0 = 0
+        return 0 if a == 0 else a * mpmath.log(a / b)
+
+    kl = mp_mean([mpmath.fsum(term(a, b) for a, b in zip(r, s)) for r, s in zip(mp, mq)])
+    cross = mp_mean([-mpmath.fsum(a * mpmath.log(b) for a, b in zip(r, s) if a) for r, s in zip(mp, mq)])
+    entropy = mp_mean([-mpmath.fsum(a * mpmath.log(a) for a in r if a) for r in mp])
+    js = mp_mean([mpmath.fsum(term(a, (a + b) / 2) / 2 + term(b, (a + b) / 2) / 2 for a, b in zip(r, s))
+                  for r, s in zip(mp, mq)])
+    m = metrics(probs=np.array(q), targets=np.array(p))
+    assert m["kl_divergence"] == pytest.approx(kl, rel=REL)
+    assert m["cross_entropy"] == pytest.approx(cross, rel=REL)
+    assert m["entropy"] == pytest.approx(entropy, rel=REL)
+    assert m["js_divergence"] == pytest.approx(js, rel=REL)
+    assert m["reverse_kl_divergence"] == math.inf  # q > 0 where p = 0
+    finite = metrics(probs=np.array(p), targets=np.array(q))  # swap: now supp(q) covers supp(p)
+    rkl = mp_mean([mpmath.fsum(term(a, b) for a, b in zip(r, s)) for r, s in zip(mp, mq)])
+    assert finite["reverse_kl_divergence"] == pytest.approx(rkl, rel=REL)
+
+
+def test_js_of_disjoint_supports_is_log2():
+    m = metrics(probs=np.array([[0.0, 1.0]]), targets=np.array([[1.0, 0.0]]))
+    assert m["js_divergence"] == pytest.approx(math.log(2), rel=1e-15)
+    assert m["cross_entropy"] == math.inf and m["reverse_kl_divergence"] == math.inf
+
+
+def test_normalized_entropy_and_rig():
+    q = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
+    y = np.array([0, 1, 2, 0])
+    cross = mp_mean([-mpmath.log(mpmath.mpf(q[i, y[i]])) for i in range(4)])
+    rates = [mpmath.mpf(2) / 4, mpmath.mpf(1) / 4, mpmath.mpf(1) / 4]
+    prior = -mpmath.fsum(r * mpmath.log(r) for r in rates)
+    m = metrics(probs=q, labels=y)
+    assert m["normalized_entropy"] == pytest.approx(float(cross / prior), rel=REL)
+
+
+def test_ten_million_rows():
+    """1e7 rows cycling through 7 adversarial rows: the mean must still match mpmath to 1e-12."""
+    logits = np.array([[30.0, 0.0, -5.0], [1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-3.0, 2.0, 50.0],
+                       [5.0, 5.0, -1e3], [0.5, -0.25, 0.125], [90.0, 0.0, 1.0]])
+    labels = np.array([0, 2, 1, 2, 1, 0, 0])
+    values = [mpmath.mpf(mp_cross_entropy_from_logits(z, y)) for z, y in zip(logits, labels)]
+    repeats = 10 ** 7 // 7
+    block_rows = 7 * (10 ** 6 // 7)
+    block = np.tile(logits, (10 ** 6 // 7, 1)).astype(np.float32)
+    block_labels = np.tile(labels, 10 ** 6 // 7)
+    accumulator = streamdiv.Accumulator()
+    done = 0
+    while done < repeats * 7:
+        take = min(block_rows, repeats * 7 - done)
+        accumulator.update(logits=block[:take], labels=block_labels[:take])
+        done += take
+    m = accumulator.report().metrics
+    exact = [mpmath.mpf(mp_cross_entropy_from_logits(z.astype(np.float32), y)) for z, y in zip(logits, labels)]
+    assert m["rows"] == repeats * 7
+    assert m["cross_entropy"] == pytest.approx(float(mpmath.fsum(exact) / 7), rel=REL)
+    assert values  # the float64 logits' values are only used to build the float32 ones above
