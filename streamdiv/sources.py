@@ -135,7 +135,7 @@ def _path_parts(path: str) -> list[Part]:
         if kind == "ipc_file":
             return [_ipc_file_part(path)]
         if kind == "ipc_stream":
-            return [_ipc_stream_part(path, open(path, "rb"))]
+            return [_ipc_stream_file_part(path)]
         return [_csv_part(path)]
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{path}: cannot open it as {kind.replace('_', ' ')}: {error}") from error
@@ -198,6 +198,18 @@ def _ipc_stream_part(name: str, stream: BinaryIO) -> Part:
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{name}: not an Arrow IPC stream: {error}") from error
     return _reader_part(name, reader)
+
+
+def _ipc_stream_file_part(path: str) -> Part:
+    with pa.OSFile(path, "rb") as handle:
+        schema = pa.ipc.open_stream(handle).schema
+
+    def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        with pa.OSFile(path, "rb") as handle:
+            for batch in pa.ipc.open_stream(handle):
+                yield batch.select(columns)
+
+    return Part(path, schema, read, bytes=os.path.getsize(path))
 
 
 def _reader_part(name: str, reader: pa.RecordBatchReader) -> Part:

@@ -1,0 +1,126 @@
+"""Every kind of source gives the same report; only the named columns are read."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+from conftest import make_hard
+
+import streamdiv
+
+_, PROBS, LABELS = make_hard(n=1000, num_classes=3, seed=21)
+TABLE = pa.table({
+    "probs": pa.FixedSizeListArray.from_arrays(pa.array(PROBS.reshape(-1)), 3),
+    "label": LABELS,
+    "p_0": PROBS[:, 0], "p_1": PROBS[:, 1], "p_2": PROBS[:, 2],
+    "segment": np.where(np.arange(1000) < 400, "a", "b"),
+    "unused": np.zeros(1000),
+})
+EXPECTED = streamdiv.Accumulator().update(probs=PROBS, labels=LABELS).report().metrics
+
+
+def score(source, **kwargs):
+    options = {"probs": "probs", "labels": "label"} | kwargs
+    return streamdiv.evaluate(source, **options).metrics
+
+
+def test_parquet_file_list_and_glob(tmp_path):
+    pq.write_table(TABLE.slice(0, 600), tmp_path / "a.parquet", row_group_size=250)
+    pq.write_table(TABLE.slice(600), tmp_path / "b.parquet", row_group_size=250)
+    assert score(tmp_path / "a.parquet")["rows"] == 600
+    assert score([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]) == EXPECTED
+    assert score(str(tmp_path / "*.parquet"), batch_size=128) == EXPECTED
+
+
+def test_hive_partitioned_directory(tmp_path):
+    pq.write_to_dataset(TABLE, tmp_path / "data", partition_cols=["segment"])
+    report = streamdiv.evaluate(tmp_path / "data", probs="probs", labels="label", by="segment")
+    assert {g["group"]["segment"]: g["metrics"]["rows"] for g in report.groups} == {"a": 400, "b": 600}
+    assert report.metrics["cross_entropy"] == pytest.approx(EXPECTED["cross_entropy"], rel=1e-14)
+
+
+def test_arrow_ipc_file_and_stream(tmp_path):
+    feather.write_feather(TABLE, tmp_path / "t.arrow", chunksize=300)
+    assert score(tmp_path / "t.arrow") == EXPECTED
+    feather.write_feather(TABLE, tmp_path / "t.feather", compression="uncompressed")
+    assert score(tmp_path / "t.feather") == EXPECTED
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, TABLE.schema) as writer:
+        for batch in TABLE.to_batches(max_chunksize=333):
+            writer.write_batch(batch)
+    (tmp_path / "t.arrows").write_bytes(sink.getvalue())
+    assert score(tmp_path / "t.arrows") == EXPECTED
+    assert score(io.BytesIO(sink.getvalue())) == EXPECTED
+
+
+def test_csv_with_wide_columns(tmp_path):
+    pa_csv.write_csv(TABLE.drop_columns(["probs"]), tmp_path / "t.csv")
+    metrics = score(tmp_path / "t.csv", probs="p_*")
+    for name, value in EXPECTED.items():
+        assert metrics[name] == (pytest.approx(value, rel=1e-15) if isinstance(value, float) else value), name
+
+
+def test_in_memory_sources():
+    assert score(TABLE) == EXPECTED
+    assert score(TABLE.combine_chunks().to_batches()[0]) == EXPECTED
+    assert score(pa.RecordBatchReader.from_batches(TABLE.schema, TABLE.to_batches(max_chunksize=100))) == EXPECTED
+    assert score(ds.dataset(TABLE)) == EXPECTED
+    assert score({"probs": PROBS, "label": LABELS}) == EXPECTED
+
+
+class CapsuleOnly:
+    """Stands for pandas, polars or a DuckDB result: it offers only the Arrow PyCapsule stream protocol."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+def test_arrow_c_stream_protocol():
+    assert score(CapsuleOnly(TABLE)) == EXPECTED
+
+
+def test_only_the_named_columns_are_read(tmp_path):
+    pq.write_table(TABLE, tmp_path / "t.parquet")
+    opened = streamdiv.sources.open_source(tmp_path / "t.parquet")
+    chunks = list(opened.chunks(["probs", "label"], 10_000))
+    assert [c.batch.schema.names for c in chunks] == [["probs", "label"]]
+
+
+def test_unknown_source_type_lists_what_is_accepted():
+    with pytest.raises(TypeError, match="__arrow_c_stream__"):
+        streamdiv.evaluate(42, probs="p", labels="y")
+
+
+def test_missing_file_and_column_are_clear(tmp_path):
+    with pytest.raises(streamdiv.SourceError, match="no such file"):
+        score(tmp_path / "missing.parquet")
+    with pytest.raises(streamdiv.SourceError, match="no file matches"):
+        score(str(tmp_path / "*.parquet"))
+    pq.write_table(TABLE, tmp_path / "t.parquet")
+    with pytest.raises(streamdiv.SchemaError, match="no column named 'nope'.*probs, label"):
+        score(tmp_path / "t.parquet", labels="nope")
+
+
+def test_stdin_stream_in_a_subprocess(tmp_path):
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, TABLE.schema) as writer:
+        writer.write_table(TABLE, max_chunksize=250)
+    code = ("import streamdiv, json; r = streamdiv.evaluate('-', probs='probs', labels='label'); "
+            "print(json.dumps(r.to_dict()['metrics']))")
+    done = subprocess.run([sys.executable, "-c", code], input=sink.getvalue(), capture_output=True, check=True,
+                          env=os.environ | {"PYTHONWARNINGS": "error"})
+    import json
+    assert json.loads(done.stdout)["cross_entropy"] == EXPECTED["cross_entropy"]
