@@ -1,0 +1,310 @@
+"""The ``streamdiv`` command line: a thin layer over the Python API (no metric logic lives here).
+
+Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 usage error; 3 bad data or unreadable input;
+4 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .accumulator import Accumulator
+from .conditions import Condition, breaches
+from .errors import StreamdivError
+from .evaluate import DEFAULT_BATCH_SIZE, StreamdivWarning, score_source
+from .formats import FORMATS, render, write_atomically
+from .metrics import METRIC_NAMES, parse_base
+from .plan import guess, resolve
+from .progress import ProgressBar
+from .report import Report
+from .sources import open_source
+
+EXIT_BREACH, EXIT_DATA, EXIT_INTERNAL = 1, 3, 4
+SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
+EXIT_CODES_HELP = ("Exit codes: 0 success, 1 a --fail-if condition held, 2 usage error, "
+                   "3 bad data or unreadable input, 4 internal error.")
+
+
+class StreamdivGroup(click.Group):
+    """Turns streamdiv's errors into one-paragraph messages and exit codes; --debug shows tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except (StreamdivError, OSError) as error:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"streamdiv: error: {error}", err=True)
+            ctx.exit(EXIT_DATA)
+        except Exception as error:  # a bug: say so plainly, keep the traceback for --debug
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"streamdiv: internal error: {type(error).__name__}: {error} "
+                       f"(run with --debug for the traceback, and please report it)", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=StreamdivGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "--version", prog_name="streamdiv")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+def main(debug: bool) -> None:
+    """Score model predictions against labels: cross-entropy, KL, entropy and calibration, in one pass.
+
+    \b
+    Example:
+        streamdiv demo
+        streamdiv score preds/*.parquet --probs probs --labels label --by region
+    """
+
+
+# ---- options shared between commands, defined once
+def output_options(func: Callable) -> Callable:
+    @click.option("--format", "fmt", type=click.Choice(FORMATS),
+                  help="Output format [default: table on a terminal; else from -o's suffix, or json].")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the result to this file "
+                  "atomically (temporary file + rename) instead of standard output.")
+    @click.option("--fail-if", "fail_if", multiple=True, metavar="EXPR",
+                  help="Exit with status 1 if METRIC OP NUMBER holds overall or in any group, "
+                       "e.g. 'ece>0.05'. Repeatable.")
+    @click.option("--save-state", type=click.Path(dir_okay=False),
+                  help="Also save the accumulator state (mergeable later with `streamdiv merge`).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+    return wrapper
+
+
+def _conditions(texts: tuple[str, ...]) -> list[Condition]:
+    try:
+        return [Condition.parse(text) for text in texts]
+    except StreamdivError as error:
+        raise click.BadParameter(str(error), param_hint="--fail-if") from None
+
+
+def _emit(report: Report, accumulator: Accumulator, fmt: str | None, output: str | None,
+          conditions: list[Condition], save_state: str | None) -> None:
+    """Print or write the report, save the state, then exit 1 if a condition holds."""
+    if fmt is None:
+        if output:
+            fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "json")
+        else:
+            fmt = "table" if sys.stdout.isatty() else "json"
+    text = render(report, fmt)
+    if output:
+        write_atomically(output, text.encode())
+    else:
+        click.echo(text, nl=False)
+    if save_state:
+        write_atomically(save_state, accumulator.to_bytes())
+    problems = breaches(report, conditions)
+    for line in problems:
+        click.echo(f"streamdiv: {line}", err=True)
+    if problems:
+        sys.exit(EXIT_BREACH)
+
+
+def _split(value: str | None) -> Any:
+    """'a,b,c' -> ['a', 'b', 'c'] (per-class columns); a single name or a glob stays a string."""
+    if value is None or "," not in value:
+        return value
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _label_value(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--probs", help="Probability column: a list column, 'p_a,p_b,...' or a glob such as 'p_*'; "
+              "one float column for binary.")
+@click.option("--logits", help="Logit column(s) instead of probabilities (same layouts).")
+@click.option("--labels", help="Hard label column: integer class index, bool, or class name.")
+@click.option("--targets", help="Soft target column(s): a full reference distribution per row.")
+@click.option("--weights", help="Per-row weight column.")
+@click.option("--by", multiple=True, help="Group column; repeat for several. Every metric per group.")
+@click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
+              help="Log base: e (nats), 2 (bits), 10 (hartleys).")
+@click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration bins.")
+@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(1),
+              help="Rows per batch.")
+@click.option("--on-invalid", default="error", show_default=True, type=click.Choice(["error", "skip"]),
+              help="Stop at the first invalid row, or skip and count invalid rows.")
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Clip predicted probabilities to [eps, 1] inside log terms (counted in clipped_rows).")
+@click.option("--ignore-label", help="Label value whose rows are left out and counted (e.g. -100).")
+@click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
+@click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
+@output_options
+def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
+          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int,
+          on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool,
+          class_names: str | None, progress: bool | None, fmt: str | None, output: str | None,
+          fail_if: tuple[str, ...], save_state: str | None) -> None:
+    """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
+
+    Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
+    printed on stderr.
+
+    \b
+    Example:
+        streamdiv score preds.parquet --probs probs --labels label --by region \\
+            --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
+    """
+    conditions = _conditions(fail_if)
+    source = open_source(list(sources) if len(sources) > 1 else sources[0])
+    columns = {"probs": _split(probs), "logits": _split(logits), "labels": labels, "targets": _split(targets),
+               "weights": weights}
+    if columns["probs"] is None and columns["logits"] is None or columns["labels"] is None and columns["targets"] is None:
+        guessed = guess(source.schema)
+        taken = []
+        for pair in (("probs", "logits"), ("labels", "targets")):
+            if all(columns[role] is None for role in pair):
+                for role in pair:
+                    if role in guessed:
+                        columns[role] = guessed[role]
+                        taken.append(f"--{role} {guessed[role]}")
+        if columns["weights"] is None and "weights" in guessed and taken:
+            columns["weights"] = guessed["weights"]
+            taken.append(f"--weights {guessed['weights']}")
+        if taken:
+            click.echo(f"streamdiv: using {' '.join(taken)} (guessed from the column names)", err=True)
+    plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
+                   **columns)
+    accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, eps=eps,
+                              renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label))
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    bar = ProgressBar(source.total_rows) if show_progress else None
+    try:
+        score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    report = accumulator.report()
+    if report.metrics["unnormalized_rows"]:
+        click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "
+                   f"not sum to 1 (scored as given; --renormalize rescales them)", err=True)
+    _emit(report, accumulator, fmt, output, conditions, save_state)
+
+
+@main.command()
+@click.argument("states", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]), help="Log base.")
+@output_options
+def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | None, fail_if: tuple[str, ...],
+          save_state: str | None) -> None:
+    """Combine saved states (from --save-state) into one result, equal to scoring all the data at once.
+
+    \b
+    Example:
+        streamdiv merge hourly/*.state --save-state daily.state --fail-if 'kl_divergence>=0.2'
+    """
+    conditions = _conditions(fail_if)
+    accumulator = Accumulator(base=parse_base(base))
+    for path in states:
+        with open(path, "rb") as handle:
+            try:
+                accumulator.merge(Accumulator.from_bytes(handle.read()))
+            except StreamdivError as error:
+                raise StreamdivError(f"{path}: {error}") from error
+    _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def inspect(source: str, fmt: str) -> None:
+    """Show a source's columns, its row count (from metadata, without a scan) and the guessed column roles.
+
+    \b
+    Example:
+        streamdiv inspect preds.parquet
+    """
+    opened = open_source(source)
+    guessed = guess(opened.schema)
+    roles = {name: role for role, name in guessed.items() if isinstance(name, str)}
+    if fmt == "json":
+        import json
+        click.echo(json.dumps({"files": len(opened.parts), "rows": opened.total_rows, "bytes": opened.total_bytes,
+                               "columns": [{"name": f.name, "type": str(f.type)} for f in opened.schema],
+                               "guess": guessed}, indent=2))
+        return
+    rows = "unknown (needs a scan)" if opened.total_rows is None else f"{opened.total_rows:,}"
+    size = "" if opened.total_bytes is None else f", {opened.total_bytes / 2 ** 20:,.1f} MiB"
+    click.echo(f"{len(opened.parts)} file(s), {rows} rows{size}\n")
+    width = max(len(f.name) for f in opened.schema)
+    for f in opened.schema:
+        role = roles.get(f.name, "")
+        if not role:
+            role = next((r for r, n in guessed.items() if isinstance(n, str) and "*" in n
+                         and f.name.startswith(n.rstrip("*"))), "")
+        click.echo(f"  {f.name.ljust(width)}  {str(f.type):40s}  {role}".rstrip())
+    if guessed:
+        flags = " ".join(f"--{role} '{name}'" for role, name in guessed.items())
+        click.echo(f"\nstreamdiv score {source} {flags}")
+    else:
+        click.echo("\nno column looks like predictions; name them with --probs/--logits and --labels/--targets")
+
+
+@main.command()
+@click.option("--rows", default=2_000_000, show_default=True, type=click.IntRange(1), help="Rows to make.")
+@click.option("--classes", default=10, show_default=True, type=click.IntRange(2), help="Number of classes.")
+@click.option("--keep", type=click.Path(dir_okay=False), help="Keep the generated Parquet file here.")
+@click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
+@output_options
+def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: str | None, output: str | None,
+         fail_if: tuple[str, ...], save_state: str | None) -> None:
+    """Make a synthetic prediction file with a known miscalibration and score it, grouped by region.
+
+    The model is calibrated in 'eu', overconfident in 'us' (temperature 0.6) and underconfident in 'apac'
+    (temperature 1.6); the report shows it in ece and the per-region table.
+
+    \b
+    Example:
+        streamdiv demo --rows 5000000 --keep demo.parquet
+    """
+    from .synthetic import write_predictions
+
+    conditions = _conditions(fail_if)
+    with tempfile.TemporaryDirectory(prefix="streamdiv-demo-") as scratch:
+        path = keep or os.path.join(scratch, "demo.parquet")
+        started = time.perf_counter()
+        write_predictions(path, rows, classes)
+        click.echo(f"streamdiv demo: wrote {rows:,} synthetic predictions ({classes} classes) to {path} in "
+                   f"{time.perf_counter() - started:.1f}s; scoring it...", err=True)
+        source = open_source(path)
+        plan = resolve(source.schema, probs="probs", labels="label", by=["region"])
+        accumulator = Accumulator()
+        show_progress = sys.stderr.isatty() if progress is None else progress
+        bar = ProgressBar(source.total_rows) if show_progress else None
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StreamdivWarning)
+            score_source(accumulator, source, plan, batch_size=DEFAULT_BATCH_SIZE, progress=bar)
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - started
+        click.echo(f"streamdiv demo: scored {rows:,} rows in {seconds:.2f}s ({rows / seconds / 1e6:.1f} M rows/s). "
+                   f"Score your own file with: streamdiv score FILE --probs COLUMN --labels COLUMN", err=True)
+        _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
+
+
+__all__ = ["main", "METRIC_NAMES"]

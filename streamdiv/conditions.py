@@ -1,0 +1,65 @@
+"""``--fail-if`` conditions: ``METRIC OP NUMBER`` checked against the overall metrics and every group."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import StreamdivError
+from .metrics import METRIC_NAMES
+from .report import Report
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
+PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:inf|[0-9.]+(?:[eE][-+]?\d+)?))\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A threshold on one metric, e.g. ``ece>0.05``."""
+
+    metric: str
+    op: str
+    threshold: float
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        match = PATTERN.match(text)
+        if not match:
+            raise StreamdivError(f"cannot read the condition {text!r}: write METRIC OP NUMBER, such as "
+                                 f"'ece>0.05' or 'kl_divergence>=0.2' (OP is one of > >= < <= == !=)")
+        metric, op, number = match.groups()
+        if metric not in METRIC_NAMES:
+            raise StreamdivError(f"unknown metric {metric!r} in {text!r}; the metrics are: {', '.join(METRIC_NAMES)}")
+        try:
+            threshold = float(number)
+        except ValueError as error:
+            raise StreamdivError(f"{number!r} in {text!r} is not a number") from error
+        return cls(metric, op, threshold, text.strip())
+
+    def holds(self, value: Any) -> bool:
+        """A null metric (undefined for this data) never trips a condition."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return OPERATORS[self.op](float(value), self.threshold)
+
+
+def breaches(report: Report, conditions: list[Condition]) -> list[str]:
+    """One line per condition that holds somewhere: overall or in a group."""
+    lines = []
+    for condition in conditions:
+        places = []
+        if condition.holds(report.metrics[condition.metric]):
+            places.append(f"overall {condition.metric} = {report.metrics[condition.metric]}")
+        for group in report.groups:
+            value = group["metrics"][condition.metric]
+            if condition.holds(value):
+                where = ", ".join(f"{k}={v}" for k, v in group["group"].items())
+                places.append(f"{where}: {condition.metric} = {value}")
+        if places:
+            lines.append(f"condition {condition.text!r} holds: " + "; ".join(places))
+    return lines

@@ -1,0 +1,162 @@
+"""Output formats for a report: an aligned table for people, JSON, CSV and the Prometheus text format.
+
+Every format takes a :class:`~streamdiv.Report` and returns text; the CLI only chooses and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from typing import Any, Callable
+
+from .metrics import METRICS, UNITS
+from .report import Report
+
+FORMATS = ("table", "json", "csv", "prometheus")
+GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece")
+
+
+def render(report: Report, fmt: str) -> str:
+    return RENDERERS[fmt](report)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}" if abs(value) >= 1e6 else f"{value:.6f}"
+    if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e6):
+        return f"{value:.6e}"
+    return f"{value:.6f}"
+
+
+def _aligned(rows: list[list[str]], right_from: int = 1) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(widths[i]) if i < right_from else cell.rjust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def table(report: Report) -> str:
+    """Metric, value and unit, one metric a line; then one line per group with the key metrics."""
+    unit = report.units
+    rows = [["metric", "value", "unit"]]
+    for metric in METRICS:
+        value = report.metrics[metric.name]
+        if value is None and metric.name in ("reverse_kl_divergence", "cross_entropy_stderr"):
+            continue
+        kind = {"information": unit, "count": "rows"}.get(metric.kind, "")
+        rows.append([metric.name, _number(value), kind])
+    text = _aligned(rows)
+    if report.groups:
+        header = list(report.groups[0]["group"]) + list(GROUP_COLUMNS)
+        group_rows = [header]
+        for group in report.groups:
+            group_rows.append([_text(v) for v in group["group"].values()] +
+                              [_number(group["metrics"][name]) for name in GROUP_COLUMNS])
+        text += "\n\n" + _aligned(group_rows, right_from=len(report.groups[0]["group"]))
+    return text + "\n"
+
+
+def _text(value: Any) -> str:
+    return "(null)" if value is None else str(value)
+
+
+def as_json(report: Report) -> str:
+    return report.to_json(indent=2) + "\n"
+
+
+def as_csv(report: Report) -> str:
+    """One row for the whole run (scope=overall), then one per group, every metric a column."""
+    group_names = list(report.config.group_names)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["scope", *group_names, *report.metrics, "units"])
+    writer.writerow(["overall", *([""] * len(group_names)), *map(_csv_value, report.metrics.values()),
+                     report.units])
+    for group in report.groups:
+        writer.writerow(["group", *(_csv_value(v) for v in group["group"].values()),
+                         *map(_csv_value, group["metrics"].values()), report.units])
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def prometheus(report: Report) -> str:
+    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out)."""
+    lines = []
+    for metric in METRICS:
+        name = "streamdiv_" + metric.name + _prometheus_suffix(metric.kind, report.units)
+        samples = [({}, report.metrics[metric.name])]
+        samples += [(group["group"], group["metrics"][metric.name]) for group in report.groups]
+        samples = [(labels, value) for labels, value in samples if value is not None]
+        if not samples:
+            continue
+        lines.append(f"# HELP {name} {metric.description}")
+        lines.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            label_text = ",".join(f'{_label_name(k)}="{_escape(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{label_text}}} {_prometheus_value(value)}" if label_text
+                         else f"{name} {_prometheus_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _prometheus_suffix(kind: str, units: str) -> str:
+    return {"information": "_" + units, "probability": "_ratio"}.get(kind, "")  # counts already end in "rows"
+
+
+def _prometheus_value(value: float) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _label_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in str(name))
+    return cleaned if cleaned and not cleaned[0].isdigit() else "_" + cleaned
+
+
+def _escape(value: Any) -> str:
+    return _text(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": table, "json": as_json, "csv": as_csv, "prometheus": prometheus}
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it: readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+__all__ = ["FORMATS", "render", "write_atomically", "UNITS"]

@@ -1,0 +1,57 @@
+"""Deterministic synthetic prediction sets with a known miscalibration, for the demo and the benchmarks.
+
+True class probabilities are softmax(z) with z ~ N(0, 2^2); labels are drawn from them.  A model sees the
+same logits through a temperature: it predicts softmax(z / T), so T < 1 is overconfident, T > 1
+underconfident and T = 1 calibrated.  Each region gets its own temperature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# region -> temperature of its model: "eu" is calibrated, "us" overconfident, "apac" underconfident
+REGIONS = {"eu": 1.0, "us": 0.6, "apac": 1.6}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def prediction_batch(n_rows: int, num_classes: int, rng: np.random.Generator,
+                     dtype: type = np.float32) -> pa.RecordBatch:
+    """One batch: ``probs`` (fixed_size_list<float32>[K]), ``label`` int32, ``region`` string."""
+    logits = rng.normal(0.0, 2.0, (n_rows, num_classes))
+    truth = softmax(logits)
+    draws = rng.random(n_rows)[:, None]
+    labels = np.minimum((truth.cumsum(axis=1) < draws).sum(axis=1), num_classes - 1).astype(np.int32)
+    names = np.array(list(REGIONS))
+    region_index = rng.integers(0, len(names), n_rows)
+    temperature = np.array(list(REGIONS.values()))[region_index][:, None]
+    probs = softmax(logits / temperature).astype(dtype)
+    flat = pa.array(probs.reshape(-1))
+    return pa.record_batch({
+        "probs": pa.FixedSizeListArray.from_arrays(flat, num_classes),
+        "label": pa.array(labels),
+        "region": pa.array(names[region_index]).dictionary_encode(),
+    })
+
+
+def write_predictions(path: str, n_rows: int, num_classes: int = 10, seed: int = 2026,
+                      row_group_size: int = 1 << 18) -> str:
+    """Write a deterministic prediction set of ``n_rows`` rows to a Parquet file, one row group at a time."""
+    rng = np.random.default_rng(seed)
+    writer = None
+    try:
+        for start in range(0, n_rows, row_group_size):
+            batch = prediction_batch(min(row_group_size, n_rows - start), num_classes, rng)
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_batch(batch, row_group_size=row_group_size)
+    finally:
+        if writer is not None:
+            writer.close()
+    return path

@@ -1,0 +1,203 @@
+"""The command line: every command, option and format, exit codes, stdin, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import make_hard
+from prometheus_client.parser import text_string_to_metric_families
+
+import streamdiv
+from streamdiv.cli import main
+
+_, PROBS, LABELS = make_hard(n=3000, num_classes=3, seed=51)
+TABLE = pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(PROBS.reshape(-1).astype(np.float32)), 3),
+                  "label": LABELS.astype(np.int32), "region": np.where(np.arange(3000) % 2, "eu", "us"),
+                  "w": np.linspace(0.5, 1.5, 3000)})
+
+
+@pytest.fixture
+def preds(tmp_path):
+    path = tmp_path / "preds.parquet"
+    pq.write_table(TABLE, path, row_group_size=1000)
+    return str(path)
+
+
+def invoke(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.stderr, result.exception)
+    return result
+
+
+def test_json_output_is_exactly_to_dict(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "json")
+    expected = streamdiv.evaluate(preds, probs="probs", labels="label", by="region").to_dict()
+    assert json.loads(result.stdout) == expected
+
+
+def test_options_reach_the_engine(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--weights", "w", "--base", "2",
+                    "--bins", "7", "--batch-size", "333", "--eps", "1e-9", "--format", "json")
+    expected = streamdiv.evaluate(preds, probs="probs", labels="label", weights="w", base=2, bins=7, eps=1e-9)
+    assert json.loads(result.stdout) == expected.to_dict()
+    assert json.loads(result.stdout)["units"] == "bits"
+
+
+def test_guessed_columns_are_announced(preds):
+    result = invoke("score", preds, "--format", "json")
+    assert "--probs probs --labels label" in result.stderr
+    assert json.loads(result.stdout)["metrics"]["rows"] == 3000
+
+
+def test_table_format(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "table")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["metric", "value", "unit"]
+    assert any(line.startswith("cross_entropy ") and line.endswith("nats") for line in lines)
+    assert any(line.split()[:1] == ["eu"] for line in lines) and any(line.split()[:1] == ["us"] for line in lines)
+
+
+def test_csv_has_one_row_per_group(preds):
+    import csv
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["scope"] for r in rows] == ["overall", "group", "group"]
+    report = streamdiv.evaluate(preds, probs="probs", labels="label", by="region")
+    assert float(rows[0]["cross_entropy"]) == report.metrics["cross_entropy"]
+    assert {r["region"] for r in rows[1:]} == {"eu", "us"}
+
+
+def test_prometheus_output_parses(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region",
+                    "--format", "prometheus")
+    families = {f.name: f for f in text_string_to_metric_families(result.stdout)}
+    ce = families["streamdiv_cross_entropy_nats"]
+    assert {tuple(sorted(s.labels.items())) for s in ce.samples} == {(), (("region", "eu"),), (("region", "us"),)}
+    overall = next(s for s in ce.samples if not s.labels)
+    report = streamdiv.evaluate(preds, probs="probs", labels="label")
+    assert overall.value == pytest.approx(report.metrics["cross_entropy"], rel=1e-15)
+    assert "streamdiv_ece_ratio" in families and "streamdiv_rows" in families and "streamdiv_rows_rows" not in families
+    assert "streamdiv_reverse_kl_divergence_nats" not in families  # null for hard labels: left out
+
+
+def test_prometheus_writes_infinity():
+    table = pa.table({"p": [0.0, 0.5], "y": [1, 1]})
+    report = streamdiv.evaluate(table, probs="p", labels="y")
+    text = streamdiv.formats.render(report, "prometheus")
+    assert "streamdiv_cross_entropy_nats +Inf" in text
+    assert any(f.name == "streamdiv_cross_entropy_nats" for f in text_string_to_metric_families(text))
+
+
+def test_fail_if_exit_codes(preds):
+    base = ["score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "json"]
+    passed = invoke(*base, "--fail-if", "ece>0.5", "--fail-if", "accuracy<0.01")
+    assert passed.stderr == ""
+    breached = invoke(*base, "--fail-if", "cross_entropy>0.01", "--fail-if", "ece>0.5", code=1)
+    assert json.loads(breached.stdout)["metrics"]["rows"] == 3000  # the result is printed first
+    assert "'cross_entropy>0.01' holds" in breached.stderr and "region=eu" in breached.stderr
+    assert "ece>0.5" not in breached.stderr
+    assert "unknown metric 'eec'" in invoke(*base, "--fail-if", "eec>0.1", code=2).stderr
+    assert "METRIC OP NUMBER" in invoke(*base, "--fail-if", "ece is big", code=2).stderr
+
+
+def test_usage_and_data_errors(preds, tmp_path):
+    assert invoke("score", preds, "--probs", "probs", "--labels", "label", "--base", "3", code=2)
+    missing = invoke("score", tmp_path / "nope.parquet", "--probs", "p", "--labels", "y", code=3)
+    assert "nope.parquet" in missing.stderr and "Traceback" not in missing.stderr
+    bad = TABLE.set_column(1, "label", pa.array(np.where(np.arange(3000) == 2500, 7, LABELS).astype(np.int32)))
+    pq.write_table(bad, tmp_path / "bad.parquet", row_group_size=1000)
+    error = invoke("score", tmp_path / "bad.parquet", "--probs", "probs", "--labels", "label", code=3)
+    assert "bad.parquet: row 2500, column 'label': the value 7" in error.stderr
+    skipped = invoke("score", tmp_path / "bad.parquet", "--probs", "probs", "--labels", "label",
+                     "--on-invalid", "skip", "--format", "json")
+    assert json.loads(skipped.stdout)["metrics"]["skipped_rows"] == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["--debug", "score", str(tmp_path / "nope.parquet"), "--probs", "p",
+                                       "--labels", "y"])
+    assert isinstance(result.exception, streamdiv.SourceError)
+
+
+def test_output_file_and_states_merge(preds, tmp_path):
+    halves = []
+    for i, (lo, hi) in enumerate(((0, 1700), (1700, 3000))):
+        part = tmp_path / f"part{i}.parquet"
+        pq.write_table(TABLE.slice(lo, hi - lo), part)
+        state = tmp_path / f"part{i}.state"
+        invoke("score", part, "--probs", "probs", "--labels", "label", "--by", "region", "--save-state", state,
+               "-o", tmp_path / f"part{i}.json")
+        assert json.loads((tmp_path / f"part{i}.json").read_text())["metrics"]["rows"] == hi - lo
+        halves.append(state)
+    merged = invoke("merge", *halves, "--format", "json", "--save-state", tmp_path / "all.state")
+    once = streamdiv.evaluate(preds, probs="probs", labels="label", by="region").metrics
+    for name, value in json.loads(merged.stdout)["metrics"].items():
+        assert value == (pytest.approx(once[name], rel=1e-15) if isinstance(value, float) else once[name]), name
+    again = invoke("merge", tmp_path / "all.state", "--format", "json")
+    assert json.loads(again.stdout) == json.loads(merged.stdout)
+    assert invoke("merge", halves[0], "--fail-if", "rows>10", "-o", tmp_path / "m.prom", code=1)
+    assert (tmp_path / "m.prom").read_text().startswith("# HELP")
+    (tmp_path / "junk.state").write_bytes(b"nonsense")
+    assert "junk.state" in invoke("merge", tmp_path / "junk.state", code=3).stderr
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_inspect(preds):
+    result = invoke("inspect", preds)
+    assert "3,000 rows" in result.stdout and "fixed_size_list" in result.stdout
+    assert "--probs 'probs' --labels 'label'" in result.stdout
+    data = json.loads(invoke("inspect", preds, "--format", "json").stdout)
+    assert data["rows"] == 3000 and data["guess"] == {"probs": "probs", "labels": "label", "weights": "w"}
+
+
+def test_demo_runs_small(tmp_path):
+    result = invoke("demo", "--rows", "30000", "--format", "json", "--keep", tmp_path / "d.parquet")
+    data = json.loads(result.stdout)
+    assert data["metrics"]["rows"] == 30000
+    ece = {g["group"]["region"]: g["metrics"]["ece"] for g in data["groups"]}
+    assert ece["eu"] < 0.03 < min(ece["us"], ece["apac"])  # the planted miscalibration shows
+    assert (tmp_path / "d.parquet").exists()
+
+
+def test_every_command_has_help_with_an_example():
+    for command in main.commands:
+        text = invoke(command, "--help").stdout
+        assert "Example:" in text, command
+    assert "Exit codes" in invoke("--help").stdout
+    assert streamdiv.__version__ in invoke("--version").stdout
+
+
+def test_stdin_stream_in_a_subprocess(tmp_path):
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, TABLE.schema) as writer:
+        writer.write_table(TABLE, max_chunksize=700)
+    done = subprocess.run([sys.executable, "-m", "streamdiv", "score", "-", "--probs", "probs", "--labels", "label",
+                           "--format", "json"], input=sink.getvalue(), capture_output=True, check=True)
+    expected = streamdiv.evaluate(TABLE, probs="probs", labels="label").to_dict()
+    assert json.loads(done.stdout) == expected
+
+
+def test_killed_writer_leaves_no_partial_file(tmp_path):
+    """Kill a process in the middle of write_atomically: the target is either absent or whole."""
+    target = tmp_path / "out.prom"
+    target.write_text("old complete content\n")
+    code = ("import sys, time, streamdiv.formats as f, os\n"
+            "real = os.replace\n"
+            "def slow(*a):\n    print('ready', flush=True); time.sleep(30); real(*a)\n"
+            "f.os.replace = slow\n"
+            f"f.write_atomically({str(target)!r}, b'x' * 10_000_000)\n")
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) as process:
+        assert process.stdout.readline().strip() == b"ready"  # the temporary file is written, not yet renamed
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert target.read_text() == "old complete content\n"
