@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import os
+import stat
 import tempfile
 from typing import Any, Callable
 
@@ -144,7 +145,15 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it: readers never see half a file."""
+    """Write to a temporary file beside ``path``, fsync, then rename over it: readers never see half a file.
+
+    Only regular files (or new paths) are replaced this way; a device, FIFO or socket (``/dev/null``,
+    ``/dev/stdout``, a named pipe) is written in place, since renaming over it would replace the device.
+    """
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        with open(path, "wb") as stream:
+            stream.write(data)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:

@@ -201,3 +201,15 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert target.read_text() == "old complete content\n"
+
+
+def test_writing_to_a_device_writes_through_it(tmp_path):
+    """-o /dev/null must not rename a temporary file over the device node (as root, it would replace it)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE) as reader:
+        streamdiv.formats.write_atomically(str(fifo), b"through the pipe\n")
+        assert reader.communicate(timeout=10)[0] == b"through the pipe\n"
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+    streamdiv.formats.write_atomically(os.devnull, b"gone")
+    assert not os.path.isfile(os.devnull)

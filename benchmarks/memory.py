@@ -1,0 +1,49 @@
+"""Peak memory of `streamdiv score` on a large Parquet file, measured as the child process's peak RSS.
+
+    python benchmarks/memory.py --gigabytes 2          # writes ~2 GB under a temp dir, then scores it
+
+The file is the demo's data (fixed_size_list<float32>[10] + int32 label + region), 1 Mi-row row groups.
+Peak RSS comes from getrusage(RUSAGE_CHILDREN).ru_maxrss of the scoring process alone (it includes the
+Python interpreter, numba and pyarrow themselves: about 150 MB before any data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from streamdiv.synthetic import write_predictions
+
+BYTES_PER_ROW = 10 * 4 + 4 + 1  # probs + label + dictionary-encoded region, before compression
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gigabytes", type=float, default=2.0)
+    parser.add_argument("--keep", help="write (or reuse) the file here instead of a temp dir")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = args.keep or os.path.join(scratch, "big.parquet")
+        if not os.path.exists(path):
+            rows = int(args.gigabytes * 1e9 / BYTES_PER_ROW)
+            started = time.perf_counter()
+            write_predictions(path, rows, 10, row_group_size=1 << 20)
+            print(f"wrote {rows:,} rows in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        size = os.path.getsize(path)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "streamdiv", "score", path, "--probs", "probs", "--labels", "label",
+                        "--by", "region", "--format", "json", "-o", os.path.join(scratch, "report.json"),
+                        "--no-progress"], check=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
+        print(f"file: {size / 1e9:.2f} GB ({size / 2 ** 30:.2f} GiB); scored in {seconds:.1f}s; "
+              f"peak RSS of the scoring process: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
