@@ -237,9 +237,17 @@ def weight_values(values: RawColumn, status: np.ndarray) -> np.ndarray:
 
 
 def group_keys(columns: Sequence[RawColumn]) -> tuple[list[tuple], np.ndarray]:
-    """The distinct group keys of a batch (tuples, one value per column) and each row's index into them."""
-    codes = []
+    """The distinct group keys of a batch (tuples, one value per column) and each row's index into them.
+
+    Each column is dictionary-encoded (nulls get a code of their own), the per-column codes are combined in
+    mixed radix into one int64 code per row, and the codes present are found with a dense table when the
+    radix product is small (no sort: O(rows)), else with np.unique.
+    """
+    codes = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
     dictionaries = []
+    radix = 1
+    if not columns:
+        raise SchemaError("no group columns given")
     for column in columns:
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
@@ -248,14 +256,24 @@ def group_keys(columns: Sequence[RawColumn]) -> tuple[list[tuple], np.ndarray]:
         encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
         words = [_json_safe(value) for value in encoded.dictionary.to_pylist()] + [None]
         indices = encoded.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
-        codes.append(indices.astype(np.int64))
+        codes = codes * len(words) + indices.astype(np.int64)
+        radix *= len(words)
         dictionaries.append(words)
-    if not codes:
-        raise SchemaError("no group columns given")
-    stacked = np.stack(codes, axis=1)
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    keys = [tuple(dictionaries[c][code] for c, code in enumerate(row)) for row in unique]
-    return keys, inverse.reshape(-1).astype(np.int64)
+    if radix <= 1 << 22:
+        present = np.flatnonzero(np.bincount(codes, minlength=radix))
+        table = np.empty(radix, dtype=np.int64)
+        table[present] = np.arange(len(present))
+        inverse = table[codes]
+    else:
+        present, inverse = np.unique(codes, return_inverse=True)
+    keys = []
+    for code in present.tolist():
+        key = []
+        for words in reversed(dictionaries):
+            code, index = divmod(code, len(words))
+            key.append(words[index])
+        keys.append(tuple(reversed(key)))
+    return keys, inverse.reshape(-1).astype(np.int64, copy=False)
 
 
 def _json_safe(value: Any) -> Any:
