@@ -349,14 +349,20 @@ def _hard_js(qy, log_qy, rest):
 
 
 @njit(inline="always")
+def _first_problem(row, nan_code, range_code):
+    """The status of a row known to hold a bad value: NaN anywhere wins over out of range."""
+    for k in range(row.shape[0]):
+        if np.float64(row[k]) != np.float64(row[k]):
+            return nan_code
+    return range_code
+
+
+@njit(inline="always")
 def _score_hard_probabilities(row, y, eps, log_eps):
     """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for a probability row and label y."""
     bad, total, prediction_entropy, brier = _probability_row_sums(row, y)
     if bad > 0.0:
-        for k in range(row.shape[0]):
-            if np.float64(row[k]) != np.float64(row[k]):
-                return PREDICTION_NAN, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
-        return PREDICTION_OUT_OF_RANGE, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
+        return _first_problem(row, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE), 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
     qy = np.float64(row[y])
     log_qy = math.log(qy) if qy > 0.0 else -math.inf
     clipped = qy < eps
@@ -386,6 +392,48 @@ def _score_hard_logits(row, y, eps, log_eps):
     brier = (squares + rest * rest) / (norm * norm)  # sum_{k != y} q_k^2 + (1 - q_y)^2
     js = _hard_js(qy, log_qy, rest / norm)
     return OK, cross, prediction_entropy, js, brier, top, 1.0 / norm, 1.0, clipped
+
+
+@njit(fastmath={"reassoc"}, error_model="numpy")
+def _soft_row_sums(target, pred, eps, log_eps):
+    """One pass over a soft target row P and a probability row Q, every term with 0 log 0 = 0:
+    (bad P, bad Q, sum P, sum Q, H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS, Brier, clipped terms).
+    A zero q_k under p_k > 0 makes H(P,Q) and KL +inf; a zero p_k under q_k > 0 makes KL(Q||P) +inf."""
+    bad_p = 0.0
+    bad_q = 0.0
+    total_p = 0.0
+    total_q = 0.0
+    cross = 0.0
+    entropy = 0.0
+    kl = 0.0
+    prediction_entropy = 0.0
+    reverse = 0.0
+    js = 0.0
+    brier = 0.0
+    clipped = 0.0
+    for k in range(pred.shape[0]):
+        pk = np.float64(target[k])
+        qk = np.float64(pred[k])
+        bad_p += 0.0 if (pk >= 0.0 and pk <= 1.0) else 1.0
+        bad_q += 0.0 if (qk >= 0.0 and qk <= 1.0) else 1.0
+        total_p += pk
+        total_q += qk
+        lp = fast_log(pk) if pk > 0.0 else -math.inf
+        lq = fast_log(qk) if qk > 0.0 else -math.inf
+        lq_clipped = log_eps if qk < eps else lq
+        clipped += 1.0 if (pk > 0.0 and qk < eps) else 0.0
+        cross += -pk * lq_clipped if pk > 0.0 else 0.0
+        entropy += -pk * lp if pk > 0.0 else 0.0
+        kl += pk * (lp - lq_clipped) if pk > 0.0 else 0.0
+        prediction_entropy += -qk * lq if qk > 0.0 else 0.0
+        reverse += qk * (lq - lp) if qk > 0.0 else 0.0
+        mk = 0.5 * (pk + qk)
+        lm = fast_log(mk) if mk > 0.0 else 0.0
+        js += 0.5 * pk * (lp - lm) if pk > 0.0 else 0.0
+        js += 0.5 * qk * (lq - lm) if qk > 0.0 else 0.0
+        brier += (qk - pk) * (qk - pk)
+    return (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse,
+            js if js > 0.0 else 0.0, brier, clipped > 0.0)
 
 
 @njit(inline="always")
@@ -486,6 +534,27 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
             _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, top_q == y, brier,
                      confidence, 1.0 if top_q == y else 0.0, n_bins, abs(total_q - 1.0) > prediction_tolerance,
                      clipped)
+            continue
+        if has_targets and not renormalize and not is_logits:
+            (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
+             clipped) = _soft_row_sums(targets[i], pred[i], eps, log_eps)
+            if bad_q > 0.0 or bad_p > 0.0:
+                status[i] = _first_problem(pred[i], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE) if bad_q > 0.0 \
+                    else _first_problem(targets[i], TARGET_NAN, TARGET_OUT_OF_RANGE)
+                counts[g, SKIPPED] += 1
+                continue
+            top_q, confidence = _argmax(pred[i])
+            y, _ = _argmax(targets[i])
+            for k in range(n_classes):
+                _add(sums, g, class_mass + k, w * np.float64(targets[i, k]))
+            if reverse == math.inf:
+                counts[g, INFINITE_REVERSE] += 1
+            else:
+                _add(sums, g, REVERSE_KL, w * reverse)
+                _add(sums, g, REVERSE_KL_WEIGHT, w)
+            unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
+            _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
+                     confidence, np.float64(targets[i, top_q]), n_bins, unnormalized, clipped)
             continue
         if is_logits:
             code, total_q, top_q = _load_logits(pred[i], q, logq)
@@ -603,7 +672,20 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
             status[i] = code
             counts[g, SKIPPED] += 1
             continue
-        q[0] = 1.0 - prob
+        if not has_targets:  # hard 0/1 label: three scalar logs, no per-class loop
+            y = labels[i]
+            other = math.exp(log_not_p) if is_logits else 1.0 - prob
+            qy = prob if y == 1 else other
+            log_qy = log_p if y == 1 else log_not_p
+            clipped = qy < eps
+            cross = -log_eps if clipped else -log_qy
+            prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
+            js = _hard_js(qy, log_qy, other if y == 1 else prob)
+            _add(sums, g, class_mass + y, w)
+            _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, (1 if prob > 0.5 else 0) == y,
+                     (prob - t) * (prob - t), prob, t, n_bins, False, clipped)
+            continue
+        q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
         q[1] = prob
         logq[0] = log_not_p
         logq[1] = log_p
