@@ -94,3 +94,11 @@ def fast_exp(x):
     exponent = exponent if exponent > 0 else 1
     scale = _bits_float(exponent << 52)
     return y * scale if x >= EXP_UNDERFLOW else 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def fast_log1p(x):
+    """log(1 + x) for x > -1 within a few ulp, also for tiny x: with u = 1 + x rounded,
+    log1p(x) = log(u) - ((u - 1) - x) / u (the rounding of u corrected to first order; u = 1 gives x)."""
+    u = 1.0 + x
+    return x if u == 1.0 else fast_log(u) - ((u - 1.0) - x) / u

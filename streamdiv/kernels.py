@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .elementary import fast_exp, fast_log
+from .elementary import fast_exp, fast_log, fast_log1p
 
 # ---- per-row status codes (uint8). Codes below CODE_IGNORED are set by the columns layer before the kernel.
 OK = 0
@@ -624,6 +624,31 @@ def _binary_prediction(x, is_logits):
     return OK, v, log_p, log_not_p
 
 
+BLOCK = 256  # rows whose logs are computed together, vectorised across rows, before the scalar accumulation
+
+
+@njit(error_model="numpy")
+def _binary_logs(pred, is_logits, start, stop, log_p, log_not_p, log_half_one_plus_p, log_half_two_minus_p):
+    """For rows [start, stop): log p, log(1 - p), log((1 + p)/2) and log((2 - p)/2) (the JS midpoints for
+    y = 1 and y = 0), branch-free so that the loop vectorises.  Rows with bad values get garbage here and
+    are rejected by the scalar pass."""
+    for j in range(stop - start):
+        v = np.float64(pred[start + j])
+        if is_logits:
+            tail = fast_log1p(fast_exp(-abs(v)))
+            lp = -(max(-v, 0.0) + tail)
+            lnp = -(max(v, 0.0) + tail)
+            prob = fast_exp(lp)
+        else:
+            lp = fast_log(v) if v > 0.0 else -math.inf
+            lnp = fast_log1p(-v) if v < 1.0 else -math.inf
+            prob = v
+        log_p[j] = lp
+        log_not_p[j] = lnp
+        log_half_one_plus_p[j] = fast_log1p(prob) - LN2
+        log_half_two_minus_p[j] = fast_log1p(-0.5 * prob)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                       group_ids, has_groups, status, eps, n_bins, counts, sums):
@@ -640,69 +665,90 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
     logq = np.empty(2)
     p = np.empty(2)
     logp = np.empty(2)
-    for i in range(n_rows):
-        g = group_ids[i] if has_groups else 0
-        code = status[i]
-        if code == CODE_IGNORED:
-            counts[g, IGNORED] += 1
-            continue
-        if code != OK:
-            counts[g, SKIPPED] += 1
-            continue
-        w = _row_weight(weights, has_weights, i)
-        if w < 0.0:
-            status[i] = WEIGHT_NEGATIVE_OR_NAN
-            counts[g, SKIPPED] += 1
-            continue
-        code, prob, log_p, log_not_p = _binary_prediction(pred[i], is_logits)
-        t = 0.0
-        if code == OK:
-            if has_targets:
+    block_log_p = np.empty(BLOCK)
+    block_log_not_p = np.empty(BLOCK)
+    block_log_m1 = np.empty(BLOCK)
+    block_log_m0 = np.empty(BLOCK)
+    for start in range(0, n_rows, BLOCK):
+        stop = min(start + BLOCK, n_rows)
+        if not has_targets:
+            _binary_logs(pred, is_logits, start, stop, block_log_p, block_log_not_p, block_log_m1, block_log_m0)
+        for i in range(start, stop):
+            g = group_ids[i] if has_groups else 0
+            code = status[i]
+            if code == CODE_IGNORED:
+                counts[g, IGNORED] += 1
+                continue
+            if code != OK:
+                counts[g, SKIPPED] += 1
+                continue
+            w = _row_weight(weights, has_weights, i)
+            if w < 0.0:
+                status[i] = WEIGHT_NEGATIVE_OR_NAN
+                counts[g, SKIPPED] += 1
+                continue
+            v = np.float64(pred[i])
+            if is_logits:
+                if v != v or v == math.inf:
+                    code = LOGIT_NAN_OR_POSITIVE_INFINITY
+            elif v != v:
+                code = PREDICTION_NAN
+            elif v < 0.0 or v > 1.0:
+                code = PREDICTION_OUT_OF_RANGE
+            if code == OK and not has_targets:  # hard 0/1 label: the logs come from the block pass
+                y = labels[i]
+                if y != 0 and y != 1:
+                    status[i] = LABEL_OUT_OF_RANGE
+                    counts[g, SKIPPED] += 1
+                    continue
+                j = i - start
+                log_p = block_log_p[j]
+                log_not_p = block_log_not_p[j]
+                prob = math.exp(log_p) if is_logits else v
+                other = math.exp(log_not_p) if is_logits else 1.0 - v
+                qy = prob if y == 1 else other
+                log_qy = log_p if y == 1 else log_not_p
+                log_m = block_log_m1[j] if y == 1 else block_log_m0[j]
+                clipped = qy < eps
+                cross = -log_eps if clipped else -log_qy
+                prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
+                js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
+                if qy > 0.0:
+                    js += 0.5 * qy * (log_qy - log_m)
+                js = js if js > 0.0 else 0.0
+                _add(sums, g, class_mass + y, w)
+                _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js,
+                         (1 if prob > 0.5 else 0) == y, (prob - y) * (prob - y), prob, np.float64(y), n_bins,
+                         False, clipped)
+                continue
+            t = 0.0
+            if code == OK:
+                code, prob, log_p, log_not_p = _binary_prediction(pred[i], is_logits)
+            if code == OK:
                 t = np.float64(targets[i])
                 if t != t:
                     code = TARGET_NAN
                 elif t < 0.0 or t > 1.0:
                     code = TARGET_OUT_OF_RANGE
-            else:
-                y = labels[i]
-                if y != 0 and y != 1:
-                    code = LABEL_OUT_OF_RANGE
-                t = np.float64(y)
-        if code != OK:
-            status[i] = code
-            counts[g, SKIPPED] += 1
-            continue
-        if not has_targets:  # hard 0/1 label: three scalar logs, no per-class loop
-            y = labels[i]
-            other = math.exp(log_not_p) if is_logits else 1.0 - prob
-            qy = prob if y == 1 else other
-            log_qy = log_p if y == 1 else log_not_p
-            clipped = qy < eps
-            cross = -log_eps if clipped else -log_qy
-            prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
-            js = _hard_js(qy, log_qy, other if y == 1 else prob)
-            _add(sums, g, class_mass + y, w)
-            _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, (1 if prob > 0.5 else 0) == y,
-                     (prob - t) * (prob - t), prob, t, n_bins, False, clipped)
-            continue
-        q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
-        q[1] = prob
-        logq[0] = log_not_p
-        logq[1] = log_p
-        p[0] = 1.0 - t
-        p[1] = t
-        logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
-        logp[1] = math.log(t) if t > 0.0 else -math.inf
-        cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
-        if has_targets:
+            if code != OK:
+                status[i] = code
+                counts[g, SKIPPED] += 1
+                continue
+            q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
+            q[1] = prob
+            logq[0] = log_not_p
+            logq[1] = log_p
+            p[0] = 1.0 - t
+            p[1] = t
+            logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
+            logp[1] = math.log(t) if t > 0.0 else -math.inf
+            cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
             if reverse == math.inf:
                 counts[g, INFINITE_REVERSE] += 1
             else:
                 _add(sums, g, REVERSE_KL, w * reverse)
                 _add(sums, g, REVERSE_KL_WEIGHT, w)
-        _add(sums, g, class_mass, w * (1.0 - t))
-        _add(sums, g, class_mass + 1, w * t)
-        predicted = 1 if prob > 0.5 else 0
-        actual = 1 if t > 0.5 else 0
-        _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, predicted == actual,
-                 (prob - t) * (prob - t), prob, t, n_bins, False, clipped)
+            _add(sums, g, class_mass, w * (1.0 - t))
+            _add(sums, g, class_mass + 1, w * t)
+            _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0),
+                     (prob - t) * (prob - t), prob, t, n_bins, False, clipped)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
-from streamdiv.elementary import fast_exp, fast_log
+from streamdiv.elementary import fast_exp, fast_log, fast_log1p
 
 
 @njit
@@ -49,3 +49,22 @@ def test_exp_within_one_ulp_on_nonpositive_arguments():
     out = np.empty_like(deep)
     _exps(deep, out)
     assert (out == 0.0).all()
+
+
+@njit
+def _log1ps(x, out):
+    for i in range(x.shape[0]):
+        out[i] = fast_log1p(x[i])
+
+
+def test_log1p_keeps_tiny_arguments():
+    rng = np.random.default_rng(62)
+    x = np.concatenate([-rng.random(1_000_000) * 0.999999, rng.random(1_000_000) * 10,
+                        np.exp(rng.uniform(-700, -1, 1_000_000)), -np.exp(rng.uniform(-700, -1, 1_000_000)),
+                        [1e-20, -1e-20, 2.0 ** -53, -(2.0 ** -53), 0.0]])
+    out = np.empty_like(x)
+    _log1ps(x, out)
+    want = np.log1p(x)
+    nonzero = want != 0
+    assert (out[~nonzero] == 0).all()
+    assert ulps(out[nonzero], want[nonzero]).max() <= 4.0
