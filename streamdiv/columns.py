@@ -55,8 +55,9 @@ def row_sum_tolerance(dtype: np.dtype) -> float:
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
-    """One numba type for every input: Arrow's zero-copy views are read-only, so numpy inputs are made so too."""
-    view = array.view()
+    """One numba type for every input: Arrow's zero-copy views are read-only and C-contiguous, so numpy
+    inputs are made so too (``ascontiguousarray`` copies only arrays that are not)."""
+    view = np.ascontiguousarray(array).view()
     view.flags.writeable = False
     return view
 

@@ -269,10 +269,35 @@ def _hard_row(y, q, logq, eps, log_eps):
 # into SIMD lanes (with fast_log/fast_exp: 5x faster than libm's scalar calls).  That changes a row's value
 # by rounding only, identically for every batch size and thread count.  They are deliberately not inlined
 # by numba, so the flag stays on their own instructions and never reaches the compensated accumulators.
+@njit(error_model="numpy")
+def _entropy_terms(pred, start, stop, terms):
+    """terms[(i - start) * K + k] = q_ik log q_ik (0 where q = 0) for the rows [start, stop), as one flat
+    loop over their values (``pred`` is C-contiguous): vectorised across rows, which a 10-class row loop
+    is not (it spends its time in the scalar remainder)."""
+    flat = pred[start:stop].reshape(-1)
+    for j in range(flat.shape[0]):
+        v = np.float64(flat[j])
+        t = v * fast_log(v)
+        terms[j] = t if v > 0.0 else 0.0
+
+
+@njit(error_model="numpy")
+def _label_logs(pred, labels, start, stop, log_qy, log_midpoint):
+    """log q_iy and log((1 + q_iy)/2) (the JS midpoint of the one-hot target) for the rows [start, stop).
+    Labels outside [0, K) read q_i0 here; the scalar pass rejects those rows."""
+    n_classes = pred.shape[1]
+    for i in range(start, stop):
+        y = labels[i]
+        y = y if (y >= 0 and y < n_classes) else 0
+        v = np.float64(pred[i, y])
+        log_qy[i - start] = fast_log(v) if v > 0.0 else -math.inf
+        log_midpoint[i - start] = fast_log1p(v) - LN2
+
+
 @njit(fastmath={"reassoc"}, error_model="numpy")
-def _probability_row_sums(row, y):
-    """One pass over a probability row: (number of values NaN or outside [0, 1], sum q, H(Q), Brier), with
-    Brier = sum_k (q_k - [k = y])^2 and 0 log 0 = 0.  No max in here: a float max reduction does not
+def _probability_row_sums(row, terms, base, y):
+    """One pass over a probability row and its q log q terms: (number of values NaN or outside [0, 1],
+    sum q, H(Q), Brier = sum_k (q_k - [k = y])^2).  No max in here: a float max reduction does not
     vectorise without ``nnan``, which must stay off (it would delete the NaN checks)."""
     bad = 0.0
     total = 0.0
@@ -282,8 +307,7 @@ def _probability_row_sums(row, y):
         v = np.float64(row[k])
         bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
         total += v
-        term = v * fast_log(v)
-        negative_entropy += term if v > 0.0 else 0.0
+        negative_entropy += terms[base + k]
         d = v - 1.0 if k == y else v
         brier += d * d
     return bad, total, -negative_entropy, brier
@@ -358,16 +382,19 @@ def _first_problem(row, nan_code, range_code):
 
 
 @njit(inline="always")
-def _score_hard_probabilities(row, y, eps, log_eps):
-    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for a probability row and label y."""
-    bad, total, prediction_entropy, brier = _probability_row_sums(row, y)
+def _score_hard_probabilities(row, y, terms, base, log_qy, log_midpoint, eps, log_eps):
+    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for a probability row and label y,
+    from the block's precomputed q log q terms and logs of q_y."""
+    bad, total, prediction_entropy, brier = _probability_row_sums(row, terms, base, y)
     if bad > 0.0:
         return _first_problem(row, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE), 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
     qy = np.float64(row[y])
-    log_qy = math.log(qy) if qy > 0.0 else -math.inf
     clipped = qy < eps
     cross = -log_eps if clipped else -log_qy
-    js = _hard_js(qy, log_qy, max(total - qy, 0.0))
+    js = -0.5 * log_midpoint + 0.5 * LN2 * max(total - qy, 0.0)
+    if qy > 0.0:
+        js += 0.5 * qy * (log_qy - log_midpoint)
+    js = js if js > 0.0 else 0.0
     top, top_value = _argmax(row)
     return OK, cross, prediction_entropy, js, brier, top, top_value, total, clipped
 
@@ -500,7 +527,31 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
     logq = np.empty(n_classes)
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
-    for i in range(n_rows):
+    hard_probabilities = not has_targets and not renormalize and not is_logits
+    block = max(1, 16384 // max(n_classes, 1))  # rows whose q log q terms fit in 128 KiB
+    terms = np.empty(block * n_classes if hard_probabilities else 0)
+    log_qy = np.empty(block)
+    log_midpoint = np.empty(block)
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        if hard_probabilities:
+            _entropy_terms(pred, start, stop, terms)
+            _label_logs(pred, labels, start, stop, log_qy, log_midpoint)
+        _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                                    group_ids, has_groups, status, eps, log_eps, renormalize,
+                                    prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop,
+                                    terms, log_qy, log_midpoint, q, logq, p, logp)
+
+
+@njit(inline="always", error_model="numpy")
+def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                                group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
+                                target_tolerance, n_bins, counts, sums, start, stop, terms, log_qy,
+                                log_midpoint, q, logq, p, logp):
+    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block."""
+    n_classes = pred.shape[1]
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    for i in range(start, stop):
         g = group_ids[i] if has_groups else 0
         code = status[i]
         if code == CODE_IGNORED:
@@ -525,7 +576,8 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
                     _score_hard_logits(pred[i], y, eps, log_eps)
             else:
                 code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
-                    _score_hard_probabilities(pred[i], y, eps, log_eps)
+                    _score_hard_probabilities(pred[i], y, terms, (i - start) * n_classes, log_qy[i - start],
+                                              log_midpoint[i - start], eps, log_eps)
             if code != OK:
                 status[i] = code
                 counts[g, SKIPPED] += 1
