@@ -153,25 +153,31 @@ class Accumulator:
 
 
 def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray) -> None:
+    """Call the kernel for the batch's layout.  Absent inputs are passed as empty read-only arrays of the same
+    type as present ones, so each kernel compiles once per prediction dtype (float32, float64) and no more."""
     config = state.config
-    empty_int = np.zeros(0, dtype=np.int64)
     has_weights = prepared.weights is not None
-    weights = prepared.weights if has_weights else np.zeros(0)
     has_targets = prepared.targets is not None
     has_groups = len(row_groups) > 0
     eps = float(config.eps) if config.eps is not None else 0.0
-    labels = prepared.labels if prepared.labels is not None else empty_int
+    labels = prepared.labels if prepared.labels is not None else _EMPTY_LABELS
+    weights = prepared.weights if has_weights else _EMPTY_WEIGHTS
+    groups = columns.readonly(row_groups) if has_groups else _EMPTY_LABELS
     if prepared.binary:
-        targets = prepared.targets if has_targets else np.zeros(0)
+        targets = prepared.targets if has_targets else _EMPTY_WEIGHTS
         kernels.accumulate_binary(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
-                                  has_weights, row_groups, has_groups, prepared.status, eps, config.bins,
+                                  has_weights, groups, has_groups, prepared.status, eps, config.bins,
                                   state.counts, state.sums)
     else:
-        targets = prepared.targets if has_targets else np.zeros((0, prepared.num_classes))
+        targets = prepared.targets if has_targets else columns.readonly(np.zeros((0, prepared.num_classes)))
         kernels.accumulate_multiclass(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
-                                      has_weights, row_groups, has_groups, prepared.status, eps,
+                                      has_weights, groups, has_groups, prepared.status, eps,
                                       config.renormalize, prepared.prediction_tolerance,
                                       prepared.target_tolerance, config.bins, state.counts, state.sums)
+
+
+_EMPTY_LABELS = columns.readonly(np.zeros(0, dtype=np.int64))
+_EMPTY_WEIGHTS = columns.readonly(np.zeros(0))
 
 
 def _invalid_row_error(prepared: columns.Prepared, row: int, location: Location, n_bad: int) -> InvalidRowError:

@@ -54,7 +54,7 @@ def row_sum_tolerance(dtype: np.dtype) -> float:
     return max(math.sqrt(np.finfo(dtype).eps), math.sqrt(np.finfo(np.float32).eps))
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def readonly(array: np.ndarray) -> np.ndarray:
     """One numba type for every input: Arrow's zero-copy views are read-only and C-contiguous, so numpy
     inputs are made so too (``ascontiguousarray`` copies only arrays that are not)."""
     view = np.ascontiguousarray(array).view()
@@ -310,13 +310,15 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
             raise SchemaError(f"targets have shape {target_matrix.shape[1:] or 'scalar'} per row but the "
                               f"prediction has {'one probability' if binary else f'{num_classes} classes'}")
         raw["targets"] = targets
-        target_matrix = _readonly(target_matrix)
+        # Always float64: one kernel specialisation per prediction dtype instead of one per pair of dtypes
+        # (each costs seconds of compilation on first use); the copy is cheap next to the kernel's work.
+        target_matrix = readonly(target_matrix.astype(np.float64, copy=False))
     else:
         label_names = names if names is not None else (("0", "1") if binary else None)
-        label_array = _readonly(label_indices(labels, label_names, status, ignore_label))
+        label_array = readonly(label_indices(labels, label_names, status, ignore_label))
         raw["labels"] = labels
     if weights is not None:
-        weight_array = _readonly(weight_values(weights, status))
+        weight_array = readonly(weight_values(weights, status))
         raw["weights"] = weights
     for role, array in (("labels", label_array), ("targets", target_matrix), ("weights", weight_array)):
         if array is not None and len(array) != n_rows:
@@ -324,7 +326,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
     if names is not None and len(names) != num_classes:
         raise SchemaError(f"{len(names)} class names given for {num_classes} classes")
     return Prepared(
-        pred=_readonly(pred), is_logits=logits is not None, labels=label_array, targets=target_matrix,
+        pred=readonly(pred), is_logits=logits is not None, labels=label_array, targets=target_matrix,
         weights=weight_array, status=status, binary=binary, num_classes=num_classes, class_names=names,
         prediction_tolerance=row_sum_tolerance(_storage_dtype(_first(prediction))),
         target_tolerance=row_sum_tolerance(_storage_dtype(_first(targets))) if targets is not None else 0.0,

@@ -498,6 +498,31 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
 
 
 @njit(inline="always")
+def _reject(status, counts, g, i, code):
+    """Mark row i invalid with ``code`` and count it as skipped in group g."""
+    status[i] = code
+    counts[g, SKIPPED] += 1
+
+
+@njit(inline="always")
+def _admit_row(status, counts, group_ids, has_groups, weights, has_weights, i):
+    """(group, weight) of row i; the weight is -1.0 when the row is not to be scored: an ignored row or one
+    the columns layer flagged is counted here, and so is a negative, NaN or infinite weight."""
+    g = group_ids[i] if has_groups else 0
+    code = status[i]
+    if code == CODE_IGNORED:
+        counts[g, IGNORED] += 1
+        return g, -1.0
+    if code != OK:
+        counts[g, SKIPPED] += 1
+        return g, -1.0
+    w = _row_weight(weights, has_weights, i)
+    if w < 0.0:
+        _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
+    return g, w
+
+
+@njit(inline="always")
 def _row_weight(weights, has_weights, i):
     """The row's weight, or -1.0 when it is negative, NaN or infinite."""
     if not has_weights:
@@ -552,24 +577,13 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
     n_classes = pred.shape[1]
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
-        g = group_ids[i] if has_groups else 0
-        code = status[i]
-        if code == CODE_IGNORED:
-            counts[g, IGNORED] += 1
-            continue
-        if code != OK:
-            counts[g, SKIPPED] += 1
-            continue
-        w = _row_weight(weights, has_weights, i)
+        g, w = _admit_row(status, counts, group_ids, has_groups, weights, has_weights, i)
         if w < 0.0:
-            status[i] = WEIGHT_NEGATIVE_OR_NAN
-            counts[g, SKIPPED] += 1
             continue
         if not has_targets and not renormalize:  # the common case: one fused pass over the row
             y = labels[i]
             if y < 0 or y >= n_classes:
-                status[i] = LABEL_OUT_OF_RANGE
-                counts[g, SKIPPED] += 1
+                _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
                 continue
             if is_logits:
                 code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
@@ -579,8 +593,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
                     _score_hard_probabilities(pred[i], y, terms, (i - start) * n_classes, log_qy[i - start],
                                               log_midpoint[i - start], eps, log_eps)
             if code != OK:
-                status[i] = code
-                counts[g, SKIPPED] += 1
+                _reject(status, counts, g, i, code)
                 continue
             _add(sums, g, class_mass + y, w)
             _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, top_q == y, brier,
@@ -591,9 +604,9 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
             (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
              clipped) = _soft_row_sums(targets[i], pred[i], eps, log_eps)
             if bad_q > 0.0 or bad_p > 0.0:
-                status[i] = _first_problem(pred[i], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE) if bad_q > 0.0 \
+                code = _first_problem(pred[i], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE) if bad_q > 0.0 \
                     else _first_problem(targets[i], TARGET_NAN, TARGET_OUT_OF_RANGE)
-                counts[g, SKIPPED] += 1
+                _reject(status, counts, g, i, code)
                 continue
             top_q, confidence = _argmax(pred[i])
             y, _ = _argmax(targets[i])
@@ -622,8 +635,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
                 if y < 0 or y >= n_classes:
                     code = LABEL_OUT_OF_RANGE
         if code != OK:
-            status[i] = code
-            counts[g, SKIPPED] += 1
+            _reject(status, counts, g, i, code)
             continue
         unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
         if renormalize:
@@ -726,19 +738,10 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
         if not has_targets:
             _binary_logs(pred, is_logits, start, stop, block_log_p, block_log_not_p, block_log_m1, block_log_m0)
         for i in range(start, stop):
-            g = group_ids[i] if has_groups else 0
-            code = status[i]
-            if code == CODE_IGNORED:
-                counts[g, IGNORED] += 1
-                continue
-            if code != OK:
-                counts[g, SKIPPED] += 1
-                continue
-            w = _row_weight(weights, has_weights, i)
+            g, w = _admit_row(status, counts, group_ids, has_groups, weights, has_weights, i)
             if w < 0.0:
-                status[i] = WEIGHT_NEGATIVE_OR_NAN
-                counts[g, SKIPPED] += 1
                 continue
+            code = OK
             v = np.float64(pred[i])
             if is_logits:
                 if v != v or v == math.inf:
@@ -750,8 +753,7 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
             if code == OK and not has_targets:  # hard 0/1 label: the logs come from the block pass
                 y = labels[i]
                 if y != 0 and y != 1:
-                    status[i] = LABEL_OUT_OF_RANGE
-                    counts[g, SKIPPED] += 1
+                    _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
                     continue
                 j = i - start
                 log_p = block_log_p[j]
@@ -783,8 +785,7 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
                 elif t < 0.0 or t > 1.0:
                     code = TARGET_OUT_OF_RANGE
             if code != OK:
-                status[i] = code
-                counts[g, SKIPPED] += 1
+                _reject(status, counts, g, i, code)
                 continue
             q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
             q[1] = prob

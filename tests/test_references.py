@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import make_hard, make_soft
-from scipy.special import rel_entr
+from scipy.special import rel_entr, xlogy
 from scipy.stats import entropy as scipy_entropy
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
@@ -177,3 +177,29 @@ def test_class_names_from_glob_and_string_labels():
     report = streamdiv.evaluate(table, probs="p_*", labels="label")
     assert report.to_dict()["layout"]["classes"] == ["cat", "dog"]
     assert report.metrics["cross_entropy"] == pytest.approx(-(math.log(0.7) + math.log(0.8)) / 2, rel=1e-15)
+
+
+def test_soft_targets_with_eps_clipping_against_numpy():
+    targets, probs = make_soft(n=500, num_classes=4, seed=8)
+    probs[::7, 1] = 0.0  # exact zeros under target mass: clipped, else infinite
+    probs /= probs.sum(axis=1, keepdims=True)
+    eps = 1e-6
+    m = report_of(probs=probs, targets=targets, eps=eps).metrics
+    clipped_log = np.log(np.maximum(probs, eps))
+    cross = -np.where(targets > 0, targets * clipped_log, 0).sum(1)
+    entropy = -xlogy(targets, targets).sum(1)
+    assert m["cross_entropy"] == pytest.approx(cross.mean(), rel=1e-12)
+    assert m["kl_divergence"] == pytest.approx((cross - entropy).mean(), rel=1e-11)
+    assert m["clipped_rows"] == int(((targets > 0) & (probs < eps)).any(axis=1).sum()) > 0
+    unclipped = report_of(probs=probs, targets=targets).metrics
+    assert unclipped["cross_entropy"] == math.inf and unclipped["infinite_rows"] == m["clipped_rows"]
+
+
+def test_renormalize_soft_and_logits_paths_agree_with_the_fast_path():
+    """Soft targets with renormalize=True take the general per-row path; on normalized rows it must agree."""
+    targets, probs = make_soft(n=300, num_classes=5, seed=9)
+    fast = report_of(probs=probs, targets=targets).metrics
+    general = report_of(probs=probs, targets=targets, renormalize=True).metrics
+    for name in ("cross_entropy", "entropy", "kl_divergence", "prediction_entropy", "js_divergence", "brier",
+                 "ece", "accuracy"):
+        assert general[name] == pytest.approx(fast[name], rel=1e-13), name
