@@ -75,7 +75,11 @@ class Accumulator:
                weights: Any = None, groups: Any = None) -> Accumulator:
         """Add one batch: numpy or Arrow arrays (2-D rows x classes, or a list column, for distributions;
         1-D for a binary prediction, labels and weights).  ``groups`` is one array of group values, or a
-        mapping of group column name to array."""
+        mapping of group column name to array.
+
+        Validation is fused into the one pass over the batch, so with ``on_invalid="error"`` the
+        :class:`InvalidRowError` comes after the batch: its valid rows have been added and its invalid rows
+        counted in ``skipped_rows``, exactly as with ``"skip"``; the accumulator stays consistent."""
         prepared = columns.prepare(probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
                                    class_names=self._state.config.class_names,
                                    expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
