@@ -99,3 +99,18 @@ def test_kernel_cache_loads_in_a_fresh_process_twice():
                for _ in range(2)]
     assert all(same == "True" for same, _ in outputs)
     assert int(outputs[1][1]) == 2  # both kernels came from the cache the first process wrote (or found)
+
+
+def test_results_do_not_depend_on_the_thread_count(tmp_path):
+    """The same file scored under 1 and 2 numba threads gives the same bits (the kernels' sums run in row order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"p": pa.FixedSizeListArray.from_arrays(pa.array(PROBS.reshape(-1)), 4),
+                             "y": LABELS}), path, row_group_size=250)
+    code = (f"import json, streamdiv; print(json.dumps(streamdiv.evaluate({str(path)!r}, probs='p', labels='y', "
+            f"batch_size=97).to_dict()))")
+    outputs = {threads: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                       env=os.environ | {"NUMBA_NUM_THREADS": threads}).stdout
+               for threads in ("1", "2")}
+    assert outputs["1"] == outputs["2"]
