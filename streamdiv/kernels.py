@@ -731,6 +731,7 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
         if not has_targets:
             _binary_logs(pred, is_logits, start, stop, block_log_p, block_log_not_p, block_log_m1, block_log_m0)
         for i in range(start, stop):
+            # Written out, not shared with accumulate_multiclass: see the measurement in its row loop.
             g = group_ids[i] if has_groups else 0
             code = status[i]
             if code == CODE_IGNORED:
