@@ -292,6 +292,13 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
                    f"{time.perf_counter() - started:.1f}s; scoring it...", err=True)
         source = open_source(path)
         plan = resolve(source.schema, probs="probs", labels="label", by=["region"])
+        started = time.perf_counter()
+        warm_up = next(iter(source.chunks(plan.columns, 100))).batch  # compiles the kernels, or loads the cache
+        score_source(Accumulator(), open_source(warm_up), plan, batch_size=100)
+        compile_seconds = time.perf_counter() - started
+        if compile_seconds > 1.0:
+            click.echo(f"streamdiv demo: compiled the kernels in {compile_seconds:.1f}s (once: later runs load "
+                       f"them from numba's cache)", err=True)
         accumulator = Accumulator()
         show_progress = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar(source.total_rows) if show_progress else None
