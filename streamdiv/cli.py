@@ -11,7 +11,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from typing import Any, Callable
 
 import click
@@ -20,13 +19,13 @@ from . import __version__
 from .accumulator import Accumulator
 from .conditions import Condition, breaches
 from .errors import StreamdivError
-from .evaluate import DEFAULT_BATCH_SIZE, StreamdivWarning, score_source
+from .evaluate import DEFAULT_BATCH_SIZE, score_source
 from .formats import FORMATS, render, write_atomically
 from .metrics import METRIC_NAMES, parse_base
-from .plan import guess, resolve
+from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
-from .sources import open_source
+from .sources import Source, open_source
 
 EXIT_BREACH, EXIT_DATA, EXIT_INTERNAL = 1, 3, 4
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
@@ -115,6 +114,18 @@ def _emit(report: Report, accumulator: Accumulator, fmt: str | None, output: str
         sys.exit(EXIT_BREACH)
 
 
+def _score_with_progress(accumulator: Accumulator, source: Source, plan: ColumnPlan, batch_size: int,
+                         progress: bool | None) -> None:
+    """Score ``source``, with a progress line on stderr when asked for (by default: when it is a terminal)."""
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = ProgressBar(source.total_rows) if show else None
+    try:
+        score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _split(value: str | None) -> Any:
     """'a,b,c' -> ['a', 'b', 'c'] (per-class columns); a single name or a glob stays a string."""
     if value is None or "," not in value:
@@ -191,13 +202,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
                    **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, eps=eps,
                               renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label))
-    show_progress = sys.stderr.isatty() if progress is None else progress
-    bar = ProgressBar(source.total_rows) if show_progress else None
-    try:
-        score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    _score_with_progress(accumulator, source, plan, batch_size, progress)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:
         click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "
@@ -300,14 +305,8 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
             click.echo(f"streamdiv demo: compiled the kernels in {compile_seconds:.1f}s (once: later runs load "
                        f"them from numba's cache)", err=True)
         accumulator = Accumulator()
-        show_progress = sys.stderr.isatty() if progress is None else progress
-        bar = ProgressBar(source.total_rows) if show_progress else None
         started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", StreamdivWarning)
-            score_source(accumulator, source, plan, batch_size=DEFAULT_BATCH_SIZE, progress=bar)
-        if bar is not None:
-            bar.close()
+        _score_with_progress(accumulator, source, plan, DEFAULT_BATCH_SIZE, progress)
         seconds = time.perf_counter() - started
         click.echo(f"streamdiv demo: scored {rows:,} rows in {seconds:.2f}s ({rows / seconds / 1e6:.1f} M rows/s). "
                    f"Score your own file with: streamdiv score FILE --probs COLUMN --labels COLUMN", err=True)
