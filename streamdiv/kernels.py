@@ -498,6 +498,16 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
 
 
 @njit(inline="always")
+def _add_reverse_kl(counts, sums, g, w, reverse):
+    """Add a row's KL(Q||P); an infinite one is counted instead, and makes the mean infinite."""
+    if reverse == math.inf:
+        counts[g, INFINITE_REVERSE] += 1
+    else:
+        _add(sums, g, REVERSE_KL, w * reverse)
+        _add(sums, g, REVERSE_KL_WEIGHT, w)
+
+
+@njit(inline="always")
 def _reject(status, counts, g, i, code):
     """Mark row i invalid with ``code`` and count it as skipped in group g."""
     status[i] = code
@@ -528,7 +538,6 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
     """
     n_rows = pred.shape[0]
     n_classes = pred.shape[1]
-    class_mass = N_SUMS + n_bins * BIN_FIELDS
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     q = np.empty(n_classes)
     logq = np.empty(n_classes)
@@ -605,11 +614,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
             y, _ = _argmax(targets[i])
             for k in range(n_classes):
                 _add(sums, g, class_mass + k, w * np.float64(targets[i, k]))
-            if reverse == math.inf:
-                counts[g, INFINITE_REVERSE] += 1
-            else:
-                _add(sums, g, REVERSE_KL, w * reverse)
-                _add(sums, g, REVERSE_KL_WEIGHT, w)
+            _add_reverse_kl(counts, sums, g, w, reverse)
             unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
             _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
                      confidence, np.float64(targets[i, top_q]), n_bins, unnormalized, clipped)
@@ -643,11 +648,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
                 brier += (q[k] - p[k]) * (q[k] - p[k])
                 _add(sums, g, class_mass + k, w * p[k])
             observed = p[top_q]
-            if reverse == math.inf:
-                counts[g, INFINITE_REVERSE] += 1
-            else:
-                _add(sums, g, REVERSE_KL, w * reverse)
-                _add(sums, g, REVERSE_KL_WEIGHT, w)
+            _add_reverse_kl(counts, sums, g, w, reverse)
         else:
             cross, prediction_entropy, js, brier, clipped = _hard_row(y, q, logq, eps, log_eps)
             entropy = 0.0
@@ -798,11 +799,7 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
             logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
             logp[1] = math.log(t) if t > 0.0 else -math.inf
             cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
-            if reverse == math.inf:
-                counts[g, INFINITE_REVERSE] += 1
-            else:
-                _add(sums, g, REVERSE_KL, w * reverse)
-                _add(sums, g, REVERSE_KL_WEIGHT, w)
+            _add_reverse_kl(counts, sums, g, w, reverse)
             _add(sums, g, class_mass, w * (1.0 - t))
             _add(sums, g, class_mass + 1, w * t)
             _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0),
