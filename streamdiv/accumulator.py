@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numba
 import numpy as np
 
 from . import columns, kernels
@@ -69,6 +71,7 @@ class Accumulator:
         self.ignore_label = ignore_label
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
         self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize))
+        self._lanes: Lanes | None = None
 
     # ---- feeding
     def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
@@ -101,12 +104,19 @@ class Accumulator:
                          group_names=group_names)
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
-        _run_kernel(state, prepared, row_groups)
+        _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
         if self.on_invalid == "error":
             bad = np.flatnonzero((prepared.status != kernels.OK) & (prepared.status != kernels.CODE_IGNORED))
             if len(bad):
                 raise _invalid_row_error(prepared, int(bad[0]), location, len(bad))
         return self
+
+    def _lanes_for(self, state: State, n_rows: int) -> Lanes:
+        """Scratch for the blocks that run in parallel, kept between batches (the kernel leaves it zeroed)."""
+        lanes = Lanes.count_for(state, n_rows)
+        if self._lanes is None or not self._lanes.fits(state, lanes):
+            self._lanes = Lanes(state, lanes)
+        return self._lanes
 
     def _expected_or_fixed(self) -> int | None:
         return self._state.config.num_classes or self._expected_classes
@@ -127,6 +137,7 @@ class Accumulator:
         clone = Accumulator.__new__(Accumulator)
         clone.__dict__.update(self.__dict__)
         clone._state = self._state.copy()
+        clone._lanes = None
         return clone
 
     # ---- results
@@ -156,7 +167,37 @@ class Accumulator:
         return f"<Accumulator rows={self.rows} groups={self._state.n_groups} config={self._state.config}>"
 
 
-def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray) -> None:
+class Lanes:
+    """One block partial per lane, for the full blocks of a batch that run at once (see ``kernels``).
+
+    Lanes cost (groups x slots) of memory each, so there are fewer of them, or none (every block then runs
+    on the calling thread), when there are many groups; the result is the same bits either way."""
+
+    BUDGET_BYTES = 64 << 20
+    MAX_LANES = 16  # blocks per parallel launch: a launch costs tens of microseconds
+    _parallel_pid = os.getpid()  # GNU OpenMP hangs in a fork()ed child once the parent used its threads
+
+    def __init__(self, state: State, lanes: int):
+        capacity = state.counts.shape[0]
+        self.counts = np.zeros((lanes, capacity, state.n_count_slots), dtype=np.int64)
+        self.sums = np.zeros((lanes, capacity, state.n_sum_slots, 2))
+        self.marks = np.zeros((lanes, capacity), dtype=np.uint8)
+        self.touched = np.zeros((lanes, kernels.ROW_BLOCK + 1), dtype=np.int64)
+
+    def fits(self, state: State, lanes: int) -> bool:
+        return self.sums.shape[:3] == (lanes, state.counts.shape[0], state.n_sum_slots)
+
+    @classmethod
+    def count_for(cls, state: State, n_rows: int) -> int:
+        threads = numba.get_num_threads()
+        if threads < 2 or n_rows < 2 * kernels.ROW_BLOCK or os.getpid() != cls._parallel_pid:
+            return 0
+        per_lane = state.counts.shape[0] * (state.n_count_slots + 2 * state.n_sum_slots + 1) * 8
+        lanes = min(cls.MAX_LANES, max(threads, n_rows // kernels.ROW_BLOCK), cls.BUDGET_BYTES // per_lane)
+        return lanes if lanes >= 2 else 0
+
+
+def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: Lanes) -> None:
     """Call the kernel for the batch's layout.  Absent inputs are passed as empty read-only arrays of the same
     type as present ones, so each kernel compiles once per prediction dtype (float32, float64) and no more."""
     config = state.config
@@ -171,13 +212,20 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
         targets = prepared.targets if has_targets else _EMPTY_WEIGHTS
         kernels.accumulate_binary(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
                                   has_weights, groups, has_groups, prepared.status, eps, config.bins,
-                                  state.counts, state.sums)
+                                  state.rows_read, *_block_arrays(state, lanes))
     else:
         targets = prepared.targets if has_targets else columns.readonly(np.zeros((0, prepared.num_classes)))
         kernels.accumulate_multiclass(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
                                       has_weights, groups, has_groups, prepared.status, eps,
                                       config.renormalize, prepared.prediction_tolerance,
-                                      prepared.target_tolerance, config.bins, state.counts, state.sums)
+                                      prepared.target_tolerance, config.bins, state.rows_read,
+                                      *_block_arrays(state, lanes))
+    state.rows_read += len(prepared.status)
+
+
+def _block_arrays(state: State, lanes: Lanes) -> tuple[np.ndarray, ...]:
+    return (state.counts, state.sums, state.open_counts, state.open_sums, state.open_marks, state.open_touched,
+            lanes.counts, lanes.sums, lanes.marks, lanes.touched)
 
 
 _EMPTY_LABELS = columns.readonly(np.zeros(0, dtype=np.int64))

@@ -9,9 +9,11 @@ The state of one accumulator is two arrays, indexed by group id ``g``:
 * ``sums[g, s, 0:2]``, float64 (sum, Neumaier compensation): the weighted sums ``WEIGHT`` ...
   ``REVERSE_KL_WEIGHT``, then five sums per calibration bin (``BIN_*``), then one target mass per class.
 
-Every sum is accumulated row by row, in row order, with Neumaier's compensated summation, so a result does not
-depend on how the stream was cut into batches: the pair (sum, compensation) carries over from batch to batch
-bit for bit.  Accumulators must never be compiled with ``fastmath``: ``reassoc`` deletes the compensation.
+Every sum is accumulated row by row with Neumaier's compensated summation inside fixed blocks of the stream
+(``ROW_BLOCK`` rows, aligned on the row's index in the stream), and the blocks' partials are added in block
+order; so a result does not depend on how the stream was cut into batches nor on how many threads ran the
+blocks, to the bit.  Accumulators must never be compiled with ``fastmath``: ``reassoc`` deletes the
+compensation.
 
 Input arrays are 1-D or 2-D numpy views (``pred`` rows x classes for the multi-class layout); status codes
 for each row are read from and written to ``status`` so that the caller can report the first bad row.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .elementary import fast_exp, fast_log, fast_log1p
 
@@ -525,18 +527,11 @@ def _row_weight(weights, has_weights, i):
     return w
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights, has_weights,
-                          group_ids, has_groups, status, eps, renormalize, prediction_tolerance,
-                          target_tolerance, n_bins, counts, sums):
-    """Score a batch of K-class predictions (rows of ``pred``: probabilities, or logits when ``is_logits``)
-    against hard ``labels`` or soft ``targets`` (rows x K), adding each valid row to ``counts``/``sums``.
-
-    Per row i with weight w_i: H(P,Q) = -sum_k P_k log Q_k, H(P) = -sum_k P_k log P_k, KL = H(P,Q) - H(P),
-    H(Q), KL(Q||P), JS = (KL(P||M) + KL(Q||M))/2 with M = (P+Q)/2, Brier = sum_k (Q_k - P_k)^2, correct =
-    [argmax Q = argmax P], and a calibration bin for the top-label confidence max Q.
-    """
-    n_rows = pred.shape[0]
+@njit(error_model="numpy")
+def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids, has_groups,
+                     status, eps, renormalize, prediction_tolerance, target_tolerance, n_bins, counts, sums,
+                     lo, hi):
+    """Score the rows [lo, hi) of a batch of K-class predictions into ``counts``/``sums``, in row order."""
     n_classes = pred.shape[1]
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     q = np.empty(n_classes)
@@ -548,8 +543,8 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
     terms = np.empty(block * n_classes if hard_probabilities else 0)
     log_qy = np.empty(block)
     log_midpoint = np.empty(block)
-    for start in range(0, n_rows, block):
-        stop = min(start + block, n_rows)
+    for start in range(lo, hi, block):
+        stop = min(start + block, hi)
         if hard_probabilities:
             _entropy_terms(pred, start, stop, terms)
             _label_logs(pred, labels, start, stop, log_qy, log_midpoint)
@@ -707,16 +702,10 @@ def _binary_logs(pred, is_logits, start, stop, log_p, log_not_p, log_half_one_pl
         log_half_two_minus_p[j] = fast_log1p(-0.5 * prob)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, has_weights,
-                      group_ids, has_groups, status, eps, n_bins, counts, sums):
-    """Score a batch of positive-class probabilities (or logits) against labels in {0, 1} or soft targets t.
-
-    With Q = (1-p, p) and P = (1-t, t) the information terms are those of the two-class layout; Brier is
-    (p - t)^2 as scikit-learn's brier_score_loss, the predicted class is [p > 0.5], and calibration bins
-    the positive-class probability p against the observed t (reliability diagram of calibration_curve).
-    """
-    n_rows = pred.shape[0]
+@njit(error_model="numpy")
+def _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids, has_groups,
+                 status, eps, n_bins, counts, sums, lo, hi):
+    """Score the rows [lo, hi) of a binary batch into ``counts``/``sums``, in row order."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     q = np.empty(2)
@@ -727,8 +716,8 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
     block_log_not_p = np.empty(BLOCK)
     block_log_m1 = np.empty(BLOCK)
     block_log_m0 = np.empty(BLOCK)
-    for start in range(0, n_rows, BLOCK):
-        stop = min(start + BLOCK, n_rows)
+    for start in range(lo, hi, BLOCK):
+        stop = min(start + BLOCK, hi)
         if not has_targets:
             _binary_logs(pred, is_logits, start, stop, block_log_p, block_log_not_p, block_log_m1, block_log_m0)
         for i in range(start, stop):
@@ -804,3 +793,148 @@ def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, ha
             _add(sums, g, class_mass + 1, w * t)
             _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0),
                      (prob - t) * (prob - t), prob, t, n_bins, False, clipped)
+
+
+# ---- blocks: the same sums for every batch size and thread count
+#
+# Rows are cut into blocks of ROW_BLOCK rows aligned on the row's index in the whole stream (not in the
+# batch).  Each block is summed on its own, from zero, row by row with Neumaier, into a *block partial*
+# (counts, sums, and the list of groups it touched); a finished block is then added into the totals, in
+# block order.  A block's partial therefore depends on its rows only, and the totals on the sequence of
+# blocks only: whether blocks ran on one thread or many, in one batch or spread over several, the bits
+# are the same.  The block still being filled when a batch ends is the state's *open* block, carried over
+# to the next batch (and saved with the state).  Full blocks inside a batch run in parallel, one per lane.
+
+ROW_BLOCK = 1 << 14
+
+
+@njit(inline="always")
+def _mark_groups(group_ids, has_groups, lo, hi, marks, touched):
+    """Append to ``touched`` (count in touched[0]) the groups of rows [lo, hi) not yet marked."""
+    if not has_groups:
+        if marks[0] == 0:
+            marks[0] = 1
+            touched[0] += 1
+            touched[touched[0]] = 0
+        return
+    for i in range(lo, hi):
+        g = group_ids[i]
+        if marks[g] == 0:
+            marks[g] = 1
+            touched[0] += 1
+            touched[touched[0]] = g
+
+
+@njit(inline="always")
+def _close_block(counts, sums, block_counts, block_sums, marks, touched):
+    """Add a finished block's partial into the totals and zero it: counts add, and each (sum, compensation)
+    pair goes in as one Neumaier step for the sum plus a plain add of its compensation."""
+    for j in range(1, touched[0] + 1):
+        g = touched[j]
+        for c in range(counts.shape[1]):
+            counts[g, c] += block_counts[g, c]
+            block_counts[g, c] = 0
+        for s in range(sums.shape[1]):
+            _add(sums, g, s, block_sums[g, s, 0])
+            sums[g, s, 1] += block_sums[g, s, 1]
+            block_sums[g, s, 0] = 0.0
+            block_sums[g, s, 1] = 0.0
+        marks[g] = 0
+    touched[0] = 0
+
+
+@njit(inline="always")
+def _serial_stop(first_row, lo, hi):
+    """End of the block-aligned stretch that starts at batch row lo (at most hi)."""
+    return min(hi, lo + ROW_BLOCK - (first_row + lo) % ROW_BLOCK)
+
+
+@njit(inline="always")
+def _closes_block(first_row, stop):
+    return (first_row + stop) % ROW_BLOCK == 0
+
+
+@njit(inline="always")
+def _parallel_blocks(first_row, n_rows, lanes):
+    """(rows before the first full block, number of full blocks) when full blocks run on lanes, else (n, 0)."""
+    head = min(n_rows, (ROW_BLOCK - first_row % ROW_BLOCK) % ROW_BLOCK)
+    full = (n_rows - head) // ROW_BLOCK
+    if lanes < 2 or full < 2:
+        return n_rows, 0
+    return head, full
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                          group_ids, has_groups, status, eps, renormalize, prediction_tolerance,
+                          target_tolerance, n_bins, first_row, counts, sums, open_counts, open_sums,
+                          open_marks, open_touched, lane_counts, lane_sums, lane_marks, lane_touched):
+    """Score a batch of K-class predictions (rows of ``pred``: probabilities, or logits when ``is_logits``)
+    against hard ``labels`` or soft ``targets`` (rows x K), adding each valid row to the state.
+
+    Per row i with weight w_i: H(P,Q) = -sum_k P_k log Q_k, H(P) = -sum_k P_k log P_k, KL = H(P,Q) - H(P),
+    H(Q), KL(Q||P), JS = (KL(P||M) + KL(Q||M))/2 with M = (P+Q)/2, Brier = sum_k (Q_k - P_k)^2, correct =
+    [argmax Q = argmax P], and a calibration bin for the top-label confidence max Q.
+
+    ``first_row`` is the stream index of the batch's first row; blocks as described above ROW_BLOCK.
+    """
+    n_rows = pred.shape[0]
+    head, full = _parallel_blocks(first_row, n_rows, lane_sums.shape[0])
+    lanes = max(lane_sums.shape[0], 1)
+    for part in range(2):  # the rows before the full blocks, the full blocks on lanes, then the rest
+        lo, hi = (0, head) if part == 0 else (head + full * ROW_BLOCK, n_rows)
+        while lo < hi:  # one call site for each span: every call site costs its own compile time
+            stop = _serial_stop(first_row, lo, hi)
+            _mark_groups(group_ids, has_groups, lo, stop, open_marks, open_touched)
+            _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
+                             has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
+                             n_bins, open_counts, open_sums, lo, stop)
+            if _closes_block(first_row, stop):
+                _close_block(counts, sums, open_counts, open_sums, open_marks, open_touched)
+            lo = stop
+        for wave in range(0, full if part == 0 else 0, lanes):
+            width = min(lanes, full - wave)
+            for j in prange(width):
+                start = head + (wave + j) * ROW_BLOCK
+                _mark_groups(group_ids, has_groups, start, start + ROW_BLOCK, lane_marks[j], lane_touched[j])
+                _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
+                                 has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
+                                 n_bins, lane_counts[j], lane_sums[j], start, start + ROW_BLOCK)
+            for j in range(width):  # in block order
+                _close_block(counts, sums, lane_counts[j], lane_sums[j], lane_marks[j], lane_touched[j])
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def accumulate_binary(pred, is_logits, labels, targets, has_targets, weights, has_weights,
+                      group_ids, has_groups, status, eps, n_bins, first_row, counts, sums, open_counts,
+                      open_sums, open_marks, open_touched, lane_counts, lane_sums, lane_marks, lane_touched):
+    """Score a batch of positive-class probabilities (or logits) against labels in {0, 1} or soft targets t.
+
+    With Q = (1-p, p) and P = (1-t, t) the information terms are those of the two-class layout; Brier is
+    (p - t)^2 as scikit-learn's brier_score_loss, the predicted class is [p > 0.5], and calibration bins
+    the positive-class probability p against the observed t (reliability diagram of calibration_curve).
+    Blocks and ``first_row`` as in accumulate_multiclass.
+    """
+    n_rows = pred.shape[0]
+    head, full = _parallel_blocks(first_row, n_rows, lane_sums.shape[0])
+    lanes = max(lane_sums.shape[0], 1)
+    for part in range(2):  # as in accumulate_multiclass
+        lo, hi = (0, head) if part == 0 else (head + full * ROW_BLOCK, n_rows)
+        while lo < hi:
+            stop = _serial_stop(first_row, lo, hi)
+            _mark_groups(group_ids, has_groups, lo, stop, open_marks, open_touched)
+            _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
+                         has_groups, status, eps, n_bins, open_counts, open_sums, lo, stop)
+            if _closes_block(first_row, stop):
+                _close_block(counts, sums, open_counts, open_sums, open_marks, open_touched)
+            lo = stop
+        for wave in range(0, full if part == 0 else 0, lanes):
+            width = min(lanes, full - wave)
+            for j in prange(width):
+                start = head + (wave + j) * ROW_BLOCK
+                _mark_groups(group_ids, has_groups, start, start + ROW_BLOCK, lane_marks[j], lane_touched[j])
+                _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
+                             has_groups, status, eps, n_bins, lane_counts[j], lane_sums[j], start,
+                             start + ROW_BLOCK)
+            for j in range(width):
+                _close_block(counts, sums, lane_counts[j], lane_sums[j], lane_marks[j], lane_touched[j])

@@ -1,8 +1,12 @@
 """The mergeable accumulator state: two arrays per group plus the configuration that gives them meaning.
 
+The totals (``counts``, ``sums``) hold every finished block of rows; ``open_counts``/``open_sums`` hold the
+partial of the block still being filled (see ``kernels.ROW_BLOCK``), carried from batch to batch so that the
+bits do not depend on where batches were cut.  Readers see the two folded together.
+
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
-Serialised as ``MAGIC, format version, JSON header, counts bytes, sums bytes`` (little-endian).
+Serialised as ``MAGIC, format version, JSON header, counts, sums, open counts, open sums`` (little-endian).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from . import kernels
 from .errors import IncompatibleStateError, StreamdivError
 
 MAGIC = b"STREAMDIV-STATE\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the open block and rows_read (version 1 is still read)
 GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
 
 
@@ -53,6 +57,11 @@ class State:
     counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
     _group_index: dict[GroupKey, int] = field(default_factory=dict, repr=False)
+    open_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    open_sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    open_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))  # group in open block
+    open_touched: np.ndarray = field(default_factory=lambda: np.zeros(kernels.ROW_BLOCK + 1, dtype=np.int64))
+    rows_read: int = 0  # the stream index of the next row: where blocks are cut
 
     # ---- layout
     @property
@@ -104,37 +113,60 @@ class State:
         return ids
 
     def _allocate(self, capacity: int) -> None:
-        counts = np.zeros((capacity, self.n_count_slots), dtype=np.int64)
-        sums = np.zeros((capacity, self.n_sum_slots, 2))
-        used = min(self.counts.shape[0], capacity)
-        if self.counts.shape[1] == self.n_count_slots:
-            counts[:used] = self.counts[:used]
-        if self.sums.shape[1] == self.n_sum_slots:
-            sums[:used] = self.sums[:used]
-        self.counts, self.sums = counts, sums
+        self.counts, self.open_counts = (self._grown(a, capacity, (self.n_count_slots,), np.int64)
+                                         for a in (self.counts, self.open_counts))
+        self.sums, self.open_sums = (self._grown(a, capacity, (self.n_sum_slots, 2), np.float64)
+                                     for a in (self.sums, self.open_sums))
+        self.open_marks = self._grown(self.open_marks, capacity, (), np.uint8)
+
+    @staticmethod
+    def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A zeroed (capacity, *row_shape) array holding ``array``'s rows where the layout already matches."""
+        grown = np.zeros((capacity, *row_shape), dtype=dtype)
+        used = min(array.shape[0], capacity)
+        if array.shape[1:] == row_shape:
+            grown[:used] = array[:used]
+        return grown
+
+    def close_open_block(self) -> None:
+        """Add the open block into the totals early (before a merge: the stream's blocks end there)."""
+        n = self.n_groups
+        self.counts[:n] += self.open_counts[:n]
+        self.sums[:n] = add_compensated(self.sums[:n], self.open_sums[:n])
+        self.open_counts[:n] = 0
+        self.open_sums[:n] = 0.0
+        self.open_marks[:n] = 0
+        self.open_touched[0] = 0
+
+    def settled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, sums) of the groups with the open block folded in; the state itself is left as it is."""
+        n = self.n_groups
+        return self.counts[:n] + self.open_counts[:n], add_compensated(self.sums[:n], self.open_sums[:n])
 
     # ---- reading
     def group_counts(self, g: int) -> np.ndarray:
-        return self.counts[g]
+        return self.counts[g] + self.open_counts[g]
 
     def group_sums(self, g: int) -> np.ndarray:
         """The compensated sums of group g, each collapsed to sum + compensation."""
-        return self.sums[g, :, 0] + self.sums[g, :, 1]
+        sums = add_compensated(self.sums[g], self.open_sums[g])
+        return sums[:, 0] + sums[:, 1]
 
     def total_counts(self) -> np.ndarray:
-        return self.counts[: self.n_groups].sum(axis=0)
+        return self.settled()[0].sum(axis=0)
 
     def total_sums(self) -> np.ndarray:
         """Sums over all groups, added in group order with compensation."""
         total = np.zeros((self.n_sum_slots, 2))
-        for g in range(self.n_groups):
-            total = add_compensated(total, self.sums[g])
+        for group_sums in self.settled()[1]:
+            total = add_compensated(total, group_sums)
         return total[:, 0] + total[:, 1]
 
     # ---- merging
     def copy(self) -> State:
         return State(self.config, list(self.group_keys), self.counts.copy(), self.sums.copy(),
-                     dict(self._group_index))
+                     dict(self._group_index), self.open_counts.copy(), self.open_sums.copy(),
+                     self.open_marks.copy(), self.open_touched.copy(), self.rows_read)
 
     def merge(self, other: State) -> None:
         """Add ``other`` into this state in place; an empty state is the identity."""
@@ -150,9 +182,12 @@ class State:
         if difference:
             raise IncompatibleStateError(f"cannot merge these results: {difference}")
         ids = self.group_ids(other.group_keys)
+        self.close_open_block()
+        other_counts, other_sums = other.settled()
         for source, target in enumerate(ids):
-            self.counts[target] += other.counts[source]
-            self.sums[target] = add_compensated(self.sums[target], other.sums[source])
+            self.counts[target] += other_counts[source]
+            self.sums[target] = add_compensated(self.sums[target], other_sums[source])
+        self.rows_read += other.rows_read
 
     # ---- bytes
     def to_bytes(self) -> bytes:
@@ -172,11 +207,12 @@ class State:
             "group_keys": [list(key) for key in self.group_keys],
             "counts_shape": [n, self.n_count_slots],
             "sums_shape": [n, self.n_sum_slots, 2],
+            "rows_read": self.rows_read,
         }
         header_bytes = json.dumps(header, allow_nan=True).encode()
-        counts = np.ascontiguousarray(self.counts[:n], dtype="<i8").tobytes()
-        sums = np.ascontiguousarray(self.sums[:n], dtype="<f8").tobytes()
-        return MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(header_bytes)) + header_bytes + counts + sums
+        arrays = [np.ascontiguousarray(a[:n], dtype=t).tobytes() for a, t in
+                  ((self.counts, "<i8"), (self.sums, "<f8"), (self.open_counts, "<i8"), (self.open_sums, "<f8"))]
+        return MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(header_bytes)) + header_bytes + b"".join(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> State:
@@ -199,15 +235,30 @@ class State:
             class_names=tuple(raw["class_names"]) if raw["class_names"] else None, bins=raw["bins"],
             eps=raw["eps"], renormalize=raw["renormalize"], group_names=tuple(raw["group_names"]))
         counts_shape, sums_shape = tuple(header["counts_shape"]), tuple(header["sums_shape"])
-        counts_size = int(np.prod(counts_shape)) * 8
-        sums_size = int(np.prod(sums_shape)) * 8
-        if len(data) != offset + counts_size + sums_size:
+        shapes = [(counts_shape, "<i8"), (sums_shape, "<f8")] * (2 if version >= 2 else 1)
+        sizes = [int(np.prod(shape)) * 8 for shape, _ in shapes]
+        if len(data) != offset + sum(sizes):
             raise StreamdivError("truncated or corrupted streamdiv state: its size does not match its header")
-        counts = np.frombuffer(data, dtype="<i8", count=counts_size // 8, offset=offset).reshape(counts_shape)
-        sums = np.frombuffer(data, dtype="<f8", count=sums_size // 8, offset=offset + counts_size)
+        arrays = []
+        for (shape, dtype), size in zip(shapes, sizes):
+            arrays.append(np.frombuffer(data, dtype=dtype, count=size // 8, offset=offset).reshape(shape)
+                          .astype(np.int64 if dtype == "<i8" else np.float64))
+            offset += size
         keys = [tuple(key) for key in header["group_keys"]]
-        return cls(config, keys, counts.astype(np.int64), sums.reshape(sums_shape).astype(np.float64),
-                   {key: index for index, key in enumerate(keys)})
+        state = cls(config, keys, arrays[0], arrays[1], {key: index for index, key in enumerate(keys)})
+        state._allocate(len(keys))
+        if version >= 2:
+            state.open_counts[:], state.open_sums[:] = arrays[2], arrays[3]
+            # The groups of the open block are those with a row in it: every row read is counted once.
+            touched = np.flatnonzero(state.open_counts.any(axis=1))
+            state.open_marks[touched] = 1
+            state.open_touched[0] = len(touched)
+            state.open_touched[1: len(touched) + 1] = touched
+            state.rows_read = int(header["rows_read"])
+        else:
+            totals = state.counts.sum(axis=0) if len(keys) else np.zeros(kernels.N_COUNTS, dtype=np.int64)
+            state.rows_read = int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
+        return state
 
 
 def add_compensated(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ def test_version_and_corruption_are_reported():
     assert data.startswith(MAGIC)
     future = bytearray(data)
     future[len(MAGIC): len(MAGIC) + 4] = (FORMAT_VERSION + 1).to_bytes(4, "little")
-    with pytest.raises(streamdiv.StreamdivError, match="format version 2"):
+    with pytest.raises(streamdiv.StreamdivError, match=f"format version {FORMAT_VERSION + 1}"):
         streamdiv.Accumulator.from_bytes(bytes(future))
     with pytest.raises(streamdiv.StreamdivError, match="truncated"):
         streamdiv.Accumulator.from_bytes(data[:-8])

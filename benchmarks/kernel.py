@@ -1,0 +1,80 @@
+"""In-memory kernel cost: ns per row of ``Accumulator.update`` on numpy arrays, at 1 and 2 numba threads.
+
+    python benchmarks/kernel.py                 # 4 M rows per layout
+    python benchmarks/kernel.py --rows 1000000 --repeats 9
+
+Each layout runs in this one process, interleaved over repetitions; the table gives medians and the
+speed-up of 2 threads over 1.  A benchmark, never a test: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numba
+import numpy as np
+
+from streamdiv import Accumulator
+
+
+def layouts(rows: int) -> dict[str, dict]:
+    rng = np.random.default_rng(3)
+
+    def softmax(k: int, n: int) -> np.ndarray:
+        z = rng.normal(0.0, 2.0, (n, k))
+        q = np.exp(z - z.max(axis=1, keepdims=True))
+        return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    q10 = softmax(10, rows)
+    labels10 = (rng.random(rows)[:, None] < q10.cumsum(axis=1)).argmax(axis=1).astype(np.int32)
+    p10 = softmax(10, rows)
+    p10[p10 < 0.03] = 0.0
+    p10 /= p10.sum(axis=1, keepdims=True)
+    q100 = softmax(100, rows // 10)
+    binary = rng.random(rows).astype(np.float32)
+    return {
+        "hard K=10 probs": {"probs": q10, "labels": labels10},
+        "hard K=10 logits": {"logits": np.log(q10), "labels": labels10},
+        "hard K=100 probs (rows/10)": {"probs": q100, "labels": rng.integers(0, 100, rows // 10)},
+        "soft K=10 probs": {"probs": q10, "targets": p10},
+        "binary probs": {"probs": binary, "labels": (rng.random(rows) < binary).astype(np.int8)},
+        "hard K=10 by 8 groups": {"probs": q10, "labels": labels10, "groups": rng.integers(0, 8, rows)},
+    }
+
+
+def time_once(inputs: dict) -> float:
+    started = time.perf_counter()
+    Accumulator().update(**inputs)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=4_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    cases = layouts(args.rows)
+    threads = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
+    for inputs in cases.values():  # compile (or load from cache) before timing
+        Accumulator().update(**{k: v[:1000] for k, v in inputs.items()})
+    times: dict[tuple[str, int], list[float]] = {(name, t): [] for name in cases for t in threads}
+    for _ in range(args.repeats):
+        for name, inputs in cases.items():
+            for t in threads:
+                numba.set_num_threads(t)
+                times[name, t].append(time_once(inputs))
+    print(f"| layout | rows | " + " | ".join(f"{t} thread{'s' * (t > 1)} ns/row" for t in threads)
+          + (" | speed-up |" if len(threads) > 1 else " |"))
+    print("|---|---:|" + "---:|" * len(threads) + ("---:|" if len(threads) > 1 else ""))
+    for name, inputs in cases.items():
+        n = len(next(iter(inputs.values())))
+        medians = [statistics.median(times[name, t]) for t in threads]
+        cells = " | ".join(f"{m / n * 1e9:.1f}" for m in medians)
+        speedup = f" | {medians[0] / medians[-1]:.2f}x |" if len(threads) > 1 else " |"
+        print(f"| {name} | {n:,} | {cells}{speedup}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Block-compensated sums: the state's bits depend on the rows only, never on batches, lanes or threads.
+
+Blocks of ``ROW_BLOCK`` rows are aligned on the stream's row index; these inputs span several blocks, so
+the parallel lanes, the open block carried between batches and its serialisation all take part.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_soft
+
+import streamdiv
+from streamdiv import accumulator as accumulator_module
+from streamdiv.kernels import ROW_BLOCK
+from streamdiv.state import MAGIC
+
+N = 4 * ROW_BLOCK + 1234
+
+
+def _inputs() -> dict[str, dict]:
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0.0, 3.0, (N, 4)).astype(np.float32)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 4, N)
+    labels[rng.random(N) < 0.01] = 7  # out of range: skipped and counted
+    targets, soft_probs = make_soft(n=N, num_classes=4, seed=9)
+    binary = rng.random(N)
+    return {
+        "hard, weighted, grouped": dict(probs=probs, labels=labels, weights=rng.exponential(1.0, N),
+                                        groups=rng.integers(0, 5, N)),
+        "logits": dict(logits=logits, labels=labels),
+        "soft": dict(probs=soft_probs, targets=targets),
+        "binary": dict(probs=binary, labels=(rng.random(N) < binary).astype(np.int8)),
+    }
+
+
+INPUTS = _inputs()
+
+
+def _score(inputs: dict, batch: int) -> streamdiv.Accumulator:
+    accumulator = streamdiv.Accumulator(on_invalid="skip")
+    for start in range(0, N, batch):
+        accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
+    return accumulator
+
+
+@pytest.mark.parametrize("layout", list(INPUTS))
+def test_batches_and_lanes_do_not_change_a_bit(layout, monkeypatch):
+    reference = _score(INPUTS[layout], N).to_bytes()
+    for lanes in (0, 2, 3, 16):
+        monkeypatch.setattr(accumulator_module.Lanes, "count_for", classmethod(lambda cls, state, n: lanes))
+        for batch in (N, ROW_BLOCK, 3 * ROW_BLOCK - 1, 40_000, 777):
+            assert _score(INPUTS[layout], batch).to_bytes() == reference, (lanes, batch)
+
+
+def test_a_state_saved_inside_a_block_resumes_bit_for_bit():
+    inputs = INPUTS["hard, weighted, grouped"]
+    cut = ROW_BLOCK + 5000  # the saved state has an open block
+    first = streamdiv.Accumulator(on_invalid="skip").update(**{k: v[:cut] for k, v in inputs.items()})
+    resumed = streamdiv.Accumulator.from_bytes(first.to_bytes(), on_invalid="skip")
+    resumed.update(**{k: v[cut:] for k, v in inputs.items()})
+    assert resumed.to_bytes() == _score(inputs, N).to_bytes()
+
+
+def test_merge_closes_the_open_blocks_and_adds_the_rows():
+    inputs = INPUTS["soft"]
+    cut = 2 * ROW_BLOCK + 3
+    parts = [streamdiv.Accumulator().update(**{k: v[s] for k, v in inputs.items()})
+             for s in (slice(0, cut), slice(cut, N))]
+    merged = parts[0] + parts[1]
+    once = _score(inputs, N).report().to_dict()
+    assert merged.rows == N
+    assert merged._state.rows_read == N
+    for name, value in merged.report().to_dict()["metrics"].items():
+        if isinstance(value, float):
+            assert value == pytest.approx(once["metrics"][name], rel=1e-14, abs=1e-15), name
+
+
+def test_version_1_states_are_still_read():
+    """A version-1 state (no open block) written by hand in that format reads back with the same results."""
+    import json
+    import struct
+    accumulator = streamdiv.Accumulator(on_invalid="skip").update(**INPUTS["logits"])
+    state = accumulator._state
+    state.close_open_block()
+    counts, sums = state.settled()
+    header = json.loads(accumulator.to_bytes()[len(MAGIC) + 12:][: struct.unpack_from(
+        "<IQ", accumulator.to_bytes(), len(MAGIC))[1]])
+    del header["rows_read"]
+    header_bytes = json.dumps(header).encode()
+    version_1 = (MAGIC + struct.pack("<IQ", 1, len(header_bytes)) + header_bytes
+                 + counts.astype("<i8").tobytes() + sums.astype("<f8").tobytes())
+    restored = streamdiv.Accumulator.from_bytes(version_1)
+    assert restored.report().to_dict() == accumulator.report().to_dict()
+    assert restored.rows == accumulator.rows == restored._state.rows_read
+
+
+def _score_in_child(queue) -> None:
+    queue.put(_score(INPUTS["binary"], N).to_bytes())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_scores_after_the_parent_used_threads():
+    """GNU OpenMP cannot run a parallel region in a fork()ed child of a process that used it: the child
+    must fall back to one thread, with the same bits, and not hang."""
+    reference = _score(INPUTS["binary"], N).to_bytes()  # the parent runs lanes (when it has 2+ threads)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_score_in_child, args=(queue,))
+    child.start()
+    result = queue.get(timeout=300)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert result == reference
+
+
+def test_thread_counts_give_the_same_bits():
+    """1, 2 and 3 numba threads (real threads, in fresh processes) over a stream of several blocks."""
+    code = ("import sys, numpy as np, streamdiv; rng = np.random.default_rng(2); "
+            f"q = rng.dirichlet(np.ones(6), {N}); y = rng.integers(0, 6, {N}); "
+            "a = streamdiv.Accumulator().update(probs=q, labels=y, groups=y % 2); "
+            "sys.stdout.write(a.to_bytes().hex())")
+    outputs = {threads: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                       env=os.environ | {"NUMBA_NUM_THREADS": threads}).stdout
+               for threads in ("1", "2", "3")}
+    assert outputs["1"] == outputs["2"] == outputs["3"]
