@@ -267,7 +267,7 @@ def _hard_row(y, q, logq, eps, log_eps):
     return -lq, prediction_entropy, js, brier, clipped
 
 
-# The per-row helpers below sum over the classes of one row with ``reassoc``, which lets LLVM split those sums
+# The helpers below marked ``reassoc`` sum over the classes of one row so that LLVM may split those sums
 # into SIMD lanes (with fast_log/fast_exp: 5x faster than libm's scalar calls).  That changes a row's value
 # by rounding only, identically for every batch size and thread count.  They are deliberately not inlined
 # by numba, so the flag stays on their own instructions and never reaches the compensated accumulators.
@@ -284,27 +284,33 @@ def _entropy_terms(pred, start, stop, terms):
 
 
 @njit(error_model="numpy")
-def _label_logs(pred, labels, start, stop, log_qy, log_midpoint):
+def _label_logs(pred, labels, start, stop, q_label, log_qy, log_midpoint):
     """log q_iy and log((1 + q_iy)/2) (the JS midpoint of the one-hot target) for the rows [start, stop).
-    Labels outside [0, K) read q_i0 here; the scalar pass rejects those rows."""
+    The q_iy are gathered first so that the logs run as one vectorised loop (3x faster than logs of a
+    gather).  Labels outside [0, K) read q_i0 here; the scalar pass rejects those rows."""
     n_classes = pred.shape[1]
     for i in range(start, stop):
         y = labels[i]
         y = y if (y >= 0 and y < n_classes) else 0
-        v = np.float64(pred[i, y])
-        log_qy[i - start] = fast_log(v) if v > 0.0 else -math.inf
-        log_midpoint[i - start] = fast_log1p(v) - LN2
+        q_label[i - start] = np.float64(pred[i, y])
+    for j in range(stop - start):
+        v = q_label[j]
+        log_qy[j] = fast_log(v) if v > 0.0 else -math.inf
+        log_midpoint[j] = fast_log1p(v) - LN2
 
 
-@njit(fastmath={"reassoc"}, error_model="numpy")
+@njit(inline="always")
 def _probability_row_sums(row, terms, base, y):
     """One pass over a probability row and its q log q terms: (number of values NaN or outside [0, 1],
-    sum q, H(Q), Brier = sum_k (q_k - [k = y])^2).  No max in here: a float max reduction does not
-    vectorise without ``nnan``, which must stay off (it would delete the NaN checks)."""
+    sum q, H(Q), Brier = sum_k (q_k - [k = y])^2, argmax q (lowest index on ties), max q).  Written as
+    one scalar loop whose five chains interleave: at K = 10 that beat a ``reassoc`` loop (SIMD lanes, but
+    four horizontal reductions per row) plus a separate argmax, 14 against 24 ns/row."""
     bad = 0.0
     total = 0.0
     negative_entropy = 0.0
     brier = 0.0
+    top = 0
+    best = np.float64(row[0])
     for k in range(row.shape[0]):
         v = np.float64(row[k])
         bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
@@ -312,7 +318,10 @@ def _probability_row_sums(row, terms, base, y):
         negative_entropy += terms[base + k]
         d = v - 1.0 if k == y else v
         brier += d * d
-    return bad, total, -negative_entropy, brier
+        if v > best:
+            best = v
+            top = k
+    return bad, total, -negative_entropy, brier, top, best
 
 
 @njit(inline="always")
@@ -387,7 +396,7 @@ def _first_problem(row, nan_code, range_code):
 def _score_hard_probabilities(row, y, terms, base, log_qy, log_midpoint, eps, log_eps):
     """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for a probability row and label y,
     from the block's precomputed q log q terms and logs of q_y."""
-    bad, total, prediction_entropy, brier = _probability_row_sums(row, terms, base, y)
+    bad, total, prediction_entropy, brier, top, top_value = _probability_row_sums(row, terms, base, y)
     if bad > 0.0:
         return _first_problem(row, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE), 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
     qy = np.float64(row[y])
@@ -397,7 +406,6 @@ def _score_hard_probabilities(row, y, terms, base, log_qy, log_midpoint, eps, lo
     if qy > 0.0:
         js += 0.5 * qy * (log_qy - log_midpoint)
     js = js if js > 0.0 else 0.0
-    top, top_value = _argmax(row)
     return OK, cross, prediction_entropy, js, brier, top, top_value, total, clipped
 
 
@@ -541,13 +549,14 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     hard_probabilities = not has_targets and not renormalize and not is_logits
     block = max(1, 16384 // max(n_classes, 1))  # rows whose q log q terms fit in 128 KiB
     terms = np.empty(block * n_classes if hard_probabilities else 0)
+    q_label = np.empty(block)
     log_qy = np.empty(block)
     log_midpoint = np.empty(block)
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
         if hard_probabilities:
             _entropy_terms(pred, start, stop, terms)
-            _label_logs(pred, labels, start, stop, log_qy, log_midpoint)
+            _label_logs(pred, labels, start, stop, q_label, log_qy, log_midpoint)
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
                                     prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop,
