@@ -6,11 +6,18 @@ KL(P||Q) = H(P,Q) - H(P) >= 0, accumulated in one pass, in bounded memory, with 
 
 from __future__ import annotations
 
-from .accumulator import Accumulator
-from .evaluate import StreamdivWarning, evaluate
-from .errors import (IncompatibleStateError, InvalidRowError, SchemaError, SourceError, StreamdivError)
-from .metrics import METRIC_NAMES, METRICS
-from .report import Report
+import os
+
+# Before numba loads GNU OpenMP: its idle workers then sleep instead of spinning on the core that Arrow's
+# decoder needs between our parallel blocks (hard K=10 Parquet end to end: 0.37 s passive, 0.45-0.48 s
+# spinning).  A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .accumulator import Accumulator  # noqa: E402
+from .evaluate import StreamdivWarning, evaluate  # noqa: E402
+from .errors import (IncompatibleStateError, InvalidRowError, SchemaError, SourceError, StreamdivError)  # noqa: E402
+from .metrics import METRIC_NAMES, METRICS  # noqa: E402
+from .report import Report  # noqa: E402
 
 __version__ = "0.1.0"
 
