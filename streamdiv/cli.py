@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 import click
+import numba
 
 from . import __version__
 from .accumulator import Accumulator
@@ -164,12 +165,14 @@ def _label_value(text: str | None) -> Any:
 @click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
 @click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
+@click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "
+              "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
           targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int,
           on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool,
-          class_names: str | None, progress: bool | None, fmt: str | None, output: str | None,
-          fail_if: tuple[str, ...], save_state: str | None) -> None:
+          class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
+          output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
     Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
@@ -181,6 +184,8 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
             --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
     """
     conditions = _conditions(fail_if)
+    if threads is not None:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     source = open_source(list(sources) if len(sources) > 1 else sources[0])
     columns = {"probs": _split(probs), "logits": _split(logits), "labels": labels, "targets": _split(targets),
                "weights": weights}

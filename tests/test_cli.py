@@ -213,3 +213,22 @@ def test_writing_to_a_device_writes_through_it(tmp_path):
     assert os.path.exists(fifo) and not os.path.isfile(fifo)
     streamdiv.formats.write_atomically(os.devnull, b"gone")
     assert not os.path.isfile(os.devnull)
+
+
+def test_thread_count_is_an_option_and_changes_no_bit(tmp_path):
+    """--threads 1 and 2 over a file of several 16,384-row blocks print the same JSON; the option is applied."""
+    rng = np.random.default_rng(8)
+    n = 70_000
+    probs = rng.dirichlet(np.ones(4), n).astype(np.float32)
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), 4),
+                             "label": rng.integers(0, 4, n)}), path)
+    import numba
+    before = numba.get_num_threads()
+    try:
+        outputs = [invoke("score", path, "--threads", threads, "--format", "json").stdout for threads in (1, 2)]
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        numba.set_num_threads(before)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["metrics"]["rows"] == n
