@@ -22,7 +22,7 @@ from . import kernels
 from .errors import IncompatibleStateError, StreamdivError
 
 MAGIC = b"STREAMDIV-STATE\n"
-FORMAT_VERSION = 2  # 2: the open block and rows_read (version 1 is still read)
+FORMAT_VERSION = 2  # 2: the open block (version 1 is still read)
 GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
 
 
@@ -207,7 +207,6 @@ class State:
             "group_keys": [list(key) for key in self.group_keys],
             "counts_shape": [n, self.n_count_slots],
             "sums_shape": [n, self.n_sum_slots, 2],
-            "rows_read": self.rows_read,
         }
         header_bytes = json.dumps(header, allow_nan=True).encode()
         arrays = [np.ascontiguousarray(a[:n], dtype=t).tobytes() for a, t in
@@ -254,10 +253,9 @@ class State:
             state.open_marks[touched] = 1
             state.open_touched[0] = len(touched)
             state.open_touched[1: len(touched) + 1] = touched
-            state.rows_read = int(header["rows_read"])
-        else:
-            totals = state.counts.sum(axis=0) if len(keys) else np.zeros(kernels.N_COUNTS, dtype=np.int64)
-            state.rows_read = int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
+        # Every row read is counted once, as evaluated, skipped or ignored: the stream index is derived.
+        totals = state.total_counts() if len(keys) else np.zeros(kernels.N_COUNTS, dtype=np.int64)
+        state.rows_read = int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
         return state
 
 
