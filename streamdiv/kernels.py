@@ -804,12 +804,20 @@ def _binary_prediction(x, is_logits):
 
 BLOCK = 256  # rows whose logs are computed together, vectorised across rows, before the scalar accumulation
 
+# Columns of a binary block's row table (``row_terms[column, j]`` for the block's row j)
+BINARY_P = 0  # p, the positive-class probability
+BINARY_NOT_P = 1  # 1 - p (from a logit: exp(log(1 - p)), accurate where p is close to 1)
+BINARY_LOG_P = 2
+BINARY_LOG_NOT_P = 3
+BINARY_LOG_MIDPOINT_1 = 4  # log((1 + p)/2), the JS midpoint for y = 1
+BINARY_LOG_MIDPOINT_0 = 5  # log((2 - p)/2), the JS midpoint for y = 0
+N_BINARY_TERMS = 6
+
 
 @njit(error_model="numpy")
-def _binary_logs(pred, is_logits, start, stop, log_p, log_not_p, log_half_one_plus_p, log_half_two_minus_p):
-    """For rows [start, stop): log p, log(1 - p), log((1 + p)/2) and log((2 - p)/2) (the JS midpoints for
-    y = 1 and y = 0), branch-free so that the loop vectorises.  Rows with bad values get garbage here and
-    are rejected by the scalar pass."""
+def _binary_logs(pred, is_logits, start, stop, row_terms):
+    """For rows [start, stop): p, 1 - p, their logs and the JS midpoints' logs, branch-free so that the loop
+    vectorises.  Rows with bad values get garbage here and are rejected by the scalar pass."""
     for j in range(stop - start):
         v = np.float64(pred[start + j])
         if is_logits:
@@ -817,107 +825,131 @@ def _binary_logs(pred, is_logits, start, stop, log_p, log_not_p, log_half_one_pl
             lp = -(max(-v, 0.0) + tail)
             lnp = -(max(v, 0.0) + tail)
             prob = fast_exp(lp)
+            other = fast_exp(lnp)
         else:
             lp = fast_log(v) if v > 0.0 else -math.inf
             lnp = fast_log1p(-v) if v < 1.0 else -math.inf
             prob = v
-        log_p[j] = lp
-        log_not_p[j] = lnp
-        log_half_one_plus_p[j] = fast_log1p(prob) - LN2
-        log_half_two_minus_p[j] = fast_log1p(-0.5 * prob)
+            other = 1.0 - v
+        row_terms[BINARY_P, j] = prob
+        row_terms[BINARY_NOT_P, j] = other
+        row_terms[BINARY_LOG_P, j] = lp
+        row_terms[BINARY_LOG_NOT_P, j] = lnp
+        row_terms[BINARY_LOG_MIDPOINT_1, j] = fast_log1p(prob) - LN2
+        row_terms[BINARY_LOG_MIDPOINT_0, j] = fast_log1p(-0.5 * prob)
+
+
+@njit(error_model="numpy")
+def _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, group_ids, has_groups, status,
+                                 eps, log_eps, n_bins, counts, sums, start, stop, row_terms):
+    """The scalar pass over the rows [start, stop) for binary predictions against labels in {0, 1}, from
+    the block's row table; call-free, as _accumulate_hard_probability_rows and for the same reason."""
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    for i in range(start, stop):
+        g = group_ids[i] if has_groups else 0  # the row preamble, as in the general pass
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
+            continue
+        v = np.float64(pred[i])
+        if is_logits:
+            if v != v or v == math.inf:
+                code = LOGIT_NAN_OR_POSITIVE_INFINITY
+        elif v != v:
+            code = PREDICTION_NAN
+        elif v < 0.0 or v > 1.0:
+            code = PREDICTION_OUT_OF_RANGE
+        y = labels[i]
+        if code == OK and y != 0 and y != 1:
+            code = LABEL_OUT_OF_RANGE
+        if code != OK:
+            _reject(status, counts, g, i, code)
+            continue
+        j = i - start
+        prob = row_terms[BINARY_P, j]
+        other = row_terms[BINARY_NOT_P, j]
+        log_p = row_terms[BINARY_LOG_P, j]
+        log_not_p = row_terms[BINARY_LOG_NOT_P, j]
+        qy = prob if y == 1 else other
+        log_qy = log_p if y == 1 else log_not_p
+        log_m = row_terms[BINARY_LOG_MIDPOINT_1, j] if y == 1 else row_terms[BINARY_LOG_MIDPOINT_0, j]
+        clipped = qy < eps
+        cross = -log_eps if clipped else -log_qy
+        prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
+        js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
+        if qy > 0.0:
+            js += 0.5 * qy * (log_qy - log_m)
+        js = js if js > 0.0 else 0.0
+        _add(sums, g, class_mass + y, w)
+        _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, (1 if prob > 0.5 else 0) == y,
+                 (prob - y) * (prob - y), prob, np.float64(y), n_bins, False, clipped)
 
 
 @njit(error_model="numpy")
 def _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids, has_groups,
                  status, eps, n_bins, counts, sums, lo, hi):
     """Score the rows [lo, hi) of a binary batch into ``counts``/``sums``, in row order."""
-    class_mass = N_SUMS + n_bins * BIN_FIELDS
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    if not has_targets:
+        row_terms = np.empty((N_BINARY_TERMS, BLOCK))
+        for start in range(lo, hi, BLOCK):
+            stop = min(start + BLOCK, hi)
+            _binary_logs(pred, is_logits, start, stop, row_terms)
+            _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, group_ids, has_groups,
+                                         status, eps, log_eps, n_bins, counts, sums, start, stop, row_terms)
+        return
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
     q = np.empty(2)
     logq = np.empty(2)
     p = np.empty(2)
     logp = np.empty(2)
-    block_log_p = np.empty(BLOCK)
-    block_log_not_p = np.empty(BLOCK)
-    block_log_m1 = np.empty(BLOCK)
-    block_log_m0 = np.empty(BLOCK)
-    for start in range(lo, hi, BLOCK):
-        stop = min(start + BLOCK, hi)
-        if not has_targets:
-            _binary_logs(pred, is_logits, start, stop, block_log_p, block_log_not_p, block_log_m1, block_log_m0)
-        for i in range(start, stop):
-            # Written out, not shared with accumulate_multiclass: see the measurement in its row loop.
-            g = group_ids[i] if has_groups else 0
-            code = status[i]
-            if code == CODE_IGNORED:
-                counts[g, IGNORED] += 1
-                continue
-            if code != OK:
-                counts[g, SKIPPED] += 1
-                continue
-            w = _row_weight(weights, has_weights, i)
-            if w < 0.0:
-                _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
-                continue
-            v = np.float64(pred[i])
-            if is_logits:
-                if v != v or v == math.inf:
-                    code = LOGIT_NAN_OR_POSITIVE_INFINITY
-            elif v != v:
-                code = PREDICTION_NAN
-            elif v < 0.0 or v > 1.0:
-                code = PREDICTION_OUT_OF_RANGE
-            if code == OK and not has_targets:  # hard 0/1 label: the logs come from the block pass
-                y = labels[i]
-                if y != 0 and y != 1:
-                    _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
-                    continue
-                j = i - start
-                log_p = block_log_p[j]
-                log_not_p = block_log_not_p[j]
-                prob = math.exp(log_p) if is_logits else v
-                other = math.exp(log_not_p) if is_logits else 1.0 - v
-                qy = prob if y == 1 else other
-                log_qy = log_p if y == 1 else log_not_p
-                log_m = block_log_m1[j] if y == 1 else block_log_m0[j]
-                clipped = qy < eps
-                cross = -log_eps if clipped else -log_qy
-                prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
-                js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
-                if qy > 0.0:
-                    js += 0.5 * qy * (log_qy - log_m)
-                js = js if js > 0.0 else 0.0
-                _add(sums, g, class_mass + y, w)
-                _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js,
-                         (1 if prob > 0.5 else 0) == y, (prob - y) * (prob - y), prob, np.float64(y), n_bins,
-                         False, clipped)
-                continue
-            t = 0.0
-            if code == OK:
-                code, prob, log_p, log_not_p = _binary_prediction(pred[i], is_logits)
-            if code == OK:
-                t = np.float64(targets[i])
-                if t != t:
-                    code = TARGET_NAN
-                elif t < 0.0 or t > 1.0:
-                    code = TARGET_OUT_OF_RANGE
-            if code != OK:
-                _reject(status, counts, g, i, code)
-                continue
-            q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
-            q[1] = prob
-            logq[0] = log_not_p
-            logq[1] = log_p
-            p[0] = 1.0 - t
-            p[1] = t
-            logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
-            logp[1] = math.log(t) if t > 0.0 else -math.inf
-            cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
-            _add_reverse_kl(counts, sums, g, w, reverse)
-            _add(sums, g, class_mass, w * (1.0 - t))
-            _add(sums, g, class_mass + 1, w * t)
-            _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0),
-                     (prob - t) * (prob - t), prob, t, n_bins, False, clipped)
+    for i in range(lo, hi):  # soft targets t in [0, 1]
+        # Written out, not shared with accumulate_multiclass: see the measurement in its row loop.
+        g = group_ids[i] if has_groups else 0
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
+            continue
+        code, prob, log_p, log_not_p = _binary_prediction(pred[i], is_logits)
+        t = 0.0
+        if code == OK:
+            t = np.float64(targets[i])
+            if t != t:
+                code = TARGET_NAN
+            elif t < 0.0 or t > 1.0:
+                code = TARGET_OUT_OF_RANGE
+        if code != OK:
+            _reject(status, counts, g, i, code)
+            continue
+        q[0] = math.exp(log_not_p) if is_logits else 1.0 - prob
+        q[1] = prob
+        logq[0] = log_not_p
+        logq[1] = log_p
+        p[0] = 1.0 - t
+        p[1] = t
+        logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
+        logp[1] = math.log(t) if t > 0.0 else -math.inf
+        cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
+        _add_reverse_kl(counts, sums, g, w, reverse)
+        _add(sums, g, class_mass, w * (1.0 - t))
+        _add(sums, g, class_mass + 1, w * t)
+        _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js,
+                 (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0), (prob - t) * (prob - t), prob, t, n_bins,
+                 False, clipped)
 
 
 # ---- blocks: the same sums for every batch size and thread count
