@@ -379,7 +379,7 @@ def _argmax(row):
 def _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top):
     """Each row's sums over its classes for the rows [start, stop), into the block's row table.
 
-    A loop of its own, apart from the accumulation pass (see _accumulate_hard_probability_rows)."""
+    A loop of its own, apart from the accumulation pass (see _accumulate_hard_rows)."""
     n_classes = pred.shape[1]
     if n_classes <= SCALAR_ROW_CLASSES:  # two loops, not a test per row: LLVM optimises each on its own
         for i in range(start, stop):
@@ -444,17 +444,6 @@ def _logit_row_sums(row, top_value, top, y):
 
 
 @njit(inline="always")
-def _hard_js(qy, log_qy, rest):
-    """JS between the one-hot P = e_y and Q: M_y = (1 + q_y)/2 and M_k = q_k/2 elsewhere, so
-    JS = -log(M_y)/2 + q_y (log q_y - log M_y)/2 + (ln 2 / 2) sum_{k != y} q_k."""
-    log_m = math.log(0.5 * (1.0 + qy))
-    js = -0.5 * log_m + 0.5 * LN2 * rest
-    if qy > 0.0:
-        js += 0.5 * qy * (log_qy - log_m)
-    return js if js > 0.0 else 0.0
-
-
-@njit(inline="always")
 def _first_problem(row, nan_code, range_code):
     """The status of a row known to hold a bad value: NaN anywhere wins over out of range."""
     for k in range(row.shape[0]):
@@ -482,26 +471,73 @@ def _score_hard_probabilities(row_terms, row_top, j, eps, log_eps):
             row_terms[ROW_TOP_VALUE, j], total, clipped)
 
 
+# Columns of a logit block's row table, with d_k = z_k - max z, e_k = exp(d_k) and s = sum_{k != argmax} e_k
+LOGIT_STATUS = 0  # OK, LOGIT_NAN_OR_POSITIVE_INFINITY or LOGITS_ALL_NEGATIVE_INFINITY
+LOGIT_SUM = 1  # s: the softmax denominator is 1 + s
+LOGIT_WEIGHTED = 2  # W = sum_{k != argmax} e_k d_k
+LOGIT_SQUARES = 3  # B = sum_{k != y} e_k^2
+LOGIT_REST = 4  # R = sum_{k != y} e_k
+LOGIT_LOG_NORM = 5  # log(1 + s)
+LOGIT_LOG_Q_LABEL = 6  # log q_y = d_y - log(1 + s)
+LOGIT_Q_LABEL = 7  # q_y
+LOGIT_LOG_MIDPOINT = 8  # log((1 + q_y)/2), the JS midpoint of the one-hot target
+N_LOGIT_TERMS = 9
+
+
+@njit(error_model="numpy")
+def _logit_block_sums(pred, labels, start, stop, row_terms, row_top):
+    """Each logit row's argmax and sums over its classes for the rows [start, stop), then, vectorised
+    across the rows, the logs of their softmax denominators, log q_y, q_y and the JS midpoints."""
+    n_classes = pred.shape[1]
+    for i in range(start, stop):
+        j = i - start
+        y = labels[i]
+        y = y if (y >= 0 and y < n_classes) else 0  # the scalar pass rejects rows with bad labels
+        bad, top, top_value = _logit_argmax(pred[i])
+        code = LOGIT_NAN_OR_POSITIVE_INFINITY if bad else (LOGITS_ALL_NEGATIVE_INFINITY
+                                                           if top_value == -math.inf else OK)
+        s = weighted = squares = rest = 0.0
+        label_gap = 0.0
+        if code == OK:
+            s, weighted, squares, rest = _logit_row_sums(pred[i], top_value, top, y)
+            label_gap = np.float64(pred[i, y]) - top_value
+        row_terms[LOGIT_STATUS, j] = code
+        row_terms[LOGIT_SUM, j] = s
+        row_terms[LOGIT_WEIGHTED, j] = weighted
+        row_terms[LOGIT_SQUARES, j] = squares
+        row_terms[LOGIT_REST, j] = rest
+        row_terms[LOGIT_LOG_Q_LABEL, j] = label_gap  # d_y until the loop below
+        row_top[j] = top
+    for j in range(stop - start):
+        log_norm = fast_log1p(row_terms[LOGIT_SUM, j])
+        log_qy = row_terms[LOGIT_LOG_Q_LABEL, j] - log_norm
+        qy = fast_exp(log_qy)
+        row_terms[LOGIT_LOG_NORM, j] = log_norm
+        row_terms[LOGIT_LOG_Q_LABEL, j] = log_qy
+        row_terms[LOGIT_Q_LABEL, j] = qy
+        row_terms[LOGIT_LOG_MIDPOINT, j] = fast_log1p(qy) - LN2
+
+
 @njit(inline="always")
-def _score_hard_logits(row, y, eps, log_eps):
-    """As _score_hard_probabilities, from logits: log q_y = (z_y - m) - log1p(s), H(Q) = log1p(s) - W/(1+s),
-    Brier = (B + (1+s - e_y)^2) / (1+s)^2, all from one exp per class."""
-    bad, top, top_value = _logit_argmax(row)
-    if bad:
-        return LOGIT_NAN_OR_POSITIVE_INFINITY, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
-    if top_value == -math.inf:
-        return LOGITS_ALL_NEGATIVE_INFINITY, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, False
-    s, weighted, squares, rest = _logit_row_sums(row, top_value, top, y)
-    log_norm = math.log1p(s)
-    norm = 1.0 + s
-    log_qy = (np.float64(row[y]) - top_value) - log_norm
-    qy = math.exp(log_qy)
+def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
+    """As _score_hard_probabilities, for row j of a logit block's row table: log q_y = d_y - log(1 + s),
+    H(Q) = log(1 + s) - W/(1 + s), Brier = (B + R^2)/(1 + s)^2 = sum_{k != y} q_k^2 + (1 - q_y)^2, and
+    JS = -log(M_y)/2 + q_y (log q_y - log M_y)/2 + (ln 2 / 2) R/(1 + s) with M_y = (1 + q_y)/2."""
+    code = int(row_terms[LOGIT_STATUS, j])
+    norm = 1.0 + row_terms[LOGIT_SUM, j]
+    rest = row_terms[LOGIT_REST, j]
+    log_qy = row_terms[LOGIT_LOG_Q_LABEL, j]
+    qy = row_terms[LOGIT_Q_LABEL, j]
+    log_midpoint = row_terms[LOGIT_LOG_MIDPOINT, j]
     clipped = qy < eps
     cross = -log_eps if clipped else -log_qy
-    prediction_entropy = log_norm - weighted / norm
-    brier = (squares + rest * rest) / (norm * norm)  # sum_{k != y} q_k^2 + (1 - q_y)^2
-    js = _hard_js(qy, log_qy, rest / norm)
-    return OK, cross, prediction_entropy, js, brier, top, 1.0 / norm, 1.0, clipped
+    prediction_entropy = row_terms[LOGIT_LOG_NORM, j] - row_terms[LOGIT_WEIGHTED, j] / norm
+    brier = (row_terms[LOGIT_SQUARES, j] + rest * rest) / (norm * norm)
+    js = -0.5 * log_midpoint + 0.5 * LN2 * (rest / norm)
+    if qy > 0.0:
+        js += 0.5 * qy * (log_qy - log_midpoint)
+    js = js if js > 0.0 else 0.0
+    return code, cross, prediction_entropy, js, brier, row_top[j], 1.0 / norm, 1.0, clipped
 
 
 @njit(fastmath={"reassoc"}, error_model="numpy")
@@ -625,20 +661,23 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     logq = np.empty(n_classes)
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
-    hard_probabilities = not has_targets and not renormalize and not is_logits
+    hard = not has_targets and not renormalize
     block = max(1, 16384 // max(n_classes, 1))  # rows whose q log q terms fit in 128 KiB
-    terms = np.empty(block * n_classes if hard_probabilities else 0)
-    row_terms = np.empty((N_ROW_TERMS, block if hard_probabilities else 0))
-    row_top = np.empty(block if hard_probabilities else 0, dtype=np.int64)
+    terms = np.empty(block * n_classes if hard and not is_logits else 0)
+    row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0))
+    row_top = np.empty(block if hard else 0, dtype=np.int64)
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
-        if hard_probabilities:
-            _entropy_terms(pred, start, stop, terms)
-            _label_logs(pred, labels, start, stop, row_terms)
-            _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top)
-            _accumulate_hard_probability_rows(n_classes, labels, weights, has_weights, group_ids, has_groups,
-                                              status, eps, log_eps, prediction_tolerance, n_bins, counts, sums,
-                                              start, stop, row_terms, row_top)
+        if hard:
+            if is_logits:
+                _logit_block_sums(pred, labels, start, stop, row_terms, row_top)
+            else:
+                _entropy_terms(pred, start, stop, terms)
+                _label_logs(pred, labels, start, stop, row_terms)
+                _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top)
+            _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, group_ids, has_groups,
+                                  status, eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop,
+                                  row_terms, row_top)
             continue
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
@@ -647,11 +686,11 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
 
 
 @njit(error_model="numpy")
-def _accumulate_hard_probability_rows(n_classes, labels, weights, has_weights, group_ids, has_groups, status,
-                                      eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop,
-                                      row_terms, row_top):
-    """The scalar pass over the rows [start, stop) of one block for the most common layout, probabilities
-    against hard labels, from the block's row table.
+def _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, group_ids, has_groups, status,
+                          eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop, row_terms,
+                          row_top):
+    """The scalar pass over the rows [start, stop) of one block for the most common layouts, probabilities
+    or logits against hard labels, from the block's row table.
 
     A small function of its own, with no call on any path of its loop.  Inside the general pass below
     (every layout in one loop body, with calls on its rare paths) the whole K = 10 span ran 56-98 ns/row
@@ -674,8 +713,12 @@ def _accumulate_hard_probability_rows(n_classes, labels, weights, has_weights, g
         if y < 0 or y >= n_classes:
             _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
             continue
-        code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
-            _score_hard_probabilities(row_terms, row_top, i - start, eps, log_eps)
+        if is_logits:
+            code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
+                _score_hard_logits(row_terms, row_top, i - start, eps, log_eps)
+        else:
+            code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
+                _score_hard_probabilities(row_terms, row_top, i - start, eps, log_eps)
         if code != OK:
             _reject(status, counts, g, i, code)
             continue
@@ -689,7 +732,8 @@ def _accumulate_hard_probability_rows(n_classes, labels, weights, has_weights, g
 def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
                                 target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):
-    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block."""
+    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block, for soft targets
+    and for renormalized rows (hard labels without renormalizing go to _accumulate_hard_rows)."""
     n_classes = pred.shape[1]
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
@@ -706,21 +750,6 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
         w = _row_weight(weights, has_weights, i)
         if w < 0.0:
             _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
-            continue
-        if not has_targets and not renormalize:  # logits (probabilities go to _accumulate_hard_probability_rows)
-            y = labels[i]
-            if y < 0 or y >= n_classes:
-                _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
-                continue
-            code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
-                _score_hard_logits(pred[i], y, eps, log_eps)
-            if code != OK:
-                _reject(status, counts, g, i, code)
-                continue
-            _add(sums, g, class_mass + y, w)
-            _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, top_q == y, brier,
-                     confidence, 1.0 if top_q == y else 0.0, n_bins, abs(total_q - 1.0) > prediction_tolerance,
-                     clipped)
             continue
         if has_targets and not renormalize and not is_logits:
             (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
@@ -843,7 +872,7 @@ def _binary_logs(pred, is_logits, start, stop, row_terms):
 def _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, group_ids, has_groups, status,
                                  eps, log_eps, n_bins, counts, sums, start, stop, row_terms):
     """The scalar pass over the rows [start, stop) for binary predictions against labels in {0, 1}, from
-    the block's row table; call-free, as _accumulate_hard_probability_rows and for the same reason."""
+    the block's row table; call-free, as _accumulate_hard_rows and for the same reason."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
         g = group_ids[i] if has_groups else 0  # the row preamble, as in the general pass

@@ -45,6 +45,22 @@ def test_logit_cross_entropy(logits, label):
     assert bits == pytest.approx(want / float(mpmath.log(2)), rel=REL, abs=0)
 
 
+def test_logits_with_minus_infinity():
+    """-inf logits are zero probabilities: on another class they add nothing (0 log 0 = 0), on the label the
+    row's cross-entropy is +inf and is counted, not averaged; every other metric stays finite."""
+    logits = np.array([[0.0, -np.inf, 1.0], [-np.inf, 2.0, 0.5], [3.0, -np.inf, -np.inf]])
+    labels = np.array([2, 0, 0])
+    m = metrics(logits=logits, labels=labels)
+    assert m["cross_entropy"] == math.inf and m["infinite_rows"] == 1
+    finite = [mp_cross_entropy_from_logits([0.0, -1e300, 1.0], 2), 0.0]  # row 3: q = (1, 0, 0), CE = 0
+    assert m["cross_entropy_finite"] == pytest.approx(mp_mean(finite), rel=REL, abs=0)
+    q1 = [mpmath.exp(v) / (mpmath.exp(0) + mpmath.exp(1)) for v in (0, 1)]
+    q2 = [mpmath.exp(v) / (mpmath.exp(2) + mpmath.exp(0.5)) for v in (2, 0.5)]
+    entropies = [-mpmath.fsum(q * mpmath.log(q) for q in row) for row in (q1, q2)] + [0]
+    assert m["prediction_entropy"] == pytest.approx(mp_mean(entropies), rel=REL, abs=0)
+    assert m["accuracy"] == pytest.approx(2 / 3, rel=REL)
+
+
 @pytest.mark.parametrize("q, y", [(1e-20, 1), (1e-20, 0), (1 - 2.0 ** -53, 0), (1 - 2.0 ** -53, 1), (0.5, 1),
                                   (0.0, 0), (1.0, 1)])
 def test_binary_cross_entropy(q, y):

@@ -195,6 +195,17 @@ def test_soft_targets_with_eps_clipping_against_numpy():
     assert unclipped["cross_entropy"] == math.inf and unclipped["infinite_rows"] == m["clipped_rows"]
 
 
+def test_hard_logits_fast_path_agrees_with_the_general_path(hard):
+    """Hard labels with logits take the block pass with vectorised logs; renormalize=True takes the general
+    per-row path with libm's.  Every metric must agree to rounding."""
+    logits, _, labels = hard
+    fast = report_of(logits=logits, labels=labels).metrics
+    general = report_of(logits=logits, labels=labels, renormalize=True).metrics
+    for name in ("cross_entropy", "prediction_entropy", "js_divergence", "brier", "ece", "accuracy",
+                 "cross_entropy_stderr"):
+        assert general[name] == pytest.approx(fast[name], rel=1e-13), name
+
+
 def test_renormalize_soft_and_logits_paths_agree_with_the_fast_path():
     """Soft targets with renormalize=True take the general per-row path; on normalized rows it must agree."""
     targets, probs = make_soft(n=300, num_classes=5, seed=9)
