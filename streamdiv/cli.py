@@ -20,7 +20,7 @@ from . import __version__
 from .accumulator import Accumulator
 from .conditions import Condition, breaches
 from .errors import StreamdivError
-from .evaluate import DEFAULT_BATCH_SIZE, score_source
+from .evaluate import score_source
 from .formats import FORMATS, render, write_atomically
 from .metrics import METRIC_NAMES, parse_base
 from .plan import ColumnPlan, guess, resolve
@@ -115,7 +115,7 @@ def _emit(report: Report, accumulator: Accumulator, fmt: str | None, output: str
         sys.exit(EXIT_BREACH)
 
 
-def _score_with_progress(accumulator: Accumulator, source: Source, plan: ColumnPlan, batch_size: int,
+def _score_with_progress(accumulator: Accumulator, source: Source, plan: ColumnPlan, batch_size: int | None,
                          progress: bool | None) -> None:
     """Score ``source``, with a progress line on stderr when asked for (by default: when it is a terminal)."""
     show = sys.stderr.isatty() if progress is None else progress
@@ -155,8 +155,8 @@ def _label_value(text: str | None) -> Any:
 @click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
               help="Log base: e (nats), 2 (bits), 10 (hartleys).")
 @click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration bins.")
-@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(1),
-              help="Rows per batch.")
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Rows per batch [default: about 4 MiB of decoded columns per batch].")
 @click.option("--on-invalid", default="error", show_default=True, type=click.Choice(["error", "skip"]),
               help="Stop at the first invalid row, or skip and count invalid rows.")
 @click.option("--eps", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -169,7 +169,7 @@ def _label_value(text: str | None) -> Any:
               "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
-          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int,
+          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int | None,
           on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool,
           class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
@@ -311,7 +311,7 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
                        f"them from numba's cache)", err=True)
         accumulator = Accumulator()
         started = time.perf_counter()
-        _score_with_progress(accumulator, source, plan, DEFAULT_BATCH_SIZE, progress)
+        _score_with_progress(accumulator, source, plan, None, progress)
         seconds = time.perf_counter() - started
         click.echo(f"streamdiv demo: scored {rows:,} rows in {seconds:.2f}s ({rows / seconds / 1e6:.1f} M rows/s). "
                    f"Score your own file with: streamdiv score FILE --probs COLUMN --labels COLUMN", err=True)

@@ -14,11 +14,11 @@ from typing import Any, Callable, Iterator, Sequence
 from .accumulator import Accumulator, Location
 from .columns import prepare
 from .columns import group_keys as batch_group_keys
+from .kernels import ROW_BLOCK
 from .plan import ColumnPlan, resolve
 from .report import Report
 from .sources import Chunk, Source, open_source
 
-DEFAULT_BATCH_SIZE = 1 << 16
 PREFETCH_DEPTH = 2
 
 
@@ -32,7 +32,7 @@ ProgressCallback = Callable[[int, int], None]  # (rows done in this chunk, bytes
 def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: str | Sequence[str] | None = None,
              labels: str | None = None, targets: str | Sequence[str] | None = None, weights: str | None = None,
              by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
-             eps: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, on_invalid: str = "error",
+             eps: float | None = None, batch_size: int | None = None, on_invalid: str = "error",
              ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
              progress: ProgressCallback | None = None, accumulator: Accumulator | None = None) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
@@ -44,6 +44,7 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
 
     Returns a :class:`~streamdiv.Report`; cross_entropy = entropy + kl_divergence, in the unit of ``base``.
     ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
+    ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
     """
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
@@ -60,14 +61,16 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     return report
 
 
-def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, batch_size: int,
+def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, batch_size: int | None = None,
                  progress: ProgressCallback | None = None) -> Accumulator:
-    """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says."""
-    if batch_size < 1:
+    """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says (``batch_size`` rows per batch,
+    or about 4 MiB of decoded columns when None)."""
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     group_names = tuple(plan.by)
     column_names = plan.column_names()
-    for chunk in _prefetched(source.chunks(plan.columns, batch_size), PREFETCH_DEPTH):
+    chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK)
+    for chunk in _prefetched(chunks, PREFETCH_DEPTH):
         inputs, group_columns = plan.extract(chunk.batch)
         prepared = prepare(**inputs, class_names=accumulator._state.config.class_names or plan.class_names,
                            expected_classes=accumulator._expected_or_fixed(), ignore_label=accumulator.ignore_label)

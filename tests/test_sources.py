@@ -99,6 +99,37 @@ def test_only_the_named_columns_are_read(tmp_path):
     assert [c.batch.schema.names for c in chunks] == [["probs", "label"]]
 
 
+@pytest.mark.parametrize("classes", [2000, 3])
+def test_batches_hold_a_few_mib_of_decoded_columns_whatever_the_width(tmp_path, classes):
+    """By default a batch holds about BATCH_BYTES of decoded columns: wide rows (a vocabulary) come a few at a
+    time, so that memory does not grow with the number of classes; narrow rows come many at a time, in
+    whole row blocks.  The report does not change."""
+    rows = 3000
+    probs = np.full((rows, classes), 1.0 / classes, dtype=np.float32)
+    table = pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), classes),
+                      "label": np.arange(rows) % classes})
+    pq.write_table(table, tmp_path / "wide.parquet", row_group_size=1000)
+    for source in (tmp_path / "wide.parquet", table):
+        opened = streamdiv.sources.open_source(source)
+        chunks = list(opened.chunks(["probs", "label"], multiple_of=512))
+        assert sum(c.batch.num_rows for c in chunks) == rows
+        assert max(c.batch.nbytes for c in chunks) <= 1.25 * streamdiv.sources.BATCH_BYTES
+        if classes == 2000:  # 8008 bytes a row: 523 rows in 4 MiB, rounded to one multiple of 512
+            assert max(c.batch.num_rows for c in chunks) == 512
+        else:  # whole row groups, or the whole table, in one batch: fewer rows than a batch holds
+            assert len(chunks) == (3 if source != table else 1)
+    report = streamdiv.evaluate(tmp_path / "wide.parquet", probs="probs", labels="label").metrics
+    assert report["rows"] == rows and report["cross_entropy"] == pytest.approx(np.log(classes), rel=1e-6)
+
+
+def test_rows_per_batch_rounds_to_whole_blocks():
+    rows_per_batch = streamdiv.sources.rows_per_batch
+    assert rows_per_batch(42.8, 16384) == 98304  # 10 float32 probabilities and a label: 6 blocks
+    assert rows_per_batch(4.7, 16384) % 16384 == 0 and rows_per_batch(4.7) <= streamdiv.sources.MAX_BATCH_ROWS
+    assert rows_per_batch(129418.6, 16384) == 32  # fewer rows than a block: not rounded
+    assert rows_per_batch(None) == streamdiv.sources.DEFAULT_BATCH_ROWS
+
+
 def test_unknown_source_type_lists_what_is_accepted():
     with pytest.raises(TypeError, match="__arrow_c_stream__"):
         streamdiv.evaluate(42, probs="p", labels="y")
