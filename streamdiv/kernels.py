@@ -540,9 +540,25 @@ def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
     return code, cross, prediction_entropy, js, brier, row_top[j], 1.0 / norm, 1.0, clipped
 
 
+@njit(error_model="numpy")
+def _soft_logs(pred, targets, start, stop, log_p, log_q, log_m):
+    """log p, log q and log m, m = (p + q)/2, of every value of the rows [start, stop), as flat loops that
+    vectorise across rows (-inf where p or q is 0; log m is 0 where m is, and then unused)."""
+    flat_q = pred[start:stop].reshape(-1)
+    flat_p = targets[start:stop].reshape(-1)
+    for j in range(flat_q.shape[0]):
+        pk = np.float64(flat_p[j])
+        qk = np.float64(flat_q[j])
+        mk = 0.5 * (pk + qk)
+        log_p[j] = fast_log(pk) if pk > 0.0 else -math.inf
+        log_q[j] = fast_log(qk) if qk > 0.0 else -math.inf
+        log_m[j] = fast_log(mk) if mk > 0.0 else 0.0
+
+
 @njit(fastmath={"reassoc"}, error_model="numpy")
-def _soft_row_sums(target, pred, eps, log_eps):
-    """One pass over a soft target row P and a probability row Q, every term with 0 log 0 = 0:
+def _soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
+    """One pass over a soft target row P and a probability row Q and their logs (from ``base`` in the
+    block's flat log arrays), every term with 0 log 0 = 0:
     (bad P, bad Q, sum P, sum Q, H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS, Brier, clipped terms).
     A zero q_k under p_k > 0 makes H(P,Q) and KL +inf; a zero p_k under q_k > 0 makes KL(Q||P) +inf."""
     bad_p = 0.0
@@ -564,8 +580,9 @@ def _soft_row_sums(target, pred, eps, log_eps):
         bad_q += 0.0 if (qk >= 0.0 and qk <= 1.0) else 1.0
         total_p += pk
         total_q += qk
-        lp = fast_log(pk) if pk > 0.0 else -math.inf
-        lq = fast_log(qk) if qk > 0.0 else -math.inf
+        lp = log_p[base + k]
+        lq = log_q[base + k]
+        lm = log_m[base + k]
         lq_clipped = log_eps if qk < eps else lq
         clipped += 1.0 if (pk > 0.0 and qk < eps) else 0.0
         cross += -pk * lq_clipped if pk > 0.0 else 0.0
@@ -573,13 +590,65 @@ def _soft_row_sums(target, pred, eps, log_eps):
         kl += pk * (lp - lq_clipped) if pk > 0.0 else 0.0
         prediction_entropy += -qk * lq if qk > 0.0 else 0.0
         reverse += qk * (lq - lp) if qk > 0.0 else 0.0
-        mk = 0.5 * (pk + qk)
-        lm = fast_log(mk) if mk > 0.0 else 0.0
         js += 0.5 * pk * (lp - lm) if pk > 0.0 else 0.0
         js += 0.5 * qk * (lq - lm) if qk > 0.0 else 0.0
         brier += (qk - pk) * (qk - pk)
     return (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse,
             js if js > 0.0 else 0.0, brier, clipped > 0.0)
+
+
+# Columns of a soft-target block's row table
+SOFT_STATUS = 0  # OK, or the first problem of the row (its prediction's, else its target's)
+SOFT_TOTAL_P = 1
+SOFT_TOTAL_Q = 2
+SOFT_CROSS = 3  # H(P,Q)
+SOFT_ENTROPY = 4  # H(P)
+SOFT_KL = 5  # KL(P||Q)
+SOFT_PREDICTION_ENTROPY = 6  # H(Q)
+SOFT_REVERSE_KL = 7  # KL(Q||P)
+SOFT_JS = 8
+SOFT_BRIER = 9
+SOFT_CLIPPED = 10  # 1.0 where eps clipping changed a term
+SOFT_CONFIDENCE = 11  # max_k q_k
+SOFT_OBSERVED = 12  # p at argmax q
+SOFT_LABEL = 13  # argmax p
+SOFT_TOP = 14  # argmax q
+N_SOFT_TERMS = 15
+
+
+@njit(error_model="numpy")
+def _soft_block_sums(pred, targets, start, stop, eps, log_eps, row_terms, log_p, log_q, log_m):
+    """Each row's information terms, argmaxes and status for soft targets, rows [start, stop), into the
+    block's row table (a loop of its own: see _accumulate_hard_rows)."""
+    n_classes = pred.shape[1]
+    _soft_logs(pred, targets, start, stop, log_p, log_q, log_m)
+    for i in range(start, stop):
+        j = i - start
+        (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
+         clipped) = _soft_row_sums(targets[i], pred[i], log_p, log_q, log_m, j * n_classes, eps, log_eps)
+        top_q, confidence = _argmax(pred[i])
+        y, _ = _argmax(targets[i])
+        row_terms[SOFT_STATUS, j] = PREDICTION_OUT_OF_RANGE if bad_q > 0.0 else (TARGET_OUT_OF_RANGE if bad_p > 0.0
+                                                                                  else OK)
+        row_terms[SOFT_TOTAL_P, j] = total_p
+        row_terms[SOFT_TOTAL_Q, j] = total_q
+        row_terms[SOFT_CROSS, j] = cross
+        row_terms[SOFT_ENTROPY, j] = entropy
+        row_terms[SOFT_KL, j] = kl
+        row_terms[SOFT_PREDICTION_ENTROPY, j] = prediction_entropy
+        row_terms[SOFT_REVERSE_KL, j] = reverse
+        row_terms[SOFT_JS, j] = js
+        row_terms[SOFT_BRIER, j] = brier
+        row_terms[SOFT_CLIPPED, j] = 1.0 if clipped else 0.0
+        row_terms[SOFT_CONFIDENCE, j] = confidence
+        row_terms[SOFT_OBSERVED, j] = np.float64(targets[i, top_q])
+        row_terms[SOFT_LABEL, j] = y
+        row_terms[SOFT_TOP, j] = top_q
+    for j in range(stop - start):  # rare: which problem a bad row has (NaN wins over out of range)
+        if row_terms[SOFT_STATUS, j] == PREDICTION_OUT_OF_RANGE:
+            row_terms[SOFT_STATUS, j] = _first_problem(pred[start + j], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE)
+        elif row_terms[SOFT_STATUS, j] == TARGET_OUT_OF_RANGE:
+            row_terms[SOFT_STATUS, j] = _first_problem(targets[start + j], TARGET_NAN, TARGET_OUT_OF_RANGE)
 
 
 @njit(inline="always")
@@ -708,9 +777,12 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
     hard = not has_targets and not renormalize
+    soft = has_targets and not renormalize and not is_logits
     block = max(1, 16384 // max(n_classes, 1))  # rows whose q log q terms fit in 128 KiB
-    terms = np.empty(block * n_classes if hard and not is_logits else 0)
-    row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0))
+    terms = np.empty(block * n_classes if (hard and not is_logits) or soft else 0)
+    log_p = np.empty(block * n_classes if soft else 0)  # with terms: log q, and log m
+    log_m = np.empty(block * n_classes if soft else 0)
+    row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS, N_SOFT_TERMS), block if hard or soft else 0))
     row_top = np.empty(block if hard else 0, dtype=np.int64)
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
@@ -724,6 +796,12 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
             _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, group_ids, has_groups,
                                   status, eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop,
                                   row_terms, row_top)
+            continue
+        if soft:
+            _soft_block_sums(pred, targets, start, stop, eps, log_eps, row_terms, log_p, terms, log_m)
+            _accumulate_soft_rows(n_classes, targets, weights, has_weights, group_ids, has_groups, status,
+                                  prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop,
+                                  row_terms)
             continue
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
@@ -783,12 +861,48 @@ def _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, gr
         _add_unit_counts(counts, sums, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
 
 
+@njit(error_model="numpy")
+def _accumulate_soft_rows(n_classes, targets, weights, has_weights, group_ids, has_groups, status,
+                          prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop, row_terms):
+    """The scalar pass over the rows [start, stop) of one block for probabilities against soft targets, from
+    the block's row table; call-free, as _accumulate_hard_rows and for the same reason."""
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    for i in range(start, stop):
+        g = group_ids[i] if has_groups else 0  # the row preamble, as in the general pass
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
+            continue
+        j = i - start
+        code = int(row_terms[SOFT_STATUS, j])
+        if code != OK:
+            _reject(status, counts, g, i, code)
+            continue
+        for k in range(n_classes):
+            _add(sums, g, class_mass + k, w * np.float64(targets[i, k]))
+        _add_reverse_kl(counts, sums, g, w, row_terms[SOFT_REVERSE_KL, j])
+        unnormalized = abs(row_terms[SOFT_TOTAL_Q, j] - 1.0) > prediction_tolerance or \
+            abs(row_terms[SOFT_TOTAL_P, j] - 1.0) > target_tolerance
+        _add_row(counts, sums, g, w, row_terms[SOFT_CROSS, j], row_terms[SOFT_ENTROPY, j], row_terms[SOFT_KL, j],
+                 row_terms[SOFT_PREDICTION_ENTROPY, j], row_terms[SOFT_JS, j],
+                 row_terms[SOFT_TOP, j] == row_terms[SOFT_LABEL, j], row_terms[SOFT_BRIER, j],
+                 row_terms[SOFT_CONFIDENCE, j], row_terms[SOFT_OBSERVED, j], n_bins, unnormalized,
+                 row_terms[SOFT_CLIPPED, j] > 0.0, False)
+
+
 @njit(inline="always", error_model="numpy")
 def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
                                 target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):
-    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block, for soft targets
-    and for renormalized rows (hard labels without renormalizing go to _accumulate_hard_rows)."""
+    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block, for renormalized
+    rows and soft logits (the common layouts go to _accumulate_hard_rows and _accumulate_soft_rows)."""
     n_classes = pred.shape[1]
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
@@ -805,23 +919,6 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
         w = _row_weight(weights, has_weights, i)
         if w < 0.0:
             _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
-            continue
-        if has_targets and not renormalize and not is_logits:
-            (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
-             clipped) = _soft_row_sums(targets[i], pred[i], eps, log_eps)
-            if bad_q > 0.0 or bad_p > 0.0:
-                code = _first_problem(pred[i], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE) if bad_q > 0.0 \
-                    else _first_problem(targets[i], TARGET_NAN, TARGET_OUT_OF_RANGE)
-                _reject(status, counts, g, i, code)
-                continue
-            top_q, confidence = _argmax(pred[i])
-            y, _ = _argmax(targets[i])
-            for k in range(n_classes):
-                _add(sums, g, class_mass + k, w * np.float64(targets[i, k]))
-            _add_reverse_kl(counts, sums, g, w, reverse)
-            unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
-            _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
-                     confidence, np.float64(targets[i, top_q]), n_bins, unnormalized, clipped, False)
             continue
         if is_logits:
             code, total_q, top_q = _load_logits(pred[i], q, logq)
