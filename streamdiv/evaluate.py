@@ -11,6 +11,8 @@ import threading
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
+import numba
+
 from .accumulator import Accumulator, Location
 from .columns import prepare
 from .columns import group_keys as batch_group_keys
@@ -69,7 +71,9 @@ def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, 
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     group_names = tuple(plan.by)
     column_names = plan.column_names()
-    chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK)
+    # whole row blocks, as many for each thread: blocks split between batches, or left over in a wave of
+    # the parallel lanes, run on one thread (soft K=10 end to end: 0.495 s at 3 blocks a batch, 0.456 at 4)
+    chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK * max(1, numba.get_num_threads()))
     for chunk in _prefetched(chunks, PREFETCH_DEPTH):
         inputs, group_columns = plan.extract(chunk.batch)
         prepared = prepare(**inputs, class_names=accumulator._state.config.class_names or plan.class_names,
