@@ -40,19 +40,25 @@ class Chunk:
 
 
 BATCH_BYTES = 4 << 20  # decoded bytes per batch when the rows per batch are left to streamdiv
+MAX_BATCH_BYTES = 64 << 20  # a batch may grow to this to hold ``multiple_of`` rows
 MAX_BATCH_ROWS = 1 << 20
 DEFAULT_BATCH_ROWS = 1 << 16  # where a part cannot tell its bytes per row
 
 
 def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
-    """Rows in a batch of about BATCH_BYTES of decoded columns: 65536 rows of 10 float32 probabilities and a
-    label, 800k rows of a binary layout, 64 rows of a 32000-class vocabulary.  Measured end to end on this
+    """Rows in a batch of about BATCH_BYTES of decoded columns: 98304 rows of 10 float32 probabilities and
+    a label, 800k rows of a binary layout, 32 rows of a 32000-class vocabulary.  Measured end to end on this
     machine's Parquet files, batches of 3-5 MB scored fastest: smaller ones pay Python's per-batch cost (binary
     1.52 s at 65536 rows against 1.39 s at 1M), larger ones overlap decoding and scoring worse (K=10: 0.36 s
-    at 65536 rows against 0.45-0.57 s at 1M).  Rounded to the nearest ``multiple_of`` rows when there are
-    more than that: batches that end where the kernels' row blocks end leave no block split between two."""
+    at 65536 rows against 0.45-0.57 s at 1M).
+
+    Rounded to the nearest ``multiple_of`` rows (the caller's row blocks for all its threads), and grown to
+    one such multiple while that stays within MAX_BATCH_BYTES (100 classes: 32768 rows, 13 MB): batches that
+    end where the kernels' row blocks end, with a block for each thread, keep every thread busy."""
     rows = DEFAULT_BATCH_ROWS if not bytes_per_row else int(min(MAX_BATCH_ROWS, max(1, BATCH_BYTES // bytes_per_row)))
-    if rows > multiple_of:
+    if rows < multiple_of and bytes_per_row and multiple_of * bytes_per_row <= MAX_BATCH_BYTES:
+        rows = multiple_of
+    if rows >= multiple_of:
         rows = max(1, round(rows / multiple_of)) * multiple_of
     return rows
 

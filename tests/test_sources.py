@@ -126,7 +126,9 @@ def test_rows_per_batch_rounds_to_whole_blocks():
     rows_per_batch = streamdiv.sources.rows_per_batch
     assert rows_per_batch(42.8, 16384) == 98304  # 10 float32 probabilities and a label: 6 blocks
     assert rows_per_batch(4.7, 16384) % 16384 == 0 and rows_per_batch(4.7) <= streamdiv.sources.MAX_BATCH_ROWS
-    assert rows_per_batch(129418.6, 16384) == 32  # fewer rows than a block: not rounded
+    assert rows_per_batch(404, 32768) == 32768  # 100 classes: grown to a block for each of 2 threads (13 MB)
+    assert rows_per_batch(4004, 32768) == 1047  # 1000 classes: 131 MB would be too much; 4 MiB it is
+    assert rows_per_batch(129418.6, 16384) == 32  # a vocabulary: far fewer rows than a block
     assert rows_per_batch(None) == streamdiv.sources.DEFAULT_BATCH_ROWS
 
 
