@@ -16,7 +16,7 @@ from numba.extending import intrinsic
 
 
 @intrinsic
-def _float_bits(typingctx, x):
+def float_bits(typingctx, x):
     """The IEEE-754 bits of a float64, as int64 (a reinterpretation, not a conversion)."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(64))
@@ -24,7 +24,7 @@ def _float_bits(typingctx, x):
 
 
 @intrinsic
-def _bits_float(typingctx, x):
+def bits_float(typingctx, x):
     """The float64 whose IEEE-754 bits are the given int64."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
@@ -53,11 +53,11 @@ def fast_log(x):
     """
     subnormal = x < SMALLEST_NORMAL
     x = x * TWO54 if subnormal else x
-    bits = _float_bits(x)
+    bits = float_bits(x)
     high = (bits >> 32) + (0x3FF00000 - 0x3FE6A09E)  # moves the mantissa boundary to sqrt(2)/2
     k = (high >> 20) - 0x3FF - (54 if subnormal else 0)
     high = (high & 0x000FFFFF) + 0x3FE6A09E
-    f = _bits_float((high << 32) | (bits & 0xFFFFFFFF)) - 1.0
+    f = bits_float((high << 32) | (bits & 0xFFFFFFFF)) - 1.0
     half_f_squared = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s
@@ -92,7 +92,7 @@ def fast_exp(x):
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     exponent = np.int64(k) + 1023
     exponent = exponent if exponent > 0 else 1
-    scale = _bits_float(exponent << 52)
+    scale = bits_float(exponent << 52)
     return y * scale if x >= EXP_UNDERFLOW else 0.0
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .elementary import fast_exp, fast_log, fast_log1p
+from .elementary import bits_float, fast_exp, fast_log, fast_log1p, float_bits
 
 # ---- per-row status codes (uint8). Codes below CODE_IGNORED are set by the columns layer before the kernel.
 OK = 0
@@ -343,12 +343,14 @@ def _probability_row_sums(row, terms, base, y):
 
 @njit(fastmath={"reassoc"}, error_model="numpy")
 def _probability_row_sums_simd(row, terms, base, y):
-    """As _probability_row_sums, in SIMD lanes, without the argmax: a float max reduction does not
-    vectorise without ``nnan``, which must stay off (it would delete the NaN checks)."""
+    """As _probability_row_sums, in SIMD lanes, with max q from the largest IEEE bit pattern: a float max
+    reduction does not vectorise without ``nnan`` (which would delete the NaN checks), an integer one does,
+    and the bits of floats >= 0 order as the floats do (rows with a NaN or a negative value are rejected)."""
     bad = 0.0
     total = 0.0
     negative_entropy = 0.0
     brier = 0.0
+    top_bits = float_bits(0.0)
     for k in range(row.shape[0]):
         v = np.float64(row[k])
         bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
@@ -356,7 +358,8 @@ def _probability_row_sums_simd(row, terms, base, y):
         negative_entropy += terms[base + k]
         d = v - 1.0 if k == y else v
         brier += d * d
-    return bad, total, -negative_entropy, brier
+        top_bits = max(top_bits, float_bits(v))
+    return bad, total, -negative_entropy, brier, bits_float(top_bits)
 
 
 SCALAR_ROW_CLASSES = 16  # up to this many classes a row's sums run as one scalar pass
@@ -390,8 +393,9 @@ def _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top
     else:
         for i in range(start, stop):
             j = i - start
-            bad, total, entropy, brier = _probability_row_sums_simd(pred[i], terms, j * n_classes, labels[i])
-            top, top_value = _argmax(pred[i])
+            bad, total, entropy, brier, top_value = _probability_row_sums_simd(pred[i], terms, j * n_classes,
+                                                                               labels[i])
+            top = _first_index_of(pred[i], top_value)
             _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
     for j in range(stop - start):  # rare: which problem a bad row has, in a loop of its own
         if row_terms[ROW_STATUS, j] != OK:
@@ -406,6 +410,15 @@ def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_
     row_terms[ROW_BRIER, j] = brier
     row_terms[ROW_TOP_VALUE, j] = top_value
     row_top[j] = top
+
+
+@njit(inline="always")
+def _first_index_of(row, value):
+    """The lowest k with row[k] == value (0 if none: the row is then rejected)."""
+    for k in range(row.shape[0]):
+        if np.float64(row[k]) == value:
+            return k
+    return 0
 
 
 @njit(inline="always")
