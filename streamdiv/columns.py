@@ -310,9 +310,10 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
             raise SchemaError(f"targets have shape {target_matrix.shape[1:] or 'scalar'} per row but the "
                               f"prediction has {'one probability' if binary else f'{num_classes} classes'}")
         raw["targets"] = targets
-        # Always float64: one kernel specialisation per prediction dtype instead of one per pair of dtypes
-        # (each costs seconds of compilation on first use); the copy is cheap next to the kernel's work.
-        target_matrix = readonly(target_matrix.astype(np.float64, copy=False))
+        # Kept in their float32 or float64: a copy to float64 cost more than the kernel on a fresh process's
+        # first large batch (page faults: soft K=10 in memory 0.85 s against 0.2); each pair of dtypes
+        # compiles once, on first use.
+        target_matrix = readonly(target_matrix)
     else:
         label_names = names if names is not None else (("0", "1") if binary else None)
         label_array = readonly(label_indices(labels, label_names, status, ignore_label))

@@ -94,6 +94,20 @@ def test_soft_target_layouts():
     assert streamdiv.evaluate(table, probs="q", targets="t_*").metrics == expected
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_float32_targets_score_as_their_float64_values(binary):
+    """Soft targets are read in their own float width (no float64 copy of the batch); the kernel widens each
+    value, so float32 targets give the bits of the same values given as float64."""
+    targets, probs = make_soft(n=3000, num_classes=4, seed=8)
+    if binary:
+        targets, probs = targets[:, 0], probs[:, 0]
+    narrow = targets.astype(np.float32)
+    for pred in (probs, probs.astype(np.float32)):
+        as_float32 = streamdiv.Accumulator().update(probs=pred, targets=narrow).to_bytes()
+        as_float64 = streamdiv.Accumulator().update(probs=pred, targets=narrow.astype(np.float64)).to_bytes()
+        assert as_float32 == as_float64
+
+
 def test_binary_layouts():
     rng = np.random.default_rng(12)
     p = rng.random(400)
