@@ -198,8 +198,19 @@ class Lanes:
 
 
 def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: Lanes) -> None:
+    """Score a prepared batch into the state, its parallel blocks under dynamic scheduling (chunks of one
+    block): a thread that the decoder (or anything else) preempts then holds up only the block it is on, not
+    its whole share of the wave.  Measured end to end on this 2-core machine, where the prefetch thread
+    shares the cores: soft K=10 0.498 -> 0.478 s, K=10 lists 0.351 -> 0.338 s, K=10 fixed unchanged.  Each
+    block still writes its own lane, so the bits do not change."""
+    with numba.parallel_chunksize(1):
+        _call_kernel(state, prepared, row_groups, lanes)
+    state.rows_read += len(prepared.status)
+
+
+def _call_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: Lanes) -> None:
     """Call the kernel for the batch's layout.  Absent inputs are passed as empty read-only arrays of the same
-    type as present ones, so each kernel compiles once per prediction dtype (float32, float64) and no more."""
+    type as present ones, so each kernel compiles once per set of input dtypes and no more."""
     config = state.config
     has_weights = prepared.weights is not None
     has_targets = prepared.targets is not None
@@ -220,7 +231,6 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
                                       config.renormalize, prepared.prediction_tolerance,
                                       prepared.target_tolerance, config.bins, state.rows_read,
                                       *_block_arrays(state, lanes))
-    state.rows_read += len(prepared.status)
 
 
 def _block_arrays(state: State, lanes: Lanes) -> tuple[np.ndarray, ...]:
