@@ -390,7 +390,7 @@ def _argmax(row):
 def _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top):
     """Each row's sums over its classes for the rows [start, stop), into the block's row table.
 
-    A loop of its own, apart from the accumulation pass (see _accumulate_hard_rows)."""
+    A loop of its own, apart from the accumulation pass (see _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
     if n_classes <= SCALAR_ROW_CLASSES:  # two loops, not a test per row: LLVM optimises each on its own
         for i in range(start, stop):
@@ -640,7 +640,7 @@ N_SOFT_TERMS = 15
 @njit(error_model="numpy")
 def _soft_block_sums(pred, targets, start, stop, eps, log_eps, row_terms, log_p, log_q, log_m):
     """Each row's information terms, argmaxes and status for soft targets, rows [start, stop), into the
-    block's row table (a loop of its own: see _accumulate_hard_rows)."""
+    block's row table (a loop of its own: see _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
     _soft_logs(pred, targets, start, stop, log_p, log_q, log_m)
     for i in range(start, stop):
@@ -805,6 +805,7 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     log_m = np.empty(block * n_classes if soft else 0)
     row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS, N_SOFT_TERMS), block if hard or soft else 0))
     row_top = np.empty(block if hard else 0, dtype=np.int64)
+    scored = np.empty((N_SCORED, block if hard else 0))
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
         if hard:
@@ -814,9 +815,10 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
                 _entropy_terms(pred, start, stop, terms)
                 _label_logs(pred, labels, start, stop, row_terms)
                 _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top)
-            _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, group_ids, has_groups,
-                                  status, eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop,
-                                  row_terms, row_top)
+            _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tolerance, start, stop,
+                             row_terms, row_top, scored)
+            _accumulate_scored(scored, weights, has_weights, group_ids, has_groups, status, n_bins, counts, sums,
+                               start, stop)
             continue
         if soft:
             _soft_block_sums(pred, targets, start, stop, eps, log_eps, row_terms, log_p, terms, log_m)
@@ -830,23 +832,79 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
                                     q, logq, p, logp)
 
 
-@njit(error_model="numpy")
-def _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, group_ids, has_groups, status,
-                          eps, log_eps, prediction_tolerance, n_bins, counts, sums, start, stop, row_terms,
-                          row_top):
-    """The scalar pass over the rows [start, stop) of one block for the most common layouts, probabilities
-    or logits against hard labels, from the block's row table.
+# ---- scored rows: the terms one row adds to the state, for hard labels (probabilities, logits, binary).  A
+# block's scoring pass fills this table (``scored[column, j]`` for the block's row j); one accumulation pass,
+# shared by those layouts, then adds the valid rows in row order.
+SCORED_STATUS = 0  # OK, or the problem found in the row's prediction or label
+SCORED_CROSS = 1  # H(P,Q) = -log q_y: +inf where q_y = 0, -log eps where clipped; KL(P||Q) = H(P,Q) here
+SCORED_PREDICTION_ENTROPY = 2  # H(Q)
+SCORED_JS = 3
+SCORED_BRIER = 4
+SCORED_CONFIDENCE = 5  # the calibration x: max q (binary: p)
+SCORED_OBSERVED = 6  # the calibration y: [argmax q = y] (binary: y)
+SCORED_CORRECT = 7  # [argmax q = y] (binary: [p > 0.5] = y)
+SCORED_LABEL = 8  # y, the class whose mass the row adds
+SCORED_UNNORMALIZED = 9  # 1.0 where |sum q - 1| > the tolerance
+SCORED_CLIPPED = 10  # 1.0 where eps clipping changed the cross-entropy
+N_SCORED = 11
 
-    A small function of its own, with no call on any path of its loop.  Inside the general pass below
-    (every layout in one loop body, with calls on its rare paths) the whole K = 10 span ran 56-98 ns/row
-    depending on unrelated edits, against 52 with this split (45 since unit weights are counted): LLVM
-    optimises a call-free loop far better."""
+
+@njit(inline="always")
+def _store_scored(scored, j, code, cross, prediction_entropy, js, brier, confidence, observed, correct, y,
+                  unnormalized, clipped):
+    scored[SCORED_STATUS, j] = code
+    scored[SCORED_CROSS, j] = cross
+    scored[SCORED_PREDICTION_ENTROPY, j] = prediction_entropy
+    scored[SCORED_JS, j] = js
+    scored[SCORED_BRIER, j] = brier
+    scored[SCORED_CONFIDENCE, j] = confidence
+    scored[SCORED_OBSERVED, j] = observed
+    scored[SCORED_CORRECT, j] = 1.0 if correct else 0.0
+    scored[SCORED_LABEL, j] = y
+    scored[SCORED_UNNORMALIZED, j] = 1.0 if unnormalized else 0.0
+    scored[SCORED_CLIPPED, j] = 1.0 if clipped else 0.0
+
+
+@njit(error_model="numpy")
+def _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tolerance, start, stop, row_terms,
+                     row_top, scored):
+    """The scored terms of the rows [start, stop), from the block's row table of probabilities or logits.
+    A label outside [0, K) is the row's problem, before any in its prediction."""
+    for j in range(stop - start):
+        y = labels[start + j]
+        if is_logits:
+            code, cross, prediction_entropy, js, brier, top, confidence, total, clipped = \
+                _score_hard_logits(row_terms, row_top, j, eps, log_eps)
+        else:
+            code, cross, prediction_entropy, js, brier, top, confidence, total, clipped = \
+                _score_hard_probabilities(row_terms, row_top, j, eps, log_eps)
+        if y < 0 or y >= n_classes:
+            code, y = LABEL_OUT_OF_RANGE, 0
+        _store_scored(scored, j, code, cross, prediction_entropy, js, brier, confidence,
+                      1.0 if top == y else 0.0, top == y, y, abs(total - 1.0) > prediction_tolerance, clipped)
+
+
+@njit(inline="always")
+def _neumaier(total, compensation, x):
+    """One step of Neumaier's compensated sum on a (sum, compensation) pair held in local variables."""
+    t = total + x
+    if abs(total) >= abs(x):
+        compensation += (total - t) + x
+    else:
+        compensation += (x - t) + total
+    return t, compensation
+
+
+@njit(error_model="numpy")
+def _accumulate_scored_rows(scored, weights, has_weights, group_ids, has_groups, status, n_bins, counts, sums,
+                            start, stop):
+    """The scalar pass over the rows [start, stop) of one block: adds each valid row's scored terms to its
+    group's slots, in row order.  For streams without groups, _accumulate_scored_rows_ungrouped is faster.
+
+    A small function of its own, with no call on any path of its loop.  Inside a general pass (every layout
+    in one loop body, with calls on its rare paths) the K = 10 span ran 56-98 ns/row depending on unrelated
+    edits, against 52 with the split: LLVM optimises a call-free loop far better."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = _unit_slots(sums, n_bins, has_weights, has_groups)
-    rows_before, infinite_before = counts[0, ROWS], counts[0, INFINITE]
-    bins_before = counts[0, N_COUNTS:N_COUNTS + n_bins].copy()
-    correct_rows = 0
-    bin_observed = np.zeros(n_bins, dtype=np.int64)
     for i in range(start, stop):
         g = group_ids[i] if has_groups else 0  # the row preamble, written out: see _accumulate_multiclass_rows
         code = status[i]
@@ -860,34 +918,127 @@ def _accumulate_hard_rows(is_logits, n_classes, labels, weights, has_weights, gr
         if w < 0.0:
             _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
             continue
-        y = labels[i]
-        if y < 0 or y >= n_classes:
-            _reject(status, counts, g, i, LABEL_OUT_OF_RANGE)
-            continue
-        if is_logits:
-            code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
-                _score_hard_logits(row_terms, row_top, i - start, eps, log_eps)
-        else:
-            code, cross, prediction_entropy, js, brier, top_q, confidence, total_q, clipped = \
-                _score_hard_probabilities(row_terms, row_top, i - start, eps, log_eps)
+        j = i - start
+        code = int(scored[SCORED_STATUS, j])
         if code != OK:
             _reject(status, counts, g, i, code)
             continue
-        _add(sums, g, class_mass + y, w)
-        correct = top_q == y
-        b = _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, correct, brier, confidence,
-                     1.0 if correct else 0.0, n_bins, abs(total_q - 1.0) > prediction_tolerance, clipped, unit)
+        _add(sums, g, class_mass + int(scored[SCORED_LABEL, j]), w)
+        cross = scored[SCORED_CROSS, j]
+        _add_row(counts, sums, g, w, cross, 0.0, cross, scored[SCORED_PREDICTION_ENTROPY, j], scored[SCORED_JS, j],
+                 scored[SCORED_CORRECT, j] > 0.0, scored[SCORED_BRIER, j], scored[SCORED_CONFIDENCE, j],
+                 scored[SCORED_OBSERVED, j], n_bins, scored[SCORED_UNNORMALIZED, j] > 0.0,
+                 scored[SCORED_CLIPPED, j] > 0.0, False)
+
+
+@njit(error_model="numpy")
+def _accumulate_scored_rows_ungrouped(scored, weights, has_weights, status, n_bins, counts, sums, start, stop):
+    """_accumulate_scored_rows for a stream without groups (every row in group 0), with the (sum,
+    compensation) pairs and counts of the row slots in local variables for the whole block, and the unit
+    slots counted (see _unit_slots).  Kept in ``sums``, every Neumaier step waited on the store of the
+    row before (LLVM cannot tell ``sums`` from the other arrays the loop writes): binary 28 -> 15 ns/row.
+    The same operations in the same order on each slot, so the same bits."""
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    unit = _unit_slots(sums, n_bins, has_weights, False)
+    rows_before, infinite_before = counts[0, ROWS], counts[0, INFINITE]
+    bins_before = counts[0, N_COUNTS:N_COUNTS + n_bins].copy()
+    weight, weight_c = sums[0, WEIGHT, 0], sums[0, WEIGHT, 1]
+    cross_s, cross_c = sums[0, CROSS_ENTROPY, 0], sums[0, CROSS_ENTROPY, 1]
+    squares_s, squares_c = sums[0, CROSS_ENTROPY_SQUARES, 0], sums[0, CROSS_ENTROPY_SQUARES, 1]
+    finite_s, finite_c = sums[0, CROSS_ENTROPY_WEIGHT, 0], sums[0, CROSS_ENTROPY_WEIGHT, 1]
+    kl_s, kl_c = sums[0, KL, 0], sums[0, KL, 1]
+    entropy_s, entropy_c = sums[0, PREDICTION_ENTROPY, 0], sums[0, PREDICTION_ENTROPY, 1]
+    js_s, js_c = sums[0, JS, 0], sums[0, JS, 1]
+    correct_s, correct_c = sums[0, CORRECT, 0], sums[0, CORRECT, 1]
+    brier_s, brier_c = sums[0, BRIER, 0], sums[0, BRIER, 1]
+    rows = ignored = skipped = infinite = unnormalized = clipped = correct_rows = 0
+    bin_observed = np.zeros(n_bins, dtype=np.int64)
+    for i in range(start, stop):
+        code = status[i]
+        if code == CODE_IGNORED:
+            ignored += 1
+            continue
+        if code != OK:
+            skipped += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            status[i] = WEIGHT_NEGATIVE_OR_NAN
+            skipped += 1
+            continue
+        j = i - start
+        code = int(scored[SCORED_STATUS, j])
+        if code != OK:
+            status[i] = code
+            skipped += 1
+            continue
+        _add(sums, 0, class_mass + int(scored[SCORED_LABEL, j]), w)
+        rows += 1
+        if not unit:
+            weight, weight_c = _neumaier(weight, weight_c, w)
+        cross = scored[SCORED_CROSS, j]
+        if cross == math.inf:
+            infinite += 1
+        else:
+            cross_s, cross_c = _neumaier(cross_s, cross_c, w * cross)
+            squares_s, squares_c = _neumaier(squares_s, squares_c, w * cross * cross)
+            if not unit:
+                finite_s, finite_c = _neumaier(finite_s, finite_c, w)
+            kl_s, kl_c = _neumaier(kl_s, kl_c, w * cross)
+        entropy_s, entropy_c = _neumaier(entropy_s, entropy_c, w * scored[SCORED_PREDICTION_ENTROPY, j])
+        js_s, js_c = _neumaier(js_s, js_c, w * scored[SCORED_JS, j])
+        correct = scored[SCORED_CORRECT, j] > 0.0
+        if correct and not unit:
+            correct_s, correct_c = _neumaier(correct_s, correct_c, w)
+        brier_s, brier_c = _neumaier(brier_s, brier_c, w * scored[SCORED_BRIER, j])
+        unnormalized += scored[SCORED_UNNORMALIZED, j] > 0.0
+        clipped += scored[SCORED_CLIPPED, j] > 0.0
+        confidence = scored[SCORED_CONFIDENCE, j]
+        observed = scored[SCORED_OBSERVED, j]
+        b = bin_index(confidence, n_bins)
+        counts[0, N_COUNTS + b] += 1
+        base = N_SUMS + b * BIN_FIELDS
+        if not unit:
+            _add(sums, 0, base + BIN_WEIGHT, w)
+        _add(sums, 0, base + BIN_CONFIDENCE, w * confidence)
+        if not unit:
+            _add(sums, 0, base + BIN_OBSERVED, w * observed)
+        _add(sums, 0, base + BIN_CONFIDENCE_SQUARES, w * confidence * confidence)
+        _add(sums, 0, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
         correct_rows += correct
-        bin_observed[b] += correct
+        bin_observed[b] += int(observed)
+    for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
+                                      (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
+                                      (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (KL, kl_s, kl_c),
+                                      (PREDICTION_ENTROPY, entropy_s, entropy_c), (JS, js_s, js_c),
+                                      (CORRECT, correct_s, correct_c), (BRIER, brier_s, brier_c)):
+        sums[0, slot, 0] = total
+        sums[0, slot, 1] = compensation
+    counts[0, ROWS] += rows
+    counts[0, IGNORED] += ignored
+    counts[0, SKIPPED] += skipped
+    counts[0, INFINITE] += infinite
+    counts[0, UNNORMALIZED] += unnormalized
+    counts[0, CLIPPED] += clipped
     if unit:
         _add_unit_counts(counts, sums, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
+
+
+@njit(inline="always")
+def _accumulate_scored(scored, weights, has_weights, group_ids, has_groups, status, n_bins, counts, sums, start,
+                       stop):
+    if has_groups:
+        _accumulate_scored_rows(scored, weights, has_weights, group_ids, has_groups, status, n_bins, counts, sums,
+                                start, stop)
+    else:
+        _accumulate_scored_rows_ungrouped(scored, weights, has_weights, status, n_bins, counts, sums, start, stop)
 
 
 @njit(error_model="numpy")
 def _accumulate_soft_rows(n_classes, targets, weights, has_weights, group_ids, has_groups, status,
                           prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop, row_terms):
     """The scalar pass over the rows [start, stop) of one block for probabilities against soft targets, from
-    the block's row table; call-free, as _accumulate_hard_rows and for the same reason."""
+    the block's row table; call-free, as _accumulate_scored_rows and for the same reason."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
         g = group_ids[i] if has_groups else 0  # the row preamble, written out: see _accumulate_multiclass_rows
@@ -924,7 +1075,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
                                 target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):
     """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block, for renormalized
-    rows and soft logits (the common layouts go to _accumulate_hard_rows and _accumulate_soft_rows)."""
+    rows and soft logits (the common layouts go to _accumulate_scored_rows and _accumulate_soft_rows)."""
     n_classes = pred.shape[1]
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     for i in range(start, stop):
@@ -1021,53 +1172,42 @@ N_BINARY_TERMS = 6
 @njit(error_model="numpy")
 def _binary_logs(pred, is_logits, start, stop, row_terms):
     """For rows [start, stop): p, 1 - p, their logs and the JS midpoints' logs, branch-free so that the loop
-    vectorises.  Rows with bad values get garbage here and are rejected by the scalar pass."""
-    for j in range(stop - start):
-        v = np.float64(pred[start + j])
-        if is_logits:
+    vectorises.  Rows with bad values get garbage here and are rejected by the scalar pass.
+
+    One loop per layout, not a test inside one loop: LLVM does not take a flag's test out of the loop, and
+    the loop then does not vectorise (4.5 -> 11.5 ns/row)."""
+    if is_logits:
+        for j in range(stop - start):
+            v = np.float64(pred[start + j])
             tail = fast_log1p(fast_exp(-abs(v)))
-            lp = -(max(-v, 0.0) + tail)
-            lnp = -(max(v, 0.0) + tail)
-            prob = fast_exp(lp)
-            other = fast_exp(lnp)
-        else:
-            lp = fast_log(v) if v > 0.0 else -math.inf
-            lnp = fast_log1p(-v) if v < 1.0 else -math.inf
-            prob = v
-            other = 1.0 - v
-        row_terms[BINARY_P, j] = prob
-        row_terms[BINARY_NOT_P, j] = other
-        row_terms[BINARY_LOG_P, j] = lp
-        row_terms[BINARY_LOG_NOT_P, j] = lnp
-        row_terms[BINARY_LOG_MIDPOINT_1, j] = fast_log1p(prob) - LN2
-        row_terms[BINARY_LOG_MIDPOINT_0, j] = fast_log1p(-0.5 * prob)
+            log_p = -(max(-v, 0.0) + tail)
+            log_not_p = -(max(v, 0.0) + tail)
+            _store_binary_terms(row_terms, j, fast_exp(log_p), fast_exp(log_not_p), log_p, log_not_p)
+    else:
+        for j in range(stop - start):
+            v = np.float64(pred[start + j])
+            log_p = fast_log(v) if v > 0.0 else -math.inf
+            log_not_p = fast_log1p(-v) if v < 1.0 else -math.inf
+            _store_binary_terms(row_terms, j, v, 1.0 - v, log_p, log_not_p)
+
+
+@njit(inline="always")
+def _store_binary_terms(row_terms, j, prob, other, log_p, log_not_p):
+    row_terms[BINARY_P, j] = prob
+    row_terms[BINARY_NOT_P, j] = other
+    row_terms[BINARY_LOG_P, j] = log_p
+    row_terms[BINARY_LOG_NOT_P, j] = log_not_p
+    row_terms[BINARY_LOG_MIDPOINT_1, j] = fast_log1p(prob) - LN2
+    row_terms[BINARY_LOG_MIDPOINT_0, j] = fast_log1p(-0.5 * prob)
 
 
 @njit(error_model="numpy")
-def _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, group_ids, has_groups, status,
-                                 eps, log_eps, n_bins, counts, sums, start, stop, row_terms):
-    """The scalar pass over the rows [start, stop) for binary predictions against labels in {0, 1}, from
-    the block's row table; call-free, as _accumulate_hard_rows and for the same reason."""
-    class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = _unit_slots(sums, n_bins, has_weights, has_groups)
-    rows_before, infinite_before = counts[0, ROWS], counts[0, INFINITE]
-    bins_before = counts[0, N_COUNTS:N_COUNTS + n_bins].copy()
-    correct_rows = 0
-    bin_observed = np.zeros(n_bins, dtype=np.int64)
-    for i in range(start, stop):
-        g = group_ids[i] if has_groups else 0  # the row preamble, written out: see _accumulate_multiclass_rows
-        code = status[i]
-        if code == CODE_IGNORED:
-            counts[g, IGNORED] += 1
-            continue
-        if code != OK:
-            counts[g, SKIPPED] += 1
-            continue
-        w = _row_weight(weights, has_weights, i)
-        if w < 0.0:
-            _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
-            continue
-        v = np.float64(pred[i])
+def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored):
+    """The scored terms of the rows [start, stop) of binary predictions against labels in {0, 1}, from the
+    block's table of logs.  A problem in the prediction comes before one in the label."""
+    for j in range(stop - start):
+        v = np.float64(pred[start + j])
+        code = OK
         if is_logits:
             if v != v or v == math.inf:
                 code = LOGIT_NAN_OR_POSITIVE_INFINITY
@@ -1075,13 +1215,10 @@ def _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, 
             code = PREDICTION_NAN
         elif v < 0.0 or v > 1.0:
             code = PREDICTION_OUT_OF_RANGE
-        y = labels[i]
+        y = labels[start + j]
         if code == OK and y != 0 and y != 1:
             code = LABEL_OUT_OF_RANGE
-        if code != OK:
-            _reject(status, counts, g, i, code)
-            continue
-        j = i - start
+        y = 1 if y == 1 else 0
         prob = row_terms[BINARY_P, j]
         other = row_terms[BINARY_NOT_P, j]
         log_p = row_terms[BINARY_LOG_P, j]
@@ -1096,14 +1233,8 @@ def _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, 
         if qy > 0.0:
             js += 0.5 * qy * (log_qy - log_m)
         js = js if js > 0.0 else 0.0
-        _add(sums, g, class_mass + y, w)
-        correct = (1 if prob > 0.5 else 0) == y
-        b = _add_row(counts, sums, g, w, cross, 0.0, cross, prediction_entropy, js, correct, (prob - y) * (prob - y),
-                     prob, np.float64(y), n_bins, False, clipped, unit)
-        correct_rows += correct
-        bin_observed[b] += y
-    if unit:
-        _add_unit_counts(counts, sums, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
+        _store_scored(scored, j, code, cross, prediction_entropy, js, (prob - y) * (prob - y), prob, np.float64(y),
+                      (1 if prob > 0.5 else 0) == y, y, False, clipped)
 
 
 @njit(error_model="numpy")
@@ -1113,11 +1244,13 @@ def _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_wei
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     if not has_targets:
         row_terms = np.empty((N_BINARY_TERMS, BLOCK))
+        scored = np.empty((N_SCORED, BLOCK))
         for start in range(lo, hi, BLOCK):
             stop = min(start + BLOCK, hi)
             _binary_logs(pred, is_logits, start, stop, row_terms)
-            _accumulate_hard_binary_rows(pred, is_logits, labels, weights, has_weights, group_ids, has_groups,
-                                         status, eps, log_eps, n_bins, counts, sums, start, stop, row_terms)
+            _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored)
+            _accumulate_scored(scored, weights, has_weights, group_ids, has_groups, status, n_bins, counts, sums,
+                               start, stop)
         return
     class_mass = N_SUMS + n_bins * BIN_FIELDS
     q = np.empty(2)
