@@ -506,10 +506,14 @@ N_LOGIT_TERMS = 9
 
 
 @njit(error_model="numpy")
-def _logit_block_sums(pred, labels, start, stop, row_terms, row_top):
+def _logit_block_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
     """Each logit row's argmax and sums over its classes for the rows [start, stop), then, vectorised
     across the rows, the logs of their softmax denominators, log q_y, q_y and the JS midpoints."""
     n_classes = pred.shape[1]
+    if n_classes <= SCALAR_ROW_CLASSES:
+        _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps)
+        _logit_logs(start, stop, row_terms)
+        return
     for i in range(start, stop):
         j = i - start
         y = labels[i]
@@ -527,8 +531,59 @@ def _logit_block_sums(pred, labels, start, stop, row_terms, row_top):
         row_terms[LOGIT_WEIGHTED, j] = weighted
         row_terms[LOGIT_SQUARES, j] = squares
         row_terms[LOGIT_REST, j] = rest
-        row_terms[LOGIT_LOG_Q_LABEL, j] = label_gap  # d_y until the loop below
+        row_terms[LOGIT_LOG_Q_LABEL, j] = label_gap  # d_y until _logit_logs
         row_top[j] = top
+    _logit_logs(start, stop, row_terms)
+
+
+@njit(error_model="numpy")
+def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
+    """_logit_block_sums' row sums for rows of a few classes, in three loops: each row's argmax, then
+    d = z - max z and e = exp(d) for every value of the block in one flat loop that vectorises (a loop over a
+    row's few classes spends its time in its scalar remainder), then each row's sums in class order.
+    K = 10: 51 -> 40 ns/row, one thread."""
+    n_classes = pred.shape[1]
+    for i in range(start, stop):
+        j = i - start
+        bad, top, top_value = _logit_argmax(pred[i])
+        code = LOGIT_NAN_OR_POSITIVE_INFINITY if bad else (LOGITS_ALL_NEGATIVE_INFINITY
+                                                           if top_value == -math.inf else OK)
+        row_terms[LOGIT_STATUS, j] = code
+        row_top[j] = top
+        top_value = top_value if code == OK else 0.0  # the row is rejected: any finite shift will do
+        for k in range(n_classes):
+            shifted[j * n_classes + k] = top_value
+    flat = pred[start:stop].reshape(-1)
+    for f in range(flat.shape[0]):
+        d = np.float64(flat[f]) - shifted[f]
+        shifted[f] = d
+        exps[f] = fast_exp(d)
+    for i in range(start, stop):
+        j = i - start
+        y = labels[i]
+        y = y if (y >= 0 and y < n_classes) else 0  # the scalar pass rejects rows with bad labels
+        top = row_top[j]
+        base = j * n_classes
+        s = weighted = squares = rest = 0.0
+        for k in range(n_classes):
+            d = shifted[base + k]
+            e = 1.0 if k == top else exps[base + k]
+            others = 0.0 if k == top else e
+            s += others
+            weighted += others * d if others > 0.0 else 0.0
+            squares += 0.0 if k == y else e * e
+            rest += 0.0 if k == y else e
+        ok = row_terms[LOGIT_STATUS, j] == OK
+        row_terms[LOGIT_SUM, j] = s if ok else 0.0
+        row_terms[LOGIT_WEIGHTED, j] = weighted if ok else 0.0
+        row_terms[LOGIT_SQUARES, j] = squares if ok else 0.0
+        row_terms[LOGIT_REST, j] = rest if ok else 0.0
+        row_terms[LOGIT_LOG_Q_LABEL, j] = shifted[base + y] if ok else 0.0  # d_y until _logit_logs
+
+
+@njit(error_model="numpy")
+def _logit_logs(start, stop, row_terms):
+    """Vectorised across the rows [start, stop): log(1 + s), log q_y = d_y - log(1 + s), q_y and log M_y."""
     for j in range(stop - start):
         log_norm = fast_log1p(row_terms[LOGIT_SUM, j])
         log_qy = row_terms[LOGIT_LOG_Q_LABEL, j] - log_norm
@@ -824,8 +879,10 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     soft = has_targets and not renormalize and not is_logits
     # rows per block pass: 128 KiB of q log q terms, or 320 KiB of soft value terms, stay in L2
     block = max(1, (4096 if soft else 16384) // max(n_classes, 1))
-    terms = np.empty(block * n_classes if hard and not is_logits else 0)
-    value_terms = np.empty((N_VALUE_TERMS, block * n_classes if soft else 0))
+    terms = np.empty(block * n_classes if hard else 0)  # q log q, or shifted logits d
+    value_terms = np.empty((N_VALUE_TERMS, block * n_classes if soft else 0))  # for logits, exp(d) in row 0
+    if hard and is_logits:
+        value_terms = np.empty((1, block * n_classes))
     row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0))
     row_top = np.empty(block if hard else 0, dtype=np.int64)
     scored = np.empty((N_SCORED, block if hard or soft else 0))
@@ -833,7 +890,7 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
         stop = min(start + block, hi)
         if hard:
             if is_logits:
-                _logit_block_sums(pred, labels, start, stop, row_terms, row_top)
+                _logit_block_sums(pred, labels, start, stop, row_terms, row_top, terms, value_terms[0])
             else:
                 _entropy_terms(pred, start, stop, terms)
                 _label_logs(pred, labels, start, stop, row_terms)
