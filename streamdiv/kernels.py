@@ -283,12 +283,16 @@ def _hard_row(y, q, logq, eps, log_eps):
 def _entropy_terms(pred, start, stop, terms):
     """terms[(i - start) * K + k] = q_ik log q_ik (0 where q = 0) for the rows [start, stop), as one flat
     loop over their values (``pred`` is C-contiguous): vectorised across rows, which a 10-class row loop
-    is not (it spends its time in the scalar remainder)."""
+    is not (it spends its time in the scalar remainder).  Returns how many values are NaN or outside [0, 1],
+    so that the row pass checks each value only in a block that holds one."""
     flat = pred[start:stop].reshape(-1)
+    bad = 0
     for j in range(flat.shape[0]):
         v = np.float64(flat[j])
         t = v * fast_log(v)
         terms[j] = t if v > 0.0 else 0.0
+        bad += 0 if (v >= 0.0 and v <= 1.0) else 1
+    return bad
 
 
 # Columns of a block's row table (``row_terms[column, j]`` for the block's row j): what the hard-probability
@@ -324,7 +328,7 @@ def _label_logs(pred, labels, start, stop, row_terms):
 
 
 @njit(inline="always")
-def _probability_row_sums(row, terms, base, y):
+def _probability_row_sums(row, terms, base, y, check):
     """One pass over a probability row and its q log q terms: (number of values NaN or outside [0, 1],
     sum q, H(Q), Brier = sum_k (q_k - [k = y])^2, argmax q (lowest index on ties), max q).  Written as
     one scalar loop whose five chains interleave: for few classes that beats the SIMD lanes of
@@ -338,7 +342,8 @@ def _probability_row_sums(row, terms, base, y):
     best = np.float64(row[0])
     for k in range(row.shape[0]):
         v = np.float64(row[k])
-        bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
+        if check:
+            bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
         total += v
         negative_entropy += terms[base + k]
         d = v - 1.0 if k == y else v
@@ -387,16 +392,23 @@ def _argmax(row):
 
 
 @njit(error_model="numpy")
-def _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top):
+def _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top):
     """Each row's sums over its classes for the rows [start, stop), into the block's row table.
 
     A loop of its own, apart from the accumulation pass (see _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
-    if n_classes <= SCALAR_ROW_CLASSES:  # two loops, not a test per row: LLVM optimises each on its own
+    # Loops of their own, not tests inside one loop: LLVM optimises each on its own.
+    if n_classes <= SCALAR_ROW_CLASSES and not any_bad:
         for i in range(start, stop):
             j = i - start
             bad, total, entropy, brier, top, top_value = _probability_row_sums(pred[i], terms, j * n_classes,
-                                                                               labels[i])
+                                                                               labels[i], False)
+            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
+    elif n_classes <= SCALAR_ROW_CLASSES:
+        for i in range(start, stop):
+            j = i - start
+            bad, total, entropy, brier, top, top_value = _probability_row_sums(pred[i], terms, j * n_classes,
+                                                                               labels[i], True)
             _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
     else:
         for i in range(start, stop):
@@ -892,9 +904,9 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
             if is_logits:
                 _logit_block_sums(pred, labels, start, stop, row_terms, row_top, terms, value_terms[0])
             else:
-                _entropy_terms(pred, start, stop, terms)
+                any_bad = _entropy_terms(pred, start, stop, terms) > 0
                 _label_logs(pred, labels, start, stop, row_terms)
-                _probability_block_sums(pred, labels, start, stop, terms, row_terms, row_top)
+                _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
             _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tolerance, start, stop,
                              row_terms, row_top, scored)
         elif soft:
