@@ -19,12 +19,22 @@ Input arrays are 1-D or 2-D numpy views (``pred`` rows x classes for the multi-c
 for each row are read from and written to ``status`` so that the caller can report the first bad row.
 
 The common layouts (hard labels with probabilities or logits, soft targets, binary) score a few thousand
-rows at a time in two steps: *block passes* compute each row's terms into a small row table (logs in flat
-loops that vectorise across rows, sums over a row's classes, argmax, status), then a *call-free loop*
-validates the rows and adds their terms in row order.  Keeping that loop small and free of calls on every
-path, rare ones included, matters more than anything else here: LLVM then keeps the accumulators in
-registers, and the same lines inside one large loop body ran 1.5-2x slower.  Renormalized rows and soft
-targets with logits take the general per-row path (``_accumulate_multiclass_rows``).
+rows at a time in two steps: *block passes* compute each row's terms into the block's *scored-row table*
+(logs and per-value terms in flat loops that vectorise across rows, then sums over a row's classes, argmax,
+status), then one *call-free loop*, shared by those layouts, validates the rows and adds their terms in row
+order.  What the measurements taught, each written where it applies:
+
+* a loop small and free of calls on every path, rare ones included: the same lines inside one large loop
+  body ran 1.5-2x slower;
+* without groups, the running (sum, compensation) pairs in local variables, not in ``sums``: LLVM cannot
+  tell ``sums`` from the other arrays the loop writes, so each step waited on a store;
+* one loop per value of a flag (``is_logits``, bad values present), not a test inside a loop that should
+  vectorise: LLVM does not take the test out, and the loop then does not vectorise;
+* for rows of a few classes, per-value terms in flat loops, not a vectorised loop per row, which spends its
+  time in horizontal sums and its scalar remainder.
+
+Renormalized rows and soft targets with logits take the general per-row path
+(``_accumulate_multiclass_rows``).
 """
 
 from __future__ import annotations
@@ -764,28 +774,23 @@ def _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolera
 
 @njit(inline="always")
 def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, correct, brier,
-             confidence, observed, n_bins, unnormalized, clipped, unit):
-    """Add one scored row's terms (weighted by w) to group g's slots; returns the row's calibration bin.
-
-    With ``unit`` (w = 1, observed 0 or 1) the slots whose terms are then 0 or 1 (WEIGHT,
-    CROSS_ENTROPY_WEIGHT, CORRECT, BIN_WEIGHT, BIN_OBSERVED) are left to the caller, who counts the rows
-    and adds each count at once (see _unit_slots)."""
+             confidence, observed, n_bins, unnormalized, clipped):
+    """Add one scored row's terms (weighted by w) to group g's slots (the slots in ``sums``: see
+    _accumulate_scored_rows_ungrouped for the faster pass without groups)."""
     counts[g, ROWS] += 1
-    if not unit:
-        _add(sums, g, WEIGHT, w)
+    _add(sums, g, WEIGHT, w)
     if cross == math.inf:
         counts[g, INFINITE] += 1
     else:
         _add(sums, g, CROSS_ENTROPY, w * cross)
         _add(sums, g, CROSS_ENTROPY_SQUARES, w * cross * cross)
-        if not unit:
-            _add(sums, g, CROSS_ENTROPY_WEIGHT, w)
+        _add(sums, g, CROSS_ENTROPY_WEIGHT, w)
         _add(sums, g, KL, w * kl)
     if entropy != 0.0:
         _add(sums, g, ENTROPY, w * entropy)
     _add(sums, g, PREDICTION_ENTROPY, w * prediction_entropy)
     _add(sums, g, JS, w * js)
-    if correct and not unit:
+    if correct:
         _add(sums, g, CORRECT, w)
     _add(sums, g, BRIER, w * brier)
     if unnormalized:
@@ -795,14 +800,11 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
     b = bin_index(confidence, n_bins)
     counts[g, N_COUNTS + b] += 1
     base = N_SUMS + b * BIN_FIELDS
-    if not unit:
-        _add(sums, g, base + BIN_WEIGHT, w)
+    _add(sums, g, base + BIN_WEIGHT, w)
     _add(sums, g, base + BIN_CONFIDENCE, w * confidence)
-    if not unit:
-        _add(sums, g, base + BIN_OBSERVED, w * observed)
+    _add(sums, g, base + BIN_OBSERVED, w * observed)
     _add(sums, g, base + BIN_CONFIDENCE_SQUARES, w * confidence * confidence)
     _add(sums, g, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
-    return b
 
 
 # ---- unit weights: rows without a weight column add 1.0 (or 0.0) to five kinds of slot.  Summed row by row
@@ -811,10 +813,10 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
 # When a slot holds a fraction (weighted rows earlier in the same block), the rows take the row-by-row path.
 
 @njit(inline="always")
-def _unit_slots(sums, n_bins, has_weights, has_groups):
-    """Whether the rows of a call may count their unit slots (see above): no weights, one group, and every
-    such slot of the group's partial a whole number."""
-    if has_weights or has_groups:
+def _unit_slots(sums, n_bins, has_weights):
+    """Whether the rows of a call without groups may count their unit slots (see above): no weights, and
+    every such slot of group 0's partial a whole number."""
+    if has_weights:
         return False
     for slot in (WEIGHT, CROSS_ENTROPY_WEIGHT, CORRECT):
         if not _whole(sums[0, slot, 0]):
@@ -990,23 +992,25 @@ def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_i
         _add_row(counts, sums, g, w, scored[SCORED_CROSS, j], scored[SCORED_ENTROPY, j], scored[SCORED_KL, j],
                  scored[SCORED_PREDICTION_ENTROPY, j], scored[SCORED_JS, j], scored[SCORED_CORRECT, j] > 0.0,
                  scored[SCORED_BRIER, j], scored[SCORED_CONFIDENCE, j], scored[SCORED_OBSERVED, j], n_bins,
-                 scored[SCORED_UNNORMALIZED, j] > 0.0, scored[SCORED_CLIPPED, j] > 0.0, False)
+                 scored[SCORED_UNNORMALIZED, j] > 0.0, scored[SCORED_CLIPPED, j] > 0.0)
 
 
 @njit(error_model="numpy")
 def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weights, status, n_bins, counts, sums,
                                       start, stop):
     """_accumulate_scored_rows for a stream without groups (every row in group 0), with the (sum,
-    compensation) pairs and counts of the row slots in local variables for the whole block, the class
+    compensation) pairs and counts of the row slots in local variables for the whole block, soft rows' class
     masses in a local array, and the unit slots counted (see _unit_slots).  Kept in ``sums``, every Neumaier
     step waited on the store of the row before (LLVM cannot tell ``sums`` from the other arrays the loop
     writes).  The pass alone, one thread: binary about 16 -> 12 ns/row, soft K=10 40 -> 25.  The same
     operations in the same order on each slot, so the same bits."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = not soft and _unit_slots(sums, n_bins, has_weights, False)  # soft rows observe fractions
+    unit = not soft and _unit_slots(sums, n_bins, has_weights)  # soft rows observe fractions
     rows_before, infinite_before = counts[0, ROWS], counts[0, INFINITE]
     bins_before = counts[0, N_COUNTS:N_COUNTS + n_bins].copy()
-    mass = sums[0, class_mass:].copy()
+    # Soft rows add to every class: their masses go to a local array.  A hard row adds to one class, in place:
+    # copying every class's mass at each call cost K = 32000 logits (a call per row) 2x.
+    mass = sums[0, class_mass:class_mass + (targets.shape[1] if soft else 0)].copy()
     weight, weight_c = sums[0, WEIGHT, 0], sums[0, WEIGHT, 1]
     cross_s, cross_c = sums[0, CROSS_ENTROPY, 0], sums[0, CROSS_ENTROPY, 1]
     squares_s, squares_c = sums[0, CROSS_ENTROPY_SQUARES, 0], sums[0, CROSS_ENTROPY_SQUARES, 1]
@@ -1050,8 +1054,7 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
                 reverse_s, reverse_c = _neumaier(reverse_s, reverse_c, w * reverse)
                 reverse_w, reverse_w_c = _neumaier(reverse_w, reverse_w_c, w)
         else:
-            y = int(scored[SCORED_LABEL, j])
-            mass[y, 0], mass[y, 1] = _neumaier(mass[y, 0], mass[y, 1], w)
+            _add(sums, 0, class_mass + int(scored[SCORED_LABEL, j]), w)
         rows += 1
         if not unit:
             weight, weight_c = _neumaier(weight, weight_c, w)
@@ -1089,7 +1092,7 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
         _add(sums, 0, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
         correct_rows += correct
         bin_observed[b] += int(observed)  # used with unit slots only, where observed is 0 or 1
-    sums[0, class_mass:] = mass
+    sums[0, class_mass:class_mass + mass.shape[0]] = mass
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
                                       (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
                                       (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (ENTROPY, entropy_s, entropy_c),
@@ -1181,7 +1184,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
             observed = 1.0 if top_q == y else 0.0
             _add(sums, g, class_mass + y, w)
         _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
-                 confidence, observed, n_bins, unnormalized, clipped, False)
+                 confidence, observed, n_bins, unnormalized, clipped)
 
 
 @njit(inline="always")
@@ -1347,7 +1350,7 @@ def _binary_span(pred, is_logits, labels, targets, has_targets, weights, has_wei
         _add(sums, g, class_mass + 1, w * t)
         _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js,
                  (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0), (prob - t) * (prob - t), prob, t, n_bins,
-                 False, clipped, False)
+                 False, clipped)
 
 
 # ---- blocks: the same sums for every batch size and thread count
