@@ -86,6 +86,24 @@ def test_rows_without_weights_give_the_bits_of_unit_weights(layout):
     assert mixed.to_bytes() == weighted.to_bytes()
 
 
+UNGROUPED = {
+    "hard": {k: INPUTS["hard, weighted, grouped"][k] for k in ("probs", "labels")},
+    "hard, weighted": {k: INPUTS["hard, weighted, grouped"][k] for k in ("probs", "labels", "weights")},
+    "logits": INPUTS["logits"], "soft": INPUTS["soft"], "binary": INPUTS["binary"],
+}
+
+
+@pytest.mark.parametrize("layout", list(UNGROUPED))
+def test_one_group_gives_the_bits_of_no_groups(layout):
+    """Without groups the rows take their own pass (running sums in local variables, unit slots counted);
+    with groups, the pass that adds each row to its group's slots.  One group must give the same bits."""
+    inputs = UNGROUPED[layout]
+    plain = _score(inputs, 5000)._state.settled()
+    grouped = _score(inputs | {"groups": np.zeros(N, dtype=np.int64)}, 5000)._state.settled()
+    for mine, theirs in zip(plain, grouped):
+        assert mine.shape == theirs.shape and mine.tobytes() == theirs.tobytes()
+
+
 def test_a_state_saved_inside_a_block_resumes_bit_for_bit():
     inputs = INPUTS["hard, weighted, grouped"]
     cut = ROW_BLOCK + 5000  # the saved state has an open block
