@@ -55,8 +55,9 @@ def test_logits_match_probabilities(hard):
     assert_matches(from_logits, expected, rel=1e-11)
 
 
-def test_soft_targets_against_scipy(soft):
-    targets, probs = soft
+@pytest.mark.parametrize("num_classes", [5, 40])  # rows of a few classes, and of many (another block pass)
+def test_soft_targets_against_scipy(num_classes):
+    targets, probs = make_soft(num_classes=num_classes)
     m = report_of(probs=probs, targets=targets).metrics
     assert m["kl_divergence"] == pytest.approx(scipy_entropy(targets, probs, axis=1).mean(), rel=REL)
     assert m["entropy"] == pytest.approx(scipy_entropy(targets, axis=1).mean(), rel=REL)
