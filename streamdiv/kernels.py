@@ -661,6 +661,25 @@ def _soft_value_logs(pk, qk):
             fast_log(mk) if mk > 0.0 else 0.0)
 
 
+@njit(inline="always")
+def _soft_value_term_set(pk, qk, log_p, log_q, log_m, eps, log_eps):
+    """One value's terms, in VALUE_* order, from p, q and their logs (see _soft_value_logs); a term whose mass
+    is 0 is 0, so 0 log 0 = 0, and log q is clipped at log eps inside H(P,Q) and KL(P||Q) only."""
+    log_q_clipped = log_eps if qk < eps else log_q
+    on_p = pk > 0.0
+    on_q = qk > 0.0
+    return (-pk * log_q_clipped if on_p else 0.0,
+            -pk * log_p if on_p else 0.0,
+            pk * (log_p - log_q_clipped) if on_p else 0.0,
+            -qk * log_q if on_q else 0.0,
+            qk * (log_q - log_p) if on_q else 0.0,
+            (0.5 * pk * (log_p - log_m) if on_p else 0.0) + (0.5 * qk * (log_q - log_m) if on_q else 0.0),
+            (qk - pk) * (qk - pk),
+            1.0 if (on_p and qk < eps) else 0.0,
+            0.0 if (pk >= 0.0 and pk <= 1.0) else 1.0,
+            0.0 if (qk >= 0.0 and qk <= 1.0) else 1.0)
+
+
 @njit(error_model="numpy")
 def _soft_value_terms(pred, targets, start, stop, eps, log_eps, value_terms):
     """Each value's terms (VALUE_*) for the rows [start, stop), as one flat loop that vectorises across rows:
@@ -672,20 +691,9 @@ def _soft_value_terms(pred, targets, start, stop, eps, log_eps, value_terms):
         pk = np.float64(flat_p[f])
         qk = np.float64(flat_q[f])
         log_p, log_q, log_m = _soft_value_logs(pk, qk)
-        log_q_clipped = log_eps if qk < eps else log_q
-        on_p = pk > 0.0
-        on_q = qk > 0.0
-        value_terms[VALUE_CROSS, f] = -pk * log_q_clipped if on_p else 0.0
-        value_terms[VALUE_ENTROPY, f] = -pk * log_p if on_p else 0.0
-        value_terms[VALUE_KL, f] = pk * (log_p - log_q_clipped) if on_p else 0.0
-        value_terms[VALUE_PREDICTION_ENTROPY, f] = -qk * log_q if on_q else 0.0
-        value_terms[VALUE_REVERSE_KL, f] = qk * (log_q - log_p) if on_q else 0.0
-        value_terms[VALUE_JS, f] = ((0.5 * pk * (log_p - log_m) if on_p else 0.0)
-                                    + (0.5 * qk * (log_q - log_m) if on_q else 0.0))
-        value_terms[VALUE_BRIER, f] = (qk - pk) * (qk - pk)
-        value_terms[VALUE_CLIPPED, f] = 1.0 if (on_p and qk < eps) else 0.0
-        value_terms[VALUE_BAD_TARGET, f] = 0.0 if (pk >= 0.0 and pk <= 1.0) else 1.0
-        value_terms[VALUE_BAD_PREDICTION, f] = 0.0 if (qk >= 0.0 and qk <= 1.0) else 1.0
+        terms = _soft_value_term_set(pk, qk, log_p, log_q, log_m, eps, log_eps)
+        for column in range(N_VALUE_TERMS):
+            value_terms[column, f] = terms[column]
 
 
 @njit(inline="always")
@@ -777,23 +785,20 @@ def _wide_soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
     for k in range(pred.shape[0]):
         pk = np.float64(target[k])
         qk = np.float64(pred[k])
-        bad_p += 0.0 if (pk >= 0.0 and pk <= 1.0) else 1.0
-        bad_q += 0.0 if (qk >= 0.0 and qk <= 1.0) else 1.0
         total_p += pk
         total_q += qk
-        lp = log_p[base + k]
-        lq = log_q[base + k]
-        lm = log_m[base + k]
-        lq_clipped = log_eps if qk < eps else lq
-        clipped += 1.0 if (pk > 0.0 and qk < eps) else 0.0
-        cross += -pk * lq_clipped if pk > 0.0 else 0.0
-        entropy += -pk * lp if pk > 0.0 else 0.0
-        kl += pk * (lp - lq_clipped) if pk > 0.0 else 0.0
-        prediction_entropy += -qk * lq if qk > 0.0 else 0.0
-        reverse += qk * (lq - lp) if qk > 0.0 else 0.0
-        js += 0.5 * pk * (lp - lm) if pk > 0.0 else 0.0
-        js += 0.5 * qk * (lq - lm) if qk > 0.0 else 0.0
-        brier += (qk - pk) * (qk - pk)
+        (cross_k, entropy_k, kl_k, prediction_entropy_k, reverse_k, js_k, brier_k, clipped_k, bad_p_k,
+         bad_q_k) = _soft_value_term_set(pk, qk, log_p[base + k], log_q[base + k], log_m[base + k], eps, log_eps)
+        cross += cross_k
+        entropy += entropy_k
+        kl += kl_k
+        prediction_entropy += prediction_entropy_k
+        reverse += reverse_k
+        js += js_k
+        brier += brier_k
+        clipped += clipped_k
+        bad_p += bad_p_k
+        bad_q += bad_q_k
     return (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse,
             js if js > 0.0 else 0.0, brier, clipped > 0.0)
 
