@@ -968,9 +968,9 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     few = soft and n_classes <= SCALAR_ROW_CLASSES
     block = max(1, (4096 if few else 16384) // max(n_classes, 1))
     terms = np.empty(block * n_classes if hard else 0)  # q log q, or shifted logits d
-    value_terms = np.empty((N_VALUE_TERMS, block * n_classes if soft else 0))  # for logits, exp(d) in row 0
-    if hard and is_logits:
-        value_terms = np.empty((1, block * n_classes))
+    # soft: the VALUE_* terms (or, for many classes, log p, log q and log m in rows 0-2); logits: exp(d) in row 0
+    value_rows = N_VALUE_TERMS if soft else (1 if hard and is_logits else 0)
+    value_terms = np.empty((value_rows, block * n_classes))
     row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0))
     row_top = np.empty(block if hard else 0, dtype=np.int64)
     scored = np.empty((N_SCORED, block if hard or soft else 0))
