@@ -213,42 +213,27 @@ def _renormalize(q, logq, total):
 
 @njit(inline="always")
 def _soft_row(p, logp, q, logq, eps, log_eps):
-    """Per-row information terms for a soft target P against a prediction Q (terms with zero mass skipped).
+    """Per-row information terms for a soft target P against a prediction Q, each value's from
+    _soft_value_term_set (terms with zero mass are 0).
 
     Returns (H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS(P,Q), clipped) in nats; with eps > 0, log q is
     clipped at log(eps) inside H(P,Q) and KL(P||Q) only.
     """
-    cross = 0.0
-    entropy = 0.0
-    kl = 0.0
-    prediction_entropy = 0.0
-    reverse = 0.0
-    js = 0.0
-    clipped = False
+    cross = entropy = kl = prediction_entropy = reverse = js = clipped = 0.0
     for k in range(q.shape[0]):
-        pk = p[k]
-        qk = q[k]
-        if pk > 0.0:
-            lq = logq[k]
-            if qk < eps:
-                lq = log_eps
-                clipped = True
-            cross -= pk * lq
-            entropy -= pk * logp[k]
-            kl += pk * (logp[k] - lq)
-        if qk > 0.0:
-            prediction_entropy -= qk * logq[k]
-            reverse += qk * (logq[k] - logp[k])  # +inf where p = 0: KL(Q||P) is infinite
-        mk = 0.5 * (pk + qk)
-        if mk > 0.0:
-            log_m = math.log(mk)
-            if pk > 0.0:
-                js += 0.5 * pk * (logp[k] - log_m)
-            if qk > 0.0:
-                js += 0.5 * qk * (logq[k] - log_m)
+        mk = 0.5 * (p[k] + q[k])
+        terms = _soft_value_term_set(p[k], q[k], logp[k], logq[k], math.log(mk) if mk > 0.0 else 0.0, eps,
+                                     log_eps)
+        cross += terms[VALUE_CROSS]
+        entropy += terms[VALUE_ENTROPY]
+        kl += terms[VALUE_KL]
+        prediction_entropy += terms[VALUE_PREDICTION_ENTROPY]
+        reverse += terms[VALUE_REVERSE_KL]  # +inf where p = 0 < q: KL(Q||P) is infinite
+        js += terms[VALUE_JS]
+        clipped += terms[VALUE_CLIPPED]
     if js < 0.0:  # rounding can take a zero divergence a few ulp below zero
         js = 0.0
-    return cross, entropy, kl, prediction_entropy, reverse, js, clipped
+    return cross, entropy, kl, prediction_entropy, reverse, js, clipped > 0.0
 
 
 @njit(inline="always")
