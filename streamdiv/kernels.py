@@ -438,17 +438,18 @@ def _first_index_of(row, value):
 
 @njit(inline="always")
 def _logit_argmax(row):
-    """(any logit NaN or +inf, index of the largest logit (lowest on ties), largest logit)."""
+    """(status, index of the largest logit (lowest on ties), largest logit): the status is
+    LOGIT_NAN_OR_POSITIVE_INFINITY if any logit is NaN or +inf, LOGITS_ALL_NEGATIVE_INFINITY if all are -inf."""
     top = 0
     best = -math.inf
     for k in range(row.shape[0]):
         z = np.float64(row[k])
         if z != z or z == math.inf:
-            return True, 0, 0.0
+            return LOGIT_NAN_OR_POSITIVE_INFINITY, 0, 0.0
         if z > best:
             best = z
             top = k
-    return False, top, best
+    return (LOGITS_ALL_NEGATIVE_INFINITY if best == -math.inf else OK), top, best
 
 
 @njit(fastmath={"reassoc"}, error_model="numpy")
@@ -525,9 +526,7 @@ def _logit_block_sums(pred, labels, start, stop, row_terms, row_top, shifted, ex
         j = i - start
         y = labels[i]
         y = y if (y >= 0 and y < n_classes) else 0  # the scalar pass rejects rows with bad labels
-        bad, top, top_value = _logit_argmax(pred[i])
-        code = LOGIT_NAN_OR_POSITIVE_INFINITY if bad else (LOGITS_ALL_NEGATIVE_INFINITY
-                                                           if top_value == -math.inf else OK)
+        code, top, top_value = _logit_argmax(pred[i])
         s = weighted = squares = rest = 0.0
         label_gap = 0.0
         if code == OK:
@@ -552,9 +551,7 @@ def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted
     n_classes = pred.shape[1]
     for i in range(start, stop):
         j = i - start
-        bad, top, top_value = _logit_argmax(pred[i])
-        code = LOGIT_NAN_OR_POSITIVE_INFINITY if bad else (LOGITS_ALL_NEGATIVE_INFINITY
-                                                           if top_value == -math.inf else OK)
+        code, top, top_value = _logit_argmax(pred[i])
         row_terms[LOGIT_STATUS, j] = code
         row_top[j] = top
         top_value = top_value if code == OK else 0.0  # the row is rejected: any finite shift will do
