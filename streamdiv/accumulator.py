@@ -188,6 +188,12 @@ class Lanes:
         return self.sums.shape[:3] == (lanes, state.counts.shape[0], state.n_sum_slots)
 
     @classmethod
+    def scoring_threads(cls) -> int:
+        """Threads that may score a batch's wide rows shorter than a block (1: the calling thread only)."""
+        threads = numba.get_num_threads()
+        return threads if threads >= 2 and os.getpid() == cls._parallel_pid else 1
+
+    @classmethod
     def count_for(cls, state: State, n_rows: int) -> int:
         threads = numba.get_num_threads()
         if threads < 2 or n_rows < 2 * kernels.ROW_BLOCK or os.getpid() != cls._parallel_pid:
@@ -230,7 +236,7 @@ def _call_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarra
                                       has_weights, groups, has_groups, prepared.status, eps,
                                       config.renormalize, prepared.prediction_tolerance,
                                       prepared.target_tolerance, config.bins, state.rows_read,
-                                      *_block_arrays(state, lanes))
+                                      Lanes.scoring_threads(), *_block_arrays(state, lanes))
 
 
 def _block_arrays(state: State, lanes: Lanes) -> tuple[np.ndarray, ...]:

@@ -800,30 +800,31 @@ def _score_soft_row(scored, j, pred_row, target_row, prediction_tolerance, targe
 
 @njit(error_model="numpy")
 def _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance, scored,
-                     value_terms):
-    """The scored terms of the rows [start, stop) of probabilities against soft targets (a loop of its own:
-    see _accumulate_scored_rows).  The status is the row's first problem: its prediction's, else its
-    target's."""
+                     at, value_terms):
+    """The scored terms of the rows [start, stop) of probabilities against soft targets, into the columns
+    from ``at`` of ``scored`` (a loop of its own: see _accumulate_scored_rows).  The status is the row's
+    first problem: its prediction's, else its target's."""
     n_classes = pred.shape[1]
     # One loop for each, not a test inside one loop: with the call in it, K = 10 went 89 -> 101 ns/row.
     if n_classes > SCALAR_ROW_CLASSES:
         _soft_logs(pred, targets, start, stop, value_terms[0], value_terms[1], value_terms[2])
         for i in range(start, stop):
             j = i - start
-            _score_soft_row(scored, j, pred[i], targets[i], prediction_tolerance, target_tolerance,
+            _score_soft_row(scored, at + j, pred[i], targets[i], prediction_tolerance, target_tolerance,
                             _wide_soft_row_sums(targets[i], pred[i], value_terms[0], value_terms[1],
                                                 value_terms[2], j * n_classes, eps, log_eps))
     else:
         _soft_value_terms(pred, targets, start, stop, eps, log_eps, value_terms)
         for i in range(start, stop):
             j = i - start
-            _score_soft_row(scored, j, pred[i], targets[i], prediction_tolerance, target_tolerance,
+            _score_soft_row(scored, at + j, pred[i], targets[i], prediction_tolerance, target_tolerance,
                             _soft_row_sums(targets[i], pred[i], value_terms, j * n_classes))
     for j in range(stop - start):  # rare: which problem a bad row has (NaN wins over out of range)
-        if scored[SCORED_STATUS, j] == PREDICTION_OUT_OF_RANGE:
-            scored[SCORED_STATUS, j] = _first_problem(pred[start + j], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE)
-        elif scored[SCORED_STATUS, j] == TARGET_OUT_OF_RANGE:
-            scored[SCORED_STATUS, j] = _first_problem(targets[start + j], TARGET_NAN, TARGET_OUT_OF_RANGE)
+        if scored[SCORED_STATUS, at + j] == PREDICTION_OUT_OF_RANGE:
+            scored[SCORED_STATUS, at + j] = _first_problem(pred[start + j], PREDICTION_NAN,
+                                                           PREDICTION_OUT_OF_RANGE)
+        elif scored[SCORED_STATUS, at + j] == TARGET_OUT_OF_RANGE:
+            scored[SCORED_STATUS, at + j] = _first_problem(targets[start + j], TARGET_NAN, TARGET_OUT_OF_RANGE)
 
 
 @njit(inline="always")
@@ -932,6 +933,68 @@ def _row_weight(weights, has_weights, i):
     return w
 
 
+@njit(inline="always")
+def _scores_in_table(is_logits, has_targets, renormalize):
+    """Whether rows of this layout go through the scored-row table (hard labels, or soft targets with
+    probabilities) rather than the general per-row path."""
+    return not renormalize and not (has_targets and is_logits)
+
+
+@njit(inline="always")
+def _table_block_rows(n_classes, soft):
+    """Rows per block pass: 128 KiB of q log q terms, 320 KiB of soft value terms (K <= SCALAR_ROW_CLASSES)
+    or 384 KiB of soft logs stay in L2."""
+    few = soft and n_classes <= SCALAR_ROW_CLASSES
+    return max(1, (4096 if few else 16384) // max(n_classes, 1))
+
+
+@njit(inline="always")
+def _table_scratch(n_classes, block, is_logits, soft):
+    """The block passes' scratch for ``block`` rows: (terms, value_terms, row_terms, row_top).  Hard rows:
+    q log q or the shifted logits d in ``terms``, exp(d) in value_terms[0], the row table in ``row_terms``;
+    soft rows: the VALUE_* terms (or, for many classes, log p, log q and log m in rows 0-2)."""
+    hard = not soft
+    value_rows = N_VALUE_TERMS if soft else (1 if is_logits else 0)
+    return (np.empty(block * n_classes if hard else 0), np.empty((value_rows, block * n_classes)),
+            np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0)),
+            np.empty(block if hard else 0, dtype=np.int64))
+
+
+@njit(error_model="numpy")
+def _score_table_block(pred, is_logits, labels, targets, soft, eps, log_eps, prediction_tolerance,
+                       target_tolerance, start, stop, scratch, scored, at):
+    """The block passes of the rows [start, stop) (at most a block's rows): their scored terms into the
+    columns from ``at`` of ``scored``."""
+    terms, value_terms, row_terms, row_top = scratch
+    if soft:
+        _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance,
+                         scored, at, value_terms)
+        return
+    if is_logits:
+        _logit_block_sums(pred, labels, start, stop, row_terms, row_top, terms, value_terms[0])
+    else:
+        any_bad = _entropy_terms(pred, start, stop, terms) > 0
+        _label_logs(pred, labels, start, stop, row_terms)
+        _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
+    _score_hard_rows(is_logits, pred.shape[1], labels, eps, log_eps, prediction_tolerance, start, stop,
+                     row_terms, row_top, scored, at)
+
+
+@njit(error_model="numpy")
+def _score_table_rows(pred, is_logits, labels, targets, soft, eps, prediction_tolerance, target_tolerance,
+                      lo, hi, scored, at):
+    """The scored terms of the rows [lo, hi), block pass by block pass, into the columns from ``at`` of
+    ``scored``: one thread's share of a span scored in parallel (see accumulate_multiclass)."""
+    n_classes = pred.shape[1]
+    log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    block = _table_block_rows(n_classes, soft)
+    scratch = _table_scratch(n_classes, block, is_logits, soft)
+    for start in range(lo, hi, block):
+        stop = min(start + block, hi)
+        _score_table_block(pred, is_logits, labels, targets, soft, eps, log_eps, prediction_tolerance,
+                           target_tolerance, start, stop, scratch, scored, at + start - lo)
+
+
 @njit(error_model="numpy")
 def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids, has_groups,
                      status, eps, renormalize, prediction_tolerance, target_tolerance, n_bins, counts, sums,
@@ -939,52 +1002,36 @@ def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has
     """Score the rows [lo, hi) of a batch of K-class predictions into ``counts``/``sums``, in row order."""
     n_classes = pred.shape[1]
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    if _scores_in_table(is_logits, has_targets, renormalize):
+        soft = has_targets
+        block = _table_block_rows(n_classes, soft)
+        scratch = _table_scratch(n_classes, block, is_logits, soft)
+        scored = np.empty((N_SCORED, block))
+        for start in range(lo, hi, block):
+            stop = min(start + block, hi)
+            _score_table_block(pred, is_logits, labels, targets, soft, eps, log_eps, prediction_tolerance,
+                               target_tolerance, start, stop, scratch, scored, 0)
+            _accumulate_scored(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
+                               counts, sums, start, stop)
+        return
     q = np.empty(n_classes)
     logq = np.empty(n_classes)
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
-    hard = not has_targets and not renormalize
-    soft = has_targets and not renormalize and not is_logits
-    # rows per block pass: 128 KiB of q log q terms, 320 KiB of soft value terms (K <= SCALAR_ROW_CLASSES)
-    # or 384 KiB of soft logs stay in L2
-    few = soft and n_classes <= SCALAR_ROW_CLASSES
-    block = max(1, (4096 if few else 16384) // max(n_classes, 1))
-    terms = np.empty(block * n_classes if hard else 0)  # q log q, or shifted logits d
-    # soft: the VALUE_* terms (or, for many classes, log p, log q and log m in rows 0-2); logits: exp(d) in row 0
-    value_rows = N_VALUE_TERMS if soft else (1 if hard and is_logits else 0)
-    value_terms = np.empty((value_rows, block * n_classes))
-    row_terms = np.empty((max(N_ROW_TERMS, N_LOGIT_TERMS), block if hard else 0))
-    row_top = np.empty(block if hard else 0, dtype=np.int64)
-    scored = np.empty((N_SCORED, block if hard or soft else 0))
+    block = max(1, 16384 // max(n_classes, 1))
     for start in range(lo, hi, block):
-        stop = min(start + block, hi)
-        if hard:
-            if is_logits:
-                _logit_block_sums(pred, labels, start, stop, row_terms, row_top, terms, value_terms[0])
-            else:
-                any_bad = _entropy_terms(pred, start, stop, terms) > 0
-                _label_logs(pred, labels, start, stop, row_terms)
-                _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
-            _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tolerance, start, stop,
-                             row_terms, row_top, scored)
-        elif soft:
-            _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance,
-                             scored, value_terms)
-        if hard or soft:
-            _accumulate_scored(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
-                               counts, sums, start, stop)
-            continue
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
-                                    prediction_tolerance, target_tolerance, n_bins, counts, sums, start, stop,
-                                    q, logq, p, logp)
+                                    prediction_tolerance, target_tolerance, n_bins, counts, sums, start,
+                                    min(start + block, hi), q, logq, p, logp)
 
 
 @njit(error_model="numpy")
 def _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tolerance, start, stop, row_terms,
-                     row_top, scored):
-    """The scored terms of the rows [start, stop), from the block's row table of probabilities or logits.
-    A label outside [0, K) is the row's problem, before any in its prediction."""
+                     row_top, scored, at):
+    """The scored terms of the rows [start, stop), from the block's row table of probabilities or logits,
+    into the columns from ``at`` of ``scored``.  A label outside [0, K) is the row's problem, before any in
+    its prediction."""
     for j in range(stop - start):
         y = labels[start + j]
         if is_logits:
@@ -995,7 +1042,7 @@ def _score_hard_rows(is_logits, n_classes, labels, eps, log_eps, prediction_tole
                 _score_hard_probabilities(row_terms, row_top, j, eps, log_eps)
         if y < 0 or y >= n_classes:
             code, y = LABEL_OUT_OF_RANGE, 0
-        _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, brier, confidence,
+        _store_scored(scored, at + j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, brier, confidence,
                       1.0 if top == y else 0.0, top == y, y, abs(total - 1.0) > prediction_tolerance, clipped)
 
 
@@ -1470,6 +1517,18 @@ def _closes_block(first_row, stop):
     return (first_row + stop) % ROW_BLOCK == 0
 
 
+# A span shorter than a block is scored on every lane when it holds at least this many values: about 0.5 ms
+# of work on one thread, against 14-120 us to start a parallel region (PERFORMANCE.md).
+PARALLEL_SCORING_VALUES = 1 << 18
+
+
+@njit(inline="always")
+def _lane_share(n_rows, block, lanes):
+    """Rows for each lane when n_rows are split on lanes in whole block passes of ``block`` rows."""
+    blocks = (n_rows + block - 1) // block
+    return ((blocks + lanes - 1) // lanes) * block
+
+
 @njit(inline="always")
 def _parallel_blocks(first_row, n_rows, lanes):
     """(rows before the first full block, number of full blocks) when full blocks run on lanes, else (n, 0)."""
@@ -1483,8 +1542,8 @@ def _parallel_blocks(first_row, n_rows, lanes):
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                           group_ids, has_groups, status, eps, renormalize, prediction_tolerance,
-                          target_tolerance, n_bins, first_row, counts, sums, open_counts, open_sums,
-                          open_marks, open_touched, lane_counts, lane_sums, lane_marks, lane_touched):
+                          target_tolerance, n_bins, first_row, scoring_threads, counts, sums, open_counts,
+                          open_sums, open_marks, open_touched, lane_counts, lane_sums, lane_marks, lane_touched):
     """Score a batch of K-class predictions (rows of ``pred``: probabilities, or logits when ``is_logits``)
     against hard ``labels`` or soft ``targets`` (rows x K), adding each valid row to the state.
 
@@ -1492,19 +1551,35 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
     H(Q), KL(Q||P), JS = (KL(P||M) + KL(Q||M))/2 with M = (P+Q)/2, Brier = sum_k (Q_k - P_k)^2, correct =
     [argmax Q = argmax P], and a calibration bin for the top-label confidence max Q.
 
-    ``first_row`` is the stream index of the batch's first row; blocks as described above ROW_BLOCK.
+    ``first_row`` is the stream index of the batch's first row; blocks as described above ROW_BLOCK.  Full
+    blocks run on the lanes of ``lane_sums``; a span of wide rows shorter than a block is scored on
+    ``scoring_threads`` threads (1: on this one) and added on this one.
     """
     n_rows = pred.shape[0]
     head, full = _parallel_blocks(first_row, n_rows, lane_sums.shape[0])
     lanes = max(lane_sums.shape[0], 1)
+    in_table = _scores_in_table(is_logits, has_targets, renormalize)
     for part in range(2):  # the rows before the full blocks, the full blocks on lanes, then the rest
         lo, hi = (0, head) if part == 0 else (head + full * ROW_BLOCK, n_rows)
         while lo < hi:  # one call site for each span: every call site costs its own compile time
             stop = _serial_stop(first_row, lo, hi)
             _mark_groups(group_ids, has_groups, lo, stop, open_marks, open_touched)
-            _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
-                             has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
-                             n_bins, open_counts, open_sums, lo, stop)
+            if in_table and scoring_threads > 1 and (stop - lo) * pred.shape[1] >= PARALLEL_SCORING_VALUES:
+                # A span of wide rows, shorter than a block: its rows are scored on every lane, each into
+                # its own columns of one table, then added in row order on this thread.  Wide batches (K
+                # = 1000: 1048 rows of 4 MiB) never hold a full block, so they would otherwise run on one.
+                scored = np.empty((N_SCORED, stop - lo))
+                share = _lane_share(stop - lo, _table_block_rows(pred.shape[1], has_targets), scoring_threads)
+                for j in prange(scoring_threads):
+                    start = min(stop, lo + j * share)
+                    _score_table_rows(pred, is_logits, labels, targets, has_targets, eps, prediction_tolerance,
+                                      target_tolerance, start, min(stop, start + share), scored, start - lo)
+                _accumulate_scored(scored, targets, has_targets, weights, has_weights, group_ids, has_groups,
+                                   status, n_bins, open_counts, open_sums, lo, stop)
+            else:
+                _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
+                                 has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
+                                 n_bins, open_counts, open_sums, lo, stop)
             if _closes_block(first_row, stop):
                 _close_block(counts, sums, open_counts, open_sums, open_marks, open_touched)
             lo = stop

@@ -174,3 +174,45 @@ def test_thread_counts_give_the_same_bits():
                                        env=os.environ | {"NUMBA_NUM_THREADS": threads}).stdout
                for threads in ("1", "2", "3")}
     assert outputs["1"] == outputs["2"] == outputs["3"]
+
+
+def _wide_inputs() -> dict[str, dict]:
+    """Rows of 300 classes, with bad rows: spans of them shorter than a block are scored on several threads."""
+    rng = np.random.default_rng(11)
+    n, k = 2500, 300
+    logits = rng.normal(0.0, 3.0, (n, k)).astype(np.float32)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, k, n)
+    labels[::97] = k + 3  # out of range
+    probs[5::89, 7] = np.nan
+    logits[6::89, 2] = np.inf
+    targets = rng.dirichlet(np.full(k, 0.3), n)
+    targets[9::101, 4] = -0.5
+    return {"hard": dict(probs=probs, labels=labels), "logits": dict(logits=logits, labels=labels),
+            "soft": dict(probs=probs, targets=targets)}
+
+
+WIDE = _wide_inputs()
+
+
+@pytest.mark.parametrize("layout", list(WIDE))
+def test_wide_rows_scored_on_threads_give_the_bits_of_one_thread(layout, monkeypatch):
+    """Batches of wide rows hold no full block: their rows are scored on every thread, each into its own
+    columns of the span's table, then added in row order.  Any number of threads, any batch: the same bits."""
+    inputs = WIDE[layout]
+    n = len(inputs["probs"] if "probs" in inputs else inputs["logits"])
+
+    def score(batch: int) -> bytes:
+        accumulator = streamdiv.Accumulator(on_invalid="skip")
+        for start in range(0, n, batch):
+            accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
+        return accumulator.to_bytes()
+
+    monkeypatch.setattr(accumulator_module.Lanes, "scoring_threads", classmethod(lambda cls: 1))
+    reference = score(n)
+    assert streamdiv.Accumulator.from_bytes(reference).report().metrics["skipped_rows"] > 20  # the bad rows
+    for threads in (2, 3, 7):
+        monkeypatch.setattr(accumulator_module.Lanes, "scoring_threads", classmethod(lambda cls: threads))
+        for batch in (n, 1000, 901, 333):  # 901 x 300 values and more are scored in parallel
+            assert score(batch) == reference, (threads, batch)
