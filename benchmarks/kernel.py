@@ -36,6 +36,7 @@ def layouts(rows: int) -> dict[str, dict]:
     binary = rng.random(rows).astype(np.float32)
     return {
         "hard K=10 probs": {"probs": q10, "labels": labels10},
+        "hard K=10 probs, metrics=loss": {"probs": q10, "labels": labels10, "metrics": "loss"},
         "hard K=10 logits": {"logits": np.log(q10), "labels": labels10},
         "hard K=100 probs (rows/10)": {"probs": q100, "labels": rng.integers(0, 100, rows // 10)},
         "soft K=10 probs": {"probs": q10, "targets": p10},
@@ -45,8 +46,10 @@ def layouts(rows: int) -> dict[str, dict]:
 
 
 def time_once(inputs: dict) -> float:
+    arrays = {name: value for name, value in inputs.items() if name != "metrics"}
+    accumulator = Accumulator(metrics=inputs.get("metrics", "all"))
     started = time.perf_counter()
-    Accumulator().update(**inputs)
+    accumulator.update(**arrays)
     return time.perf_counter() - started
 
 
@@ -58,7 +61,8 @@ def main() -> None:
     cases = layouts(args.rows)
     threads = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
     for inputs in cases.values():  # compile (or load from cache) before timing
-        Accumulator().update(**{k: v[:1000] for k, v in inputs.items()})
+        Accumulator(metrics=inputs.get("metrics", "all")).update(
+            **{k: v[:1000] for k, v in inputs.items() if k != "metrics"})
     times: dict[tuple[str, int], list[float]] = {(name, t): [] for name in cases for t in threads}
     for _ in range(args.repeats):
         for name, inputs in cases.items():
@@ -69,7 +73,7 @@ def main() -> None:
           + (" | speed-up |" if len(threads) > 1 else " |"))
     print("|---|---:|" + "---:|" * len(threads) + ("---:|" if len(threads) > 1 else ""))
     for name, inputs in cases.items():
-        n = len(next(iter(inputs.values())))
+        n = len(inputs["probs"] if "probs" in inputs else inputs["logits"])
         medians = [statistics.median(times[name, t]) for t in threads]
         cells = " | ".join(f"{m / n * 1e9:.1f}" for m in medians)
         speedup = f" | {medians[0] / medians[-1]:.2f}x |" if len(threads) > 1 else " |"

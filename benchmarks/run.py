@@ -175,31 +175,32 @@ def m_floor_decode(ds, path):
     return best, float(rows)
 
 
-def m_streamdiv(ds, path):
-    """streamdiv.evaluate: Parquet -> the full report (every metric), end to end."""
+def m_streamdiv(ds, path, metrics="all"):
+    """streamdiv.evaluate: Parquet -> the full report (every metric), or the loss metrics, end to end."""
     import pyarrow.parquet as pq
 
     import streamdiv
 
     # 100 rows of the same column types load the JIT cache; reading no more keeps the peak-RSS baseline honest
     warm = next(pq.ParquetFile(path).iter_batches(batch_size=100))
-    streamdiv.evaluate(warm, **_columns(ds))
-    return _timed(lambda: streamdiv.evaluate(path, **_columns(ds)).metrics["cross_entropy"])
+    streamdiv.evaluate(warm, **_columns(ds), metrics=metrics)
+    return _timed(lambda: streamdiv.evaluate(path, **_columns(ds), metrics=metrics).metrics["cross_entropy"])
 
 
-def _accumulate(ds, main, truth):
+def _accumulate(ds, main, truth, metrics):
     import streamdiv
 
     role = "logits" if ds.kind == "logits" else "probs"
     truth_role = "targets" if ds.kind == "soft" else "labels"
-    return streamdiv.Accumulator().update(**{role: main, truth_role: truth}).report().metrics["cross_entropy"]
+    accumulator = streamdiv.Accumulator(metrics=metrics).update(**{role: main, truth_role: truth})
+    return accumulator.report().metrics["cross_entropy"]
 
 
-def m_streamdiv_memory(ds, path):
-    """Accumulator.update on numpy arrays already in memory: the full report."""
+def m_streamdiv_memory(ds, path, metrics="all"):
+    """Accumulator.update on numpy arrays already in memory: the full report, or the loss metrics."""
     main, truth = _load_numpy(ds, path)
-    _accumulate(ds, main[:100], truth[:100])
-    return _timed(lambda: _accumulate(ds, main, truth))
+    _accumulate(ds, main[:100], truth[:100], metrics)
+    return _timed(lambda: _accumulate(ds, main, truth, metrics))
 
 
 def m_memory_floor(ds, path):
@@ -382,6 +383,11 @@ METHODS: dict[str, tuple[str, Callable]] = {
     "floor: memory bandwidth (in memory)": ("", m_memory_floor),
     "streamdiv, Parquet -> full report": ("streamdiv", m_streamdiv),
     "streamdiv, in memory, full report": ("streamdiv", m_streamdiv_memory),
+    # metrics="loss" has a pass of its own for hard labels against probabilities only
+    "streamdiv, Parquet -> loss metrics": ("streamdiv", lambda ds, p: m_streamdiv(ds, p, "loss")
+                                           if ds.kind == "hard" else None),
+    "streamdiv, in memory, loss metrics": ("streamdiv", lambda ds, p: m_streamdiv_memory(ds, p, "loss")
+                                           if ds.kind == "hard" else None),
     "DuckDB, full metric set": ("duckdb", lambda ds, p: m_duckdb(ds, p, True)),
     "DuckDB, cross-entropy alone": ("duckdb", lambda ds, p: m_duckdb(ds, p, False)),
     "polars streaming, cross-entropy alone": ("polars", m_polars),

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import columns, kernels
 from .errors import InvalidRowError, StreamdivError
-from .metrics import parse_base
+from .metrics import METRIC_SETS, parse_base
 from .report import Report
 from .state import Config, State
 
@@ -56,9 +56,11 @@ class Accumulator:
 
     def __init__(self, *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
                  base: str | int = "e", bins: int = 15, eps: float | None = None, renormalize: bool = False,
-                 on_invalid: str = "error", ignore_label: Any = None):
+                 on_invalid: str = "error", ignore_label: Any = None, metrics: str = "all"):
         if on_invalid not in ON_INVALID:
             raise StreamdivError(f"on_invalid must be 'error' or 'skip', not {on_invalid!r}")
+        if metrics not in METRIC_SETS:
+            raise StreamdivError(f"metrics must be one of {', '.join(map(repr, METRIC_SETS))}, not {metrics!r}")
         if not isinstance(bins, int) or bins < 1:
             raise StreamdivError(f"bins must be a positive whole number, not {bins!r}")
         if eps is not None and not (0.0 < eps < 1.0):
@@ -70,7 +72,8 @@ class Accumulator:
         self.on_invalid = on_invalid
         self.ignore_label = ignore_label
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
-        self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize))
+        self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize,
+                                   metrics=metrics))
         self._lanes: Lanes | None = None
 
     # ---- feeding
@@ -159,7 +162,7 @@ class Accumulator:
                    ignore_label: Any = None) -> Accumulator:
         state = State.from_bytes(data)
         accumulator = cls(bins=state.config.bins, eps=state.config.eps, renormalize=state.config.renormalize,
-                          base=base, on_invalid=on_invalid, ignore_label=ignore_label)
+                          base=base, on_invalid=on_invalid, ignore_label=ignore_label, metrics=state.config.metrics)
         accumulator._state = state
         return accumulator
 
@@ -235,7 +238,8 @@ def _call_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarra
         kernels.accumulate_multiclass(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
                                       has_weights, groups, has_groups, prepared.status, eps,
                                       config.renormalize, prepared.prediction_tolerance,
-                                      prepared.target_tolerance, config.bins, state.rows_read,
+                                      prepared.target_tolerance, config.metrics == "loss", config.bins,
+                                      state.rows_read,
                                       Lanes.scoring_threads(), *_block_arrays(state, lanes))
 
 

@@ -86,9 +86,12 @@ def output_options(func: Callable) -> Callable:
     return wrapper
 
 
-def _conditions(texts: tuple[str, ...]) -> list[Condition]:
+def _conditions(texts: tuple[str, ...], metric_set: str = "all") -> list[Condition]:
     try:
-        return [Condition.parse(text) for text in texts]
+        conditions = [Condition.parse(text) for text in texts]
+        for condition in conditions:
+            condition.check_computed(metric_set)
+        return conditions
     except StreamdivError as error:
         raise click.BadParameter(str(error), param_hint="--fail-if") from None
 
@@ -163,6 +166,9 @@ def _label_value(text: str | None) -> Any:
               help="Clip predicted probabilities to [eps, 1] inside log terms (counted in clipped_rows).")
 @click.option("--ignore-label", help="Label value whose rows are left out and counted (e.g. -100).")
 @click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
+@click.option("--metrics", "metric_set", default="all", show_default=True, type=click.Choice(["all", "loss"]),
+              help="'loss': cross-entropy, KL, perplexity, normalized entropy and row counts only; a lighter "
+              "pass for hard labels against probabilities.")
 @click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
 @click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "
@@ -170,7 +176,7 @@ def _label_value(text: str | None) -> Any:
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
           targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int | None,
-          on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool,
+          on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool, metric_set: str,
           class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
@@ -183,7 +189,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
         streamdiv score preds.parquet --probs probs --labels label --by region \\
             --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
     """
-    conditions = _conditions(fail_if)
+    conditions = _conditions(fail_if, metric_set)
     if threads is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     source = open_source(list(sources) if len(sources) > 1 else sources[0])
@@ -206,7 +212,8 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
     plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
                    **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, eps=eps,
-                              renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label))
+                              renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label),
+                              metrics=metric_set)
     _score_with_progress(accumulator, source, plan, batch_size, progress)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:
@@ -228,13 +235,15 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
         streamdiv merge hourly/*.state --save-state daily.state --fail-if 'kl_divergence>=0.2'
     """
     conditions = _conditions(fail_if)
-    accumulator = Accumulator(base=parse_base(base))
+    accumulator = None  # the first state's settings (bins, eps, metric set) are the ones the others must share
     for path in states:
         with open(path, "rb") as handle:
             try:
-                accumulator.merge(Accumulator.from_bytes(handle.read()))
+                state = Accumulator.from_bytes(handle.read(), base=parse_base(base))
+                accumulator = state if accumulator is None else accumulator.merge(state)
             except StreamdivError as error:
                 raise StreamdivError(f"{path}: {error}") from error
+    assert accumulator is not None  # click requires at least one state
     _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
 
 

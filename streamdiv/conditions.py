@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import StreamdivError
-from .metrics import METRIC_NAMES
+from .metrics import METRIC_NAMES, METRIC_SETS
 from .report import Report
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -41,6 +41,11 @@ class Condition:
             raise StreamdivError(f"{number!r} in {text!r} is not a number") from error
         return cls(metric, op, threshold, text.strip())
 
+    def check_computed(self, metric_set: str) -> None:
+        """Refuse a condition on a metric that ``metric_set`` does not compute: it could never trip."""
+        if self.metric not in METRIC_SETS[metric_set]:
+            raise StreamdivError(f"{self.text!r}: {self.metric} is not computed with metrics={metric_set!r}")
+
     def holds(self, value: Any) -> bool:
         """A null metric (undefined for this data) never trips a condition."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -52,6 +57,7 @@ def breaches(report: Report, conditions: list[Condition]) -> list[str]:
     """One line per condition that holds somewhere: overall or in a group."""
     lines = []
     for condition in conditions:
+        condition.check_computed(report.config.metrics)
         places = []
         if condition.holds(report.metrics[condition.metric]):
             places.append(f"overall {condition.metric} = {report.metrics[condition.metric]}")

@@ -36,7 +36,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
              by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
              eps: float | None = None, batch_size: int | None = None, on_invalid: str = "error",
              ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
-             progress: ProgressCallback | None = None, accumulator: Accumulator | None = None) -> Report:
+             metrics: str = "all", progress: ProgressCallback | None = None,
+             accumulator: Accumulator | None = None) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
@@ -47,13 +48,17 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     Returns a :class:`~streamdiv.Report`; cross_entropy = entropy + kl_divergence, in the unit of ``base``.
     ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
     ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
+    ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
+    normalized entropy and the row counts; the others are None), which for hard labels against probabilities
+    is a lighter pass.
     """
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
                    by=by, class_names=class_names)
     if accumulator is None:
         accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, eps=eps,
-                                  renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label)
+                                  renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
+                                  metrics=metrics)
     score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)
     report = accumulator.report()
     unnormalized = report.metrics["unnormalized_rows"]

@@ -934,6 +934,13 @@ def _row_weight(weights, has_weights, i):
 
 
 @njit(inline="always")
+def _loss_alone(loss_only, is_logits, has_targets, renormalize):
+    """Whether the loss-alone pass serves this layout: hard labels against probabilities, not renormalized
+    (other layouts run the full pass and report the loss metrics only)."""
+    return loss_only and not is_logits and not has_targets and not renormalize
+
+
+@njit(inline="always")
 def _scores_in_table(is_logits, has_targets, renormalize):
     """Whether rows of this layout go through the scored-row table (hard labels, or soft targets with
     probabilities) rather than the general per-row path."""
@@ -995,12 +1002,178 @@ def _score_table_rows(pred, is_logits, labels, targets, soft, eps, prediction_to
                            target_tolerance, start, stop, scratch, scored, at + start - lo)
 
 
+# ---- the loss alone: cross-entropy of hard labels against probabilities, for Config.metrics == "loss"
+#
+# The same sums as the full pass for the slots the loss metrics read (weight, cross-entropy, its squares and
+# finite weight, KL = cross-entropy, class masses), added in the same order, so the same bits; no prediction
+# entropy, argmax, Brier or bins, hence no log per value: one flat range check, each row's sum, and one log
+# per row.
+
+
+@njit(error_model="numpy")
+def _loss_block_terms(pred, labels, start, stop, row_terms):
+    """Row table columns ROW_STATUS, ROW_TOTAL, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the rows [start, stop):
+    a flat range check of every value (vectorised), each row's sum in class order, then q_y and log q_y."""
+    n_classes = pred.shape[1]
+    flat = pred[start:stop].reshape(-1)
+    bad = 0
+    for f in range(flat.shape[0]):
+        v = np.float64(flat[f])
+        bad += 0 if (v >= 0.0 and v <= 1.0) else 1
+    for i in range(start, stop):
+        total = 0.0
+        for k in range(n_classes):
+            total += np.float64(pred[i, k])
+        row_terms[ROW_TOTAL, i - start] = total
+        row_terms[ROW_STATUS, i - start] = OK
+    if bad:  # rare: which rows, and which problem (a loop of its own)
+        for i in range(start, stop):
+            for k in range(n_classes):
+                v = np.float64(pred[i, k])
+                if not (v >= 0.0 and v <= 1.0):
+                    row_terms[ROW_STATUS, i - start] = _first_problem(pred[i], PREDICTION_NAN,
+                                                                      PREDICTION_OUT_OF_RANGE)
+                    break
+    q_label = row_terms[ROW_Q_LABEL]
+    log_qy = row_terms[ROW_LOG_Q_LABEL]
+    for i in range(start, stop):
+        y = labels[i]
+        y = y if (y >= 0 and y < n_classes) else 0  # the accumulation pass rejects rows with bad labels
+        q_label[i - start] = np.float64(pred[i, y])
+    for j in range(stop - start):
+        v = q_label[j]
+        log_qy[j] = fast_log(v) if v > 0.0 else -math.inf
+
+
+@njit(error_model="numpy")
+def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
+                          prediction_tolerance, n_bins, counts, sums, row_terms, start, stop):
+    """Add the rows [start, stop) of a loss block's row table in row order: H(P,Q) = -log q_y (q_y clipped
+    to eps when clipping), its square, the weights, KL = H(P,Q), and the label's class mass."""
+    n_classes = sums.shape[1] - N_SUMS - n_bins * BIN_FIELDS
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    for i in range(start, stop):
+        g = group_ids[i] if has_groups else 0  # the row preamble, written out: see _accumulate_multiclass_rows
+        code = status[i]
+        if code == CODE_IGNORED:
+            counts[g, IGNORED] += 1
+            continue
+        if code != OK:
+            counts[g, SKIPPED] += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
+            continue
+        j = i - start
+        y = labels[i]
+        code = LABEL_OUT_OF_RANGE if (y < 0 or y >= n_classes) else int(row_terms[ROW_STATUS, j])
+        if code != OK:
+            _reject(status, counts, g, i, code)
+            continue
+        clipped = row_terms[ROW_Q_LABEL, j] < eps
+        cross = -log_eps if clipped else -row_terms[ROW_LOG_Q_LABEL, j]
+        _add(sums, g, class_mass + y, w)
+        counts[g, ROWS] += 1
+        _add(sums, g, WEIGHT, w)
+        if cross == math.inf:
+            counts[g, INFINITE] += 1
+        else:
+            _add(sums, g, CROSS_ENTROPY, w * cross)
+            _add(sums, g, CROSS_ENTROPY_SQUARES, w * cross * cross)
+            _add(sums, g, CROSS_ENTROPY_WEIGHT, w)
+            _add(sums, g, KL, w * cross)
+        counts[g, UNNORMALIZED] += abs(row_terms[ROW_TOTAL, j] - 1.0) > prediction_tolerance
+        counts[g, CLIPPED] += clipped
+
+
+@njit(error_model="numpy")
+def _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
+                                    n_bins, counts, sums, row_terms, start, stop):
+    """_accumulate_loss_rows for a stream without groups, with the running (sum, compensation) pairs in local
+    variables (see _accumulate_scored_rows_ungrouped): 13.8 -> 11.8 ns/row at K = 10 on one thread.  KL takes
+    the cross-entropy's pair at the end: the same steps on the same values, so the same bits."""
+    n_classes = sums.shape[1] - N_SUMS - n_bins * BIN_FIELDS
+    class_mass = N_SUMS + n_bins * BIN_FIELDS
+    weight, weight_c = sums[0, WEIGHT, 0], sums[0, WEIGHT, 1]
+    cross_s, cross_c = sums[0, CROSS_ENTROPY, 0], sums[0, CROSS_ENTROPY, 1]
+    squares_s, squares_c = sums[0, CROSS_ENTROPY_SQUARES, 0], sums[0, CROSS_ENTROPY_SQUARES, 1]
+    finite_s, finite_c = sums[0, CROSS_ENTROPY_WEIGHT, 0], sums[0, CROSS_ENTROPY_WEIGHT, 1]
+    rows = ignored = skipped = infinite = unnormalized = clipped_rows = 0
+    for i in range(start, stop):
+        code = status[i]
+        if code == CODE_IGNORED:
+            ignored += 1
+            continue
+        if code != OK:
+            skipped += 1
+            continue
+        w = _row_weight(weights, has_weights, i)
+        if w < 0.0:
+            status[i] = WEIGHT_NEGATIVE_OR_NAN
+            skipped += 1
+            continue
+        j = i - start
+        y = labels[i]
+        code = LABEL_OUT_OF_RANGE if (y < 0 or y >= n_classes) else int(row_terms[ROW_STATUS, j])
+        if code != OK:
+            status[i] = code
+            skipped += 1
+            continue
+        clipped = row_terms[ROW_Q_LABEL, j] < eps
+        cross = -log_eps if clipped else -row_terms[ROW_LOG_Q_LABEL, j]
+        _add(sums, 0, class_mass + y, w)
+        rows += 1
+        weight, weight_c = _neumaier(weight, weight_c, w)
+        if cross == math.inf:
+            infinite += 1
+        else:
+            cross_s, cross_c = _neumaier(cross_s, cross_c, w * cross)
+            squares_s, squares_c = _neumaier(squares_s, squares_c, w * cross * cross)
+            finite_s, finite_c = _neumaier(finite_s, finite_c, w)
+        unnormalized += abs(row_terms[ROW_TOTAL, j] - 1.0) > prediction_tolerance
+        clipped_rows += clipped
+    for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
+                                      (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
+                                      (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (KL, cross_s, cross_c)):
+        sums[0, slot, 0] = total
+        sums[0, slot, 1] = compensation
+    counts[0, ROWS] += rows
+    counts[0, IGNORED] += ignored
+    counts[0, SKIPPED] += skipped
+    counts[0, INFINITE] += infinite
+    counts[0, UNNORMALIZED] += unnormalized
+    counts[0, CLIPPED] += clipped_rows
+
+
+@njit(error_model="numpy")
+def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps, prediction_tolerance,
+               n_bins, counts, sums, lo, hi):
+    """The loss alone for the rows [lo, hi) of hard labels against probabilities, in row order."""
+    log_eps = math.log(eps) if eps > 0.0 else -math.inf
+    block = _table_block_rows(pred.shape[1], False)
+    row_terms = np.empty((N_ROW_TERMS, block))
+    for start in range(lo, hi, block):
+        stop = min(start + block, hi)
+        _loss_block_terms(pred, labels, start, stop, row_terms)
+        if has_groups:
+            _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
+                                  prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
+        else:
+            _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, log_eps,
+                                            prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
+
+
 @njit(error_model="numpy")
 def _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids, has_groups,
-                     status, eps, renormalize, prediction_tolerance, target_tolerance, n_bins, counts, sums,
-                     lo, hi):
+                     status, eps, renormalize, prediction_tolerance, target_tolerance, loss_only, n_bins, counts,
+                     sums, lo, hi):
     """Score the rows [lo, hi) of a batch of K-class predictions into ``counts``/``sums``, in row order."""
     n_classes = pred.shape[1]
+    if _loss_alone(loss_only, is_logits, has_targets, renormalize):
+        _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps, prediction_tolerance,
+                   n_bins, counts, sums, lo, hi)
+        return
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     if _scores_in_table(is_logits, has_targets, renormalize):
         soft = has_targets
@@ -1542,7 +1715,7 @@ def _parallel_blocks(first_row, n_rows, lanes):
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                           group_ids, has_groups, status, eps, renormalize, prediction_tolerance,
-                          target_tolerance, n_bins, first_row, scoring_threads, counts, sums, open_counts,
+                          target_tolerance, loss_only, n_bins, first_row, scoring_threads, counts, sums, open_counts,
                           open_sums, open_marks, open_touched, lane_counts, lane_sums, lane_marks, lane_touched):
     """Score a batch of K-class predictions (rows of ``pred``: probabilities, or logits when ``is_logits``)
     against hard ``labels`` or soft ``targets`` (rows x K), adding each valid row to the state.
@@ -1553,12 +1726,14 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
 
     ``first_row`` is the stream index of the batch's first row; blocks as described above ROW_BLOCK.  Full
     blocks run on the lanes of ``lane_sums``; a span of wide rows shorter than a block is scored on
-    ``scoring_threads`` threads (1: on this one) and added on this one.
+    ``scoring_threads`` threads (1: on this one) and added on this one.  With ``loss_only``, hard labels
+    against probabilities fill only the slots of the loss metrics (see _loss_span).
     """
     n_rows = pred.shape[0]
     head, full = _parallel_blocks(first_row, n_rows, lane_sums.shape[0])
     lanes = max(lane_sums.shape[0], 1)
-    in_table = _scores_in_table(is_logits, has_targets, renormalize)
+    in_table = _scores_in_table(is_logits, has_targets, renormalize) and not _loss_alone(
+        loss_only, is_logits, has_targets, renormalize)
     for part in range(2):  # the rows before the full blocks, the full blocks on lanes, then the rest
         lo, hi = (0, head) if part == 0 else (head + full * ROW_BLOCK, n_rows)
         while lo < hi:  # one call site for each span: every call site costs its own compile time
@@ -1579,7 +1754,7 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
             else:
                 _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
                                  has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
-                                 n_bins, open_counts, open_sums, lo, stop)
+                                 loss_only, n_bins, open_counts, open_sums, lo, stop)
             if _closes_block(first_row, stop):
                 _close_block(counts, sums, open_counts, open_sums, open_marks, open_touched)
             lo = stop
@@ -1590,7 +1765,7 @@ def accumulate_multiclass(pred, is_logits, labels, targets, has_targets, weights
                 _mark_groups(group_ids, has_groups, start, start + ROW_BLOCK, lane_marks[j], lane_touched[j])
                 _multiclass_span(pred, is_logits, labels, targets, has_targets, weights, has_weights, group_ids,
                                  has_groups, status, eps, renormalize, prediction_tolerance, target_tolerance,
-                                 n_bins, lane_counts[j], lane_sums[j], start, start + ROW_BLOCK)
+                                 loss_only, n_bins, lane_counts[j], lane_sums[j], start, start + ROW_BLOCK)
             for j in range(width):  # in block order
                 _close_block(counts, sums, lane_counts[j], lane_sums[j], lane_marks[j], lane_touched[j])
 

@@ -165,6 +165,14 @@ METRICS: tuple[Metric, ...] = (
            _normalized_entropy),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
+# What each metric set computes: "loss" skips the per-value logs, argmax, Brier and calibration bins, so hard
+# labels against probabilities run a lighter pass (kernels._loss_span); the other metrics are then None.
+METRIC_SETS: dict[str, tuple[str, ...]] = {
+    "all": METRIC_NAMES,
+    "loss": ("rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows",
+             "clipped_rows", "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence",
+             "perplexity", "normalized_entropy"),
+}
 UNITS = {"e": ("nats", 1.0), 2: ("bits", math.log(2.0)), 10: ("hartleys", math.log(10.0))}
 
 
@@ -180,12 +188,14 @@ def parse_base(base: object) -> str | int:
     raise StreamdivError(f"base must be 'e', 2 or 10, not {base!r}")
 
 
-def compute_metrics(totals: Totals, base: str | int) -> dict[str, Value]:
-    """Every registered metric for one set of totals, information metrics in the unit of ``base``."""
+def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all") -> dict[str, Value]:
+    """Every registered metric for one set of totals, information metrics in the unit of ``base``; those
+    outside ``metric_set`` are None (not computed)."""
     _, divisor = UNITS[base]
+    computed = METRIC_SETS[metric_set]
     values: dict[str, Value] = {}
     for metric in METRICS:
-        value = metric.compute(totals)
+        value = metric.compute(totals) if metric.name in computed else None
         if value is not None and metric.kind == "information":
             value = value / divisor
         values[metric.name] = value

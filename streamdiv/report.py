@@ -27,14 +27,15 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        self.metrics: dict[str, Value] = compute_metrics(overall, base)
-        self.calibration: list[dict[str, Value]] = _reliability_table(overall)
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics)
+        self.calibration: list[dict[str, Value]] = (_reliability_table(overall) if state.config.metrics == "all"
+                                                    else [])
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
             for g, key in enumerate(state.group_keys):
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics)})
 
     @property
     def rows_read(self) -> int:

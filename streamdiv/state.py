@@ -38,10 +38,11 @@ class Config:
     eps: float | None = None
     renormalize: bool = False
     group_names: tuple[str, ...] = ()
+    metrics: str = "all"  # a key of metrics.METRIC_SETS: "loss" fills only the slots of the loss metrics
 
     def describe_difference(self, other: Config) -> str | None:
         for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
-                     "group_names"):
+                     "group_names", "metrics"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
@@ -175,7 +176,7 @@ class State:
         if self.config.num_classes is None and self.is_empty:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
             self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
-                                  renormalize=self.config.renormalize,
+                                  renormalize=self.config.renormalize, metrics=self.config.metrics,
                                   class_names=self.config.class_names or other.config.class_names)
             self._allocate(0)
         difference = self.config.describe_difference(other.config)
@@ -203,6 +204,7 @@ class State:
                 "eps": self.config.eps,
                 "renormalize": self.config.renormalize,
                 "group_names": list(self.config.group_names),
+                "metrics": self.config.metrics,
             },
             "group_keys": [list(key) for key in self.group_keys],
             "counts_shape": [n, self.n_count_slots],
@@ -232,7 +234,8 @@ class State:
         config = Config(
             num_classes=raw["num_classes"], binary=raw["binary"], soft_targets=raw["soft_targets"],
             class_names=tuple(raw["class_names"]) if raw["class_names"] else None, bins=raw["bins"],
-            eps=raw["eps"], renormalize=raw["renormalize"], group_names=tuple(raw["group_names"]))
+            eps=raw["eps"], renormalize=raw["renormalize"], group_names=tuple(raw["group_names"]),
+            metrics=raw.get("metrics", "all"))  # states written before metric sets computed them all
         counts_shape, sums_shape = tuple(header["counts_shape"]), tuple(header["sums_shape"])
         shapes = [(counts_shape, "<i8"), (sums_shape, "<f8")] * (2 if version >= 2 else 1)
         sizes = [int(np.prod(shape)) * 8 for shape, _ in shapes]

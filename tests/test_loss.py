@@ -1,0 +1,134 @@
+"""metrics="loss": the loss metrics alone, with the bits of the full pass, and the other metrics not computed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_hard, make_soft
+
+import streamdiv
+from streamdiv import accumulator as accumulator_module
+from streamdiv.cli import main as cli_main
+from streamdiv.errors import IncompatibleStateError, InvalidRowError, StreamdivError
+from streamdiv.kernels import ROW_BLOCK
+from streamdiv.metrics import METRIC_NAMES, METRIC_SETS
+
+LOSS = METRIC_SETS["loss"]
+N = 2 * ROW_BLOCK + 4321
+
+
+def _hard_inputs() -> dict:
+    """Hard labels with every kind of row the loss pass must handle: a zero on the label (+inf), bad values,
+    bad labels, ignored labels, rows that do not sum to 1, rows under eps."""
+    _, probs, labels = make_hard(n=N, num_classes=6, seed=21, dtype=np.float32)
+    labels = labels.astype(np.int64)
+    probs[3::501, :] = 0.0
+    probs[3::501, 0] = 1.0
+    labels[3::501] = 2  # q_y = 0: infinite cross-entropy
+    probs[7::613, 1] = np.nan
+    probs[9::617, 4] = 1.5
+    labels[11::619] = 6  # out of range
+    labels[13::307] = -100  # ignored
+    probs[15::211] *= 0.9  # unnormalized
+    probs[17::97, labels[17::97].clip(0, 5)] = 1e-12  # clipped under eps
+    rng = np.random.default_rng(4)
+    return {"probs": probs, "labels": labels, "weights": rng.exponential(1.0, N),
+            "groups": rng.integers(0, 3, N)}
+
+
+HARD = _hard_inputs()
+CASES = {
+    "hard": ("probs", "labels"),
+    "hard, weighted": ("probs", "labels", "weights"),
+    "hard, weighted, grouped": ("probs", "labels", "weights", "groups"),
+}
+
+
+def _score(inputs: dict, metrics: str, batch: int, **options) -> streamdiv.Accumulator:
+    accumulator = streamdiv.Accumulator(metrics=metrics, on_invalid="skip", ignore_label=-100, **options)
+    n = len(next(iter(inputs.values())))
+    for start in range(0, n, batch):
+        accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
+    return accumulator
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("eps", [None, 1e-9])
+def test_the_loss_metrics_have_the_bits_of_the_full_pass(case, eps, monkeypatch):
+    inputs = {name: HARD[name] for name in CASES[case]}
+    full = _score(inputs, "all", N, eps=eps).report()
+    assert full.metrics["skipped_rows"] and full.metrics["ignored_rows"] and full.metrics["unnormalized_rows"]
+    assert full.metrics["infinite_rows"] if eps is None else full.metrics["clipped_rows"]  # eps clips q_y = 0
+    for lanes in (0, 2):
+        monkeypatch.setattr(accumulator_module.Lanes, "count_for", classmethod(lambda cls, state, n: lanes))
+        for batch in (N, ROW_BLOCK - 1, 5000):
+            loss = _score(inputs, "loss", batch, eps=eps).report()
+            for name in LOSS:
+                assert loss.metrics[name] == full.metrics[name], (name, lanes, batch)
+            for group, theirs in zip(loss.groups, full.groups):
+                assert {k: group["metrics"][k] for k in LOSS} == {k: theirs["metrics"][k] for k in LOSS}
+
+
+def test_other_metrics_are_not_computed():
+    report = _score({"probs": HARD["probs"], "labels": HARD["labels"]}, "loss", N).report()
+    assert set(report.metrics) == set(METRIC_NAMES)  # the same keys: a dashboard's columns do not move
+    assert all(report.metrics[name] is None for name in METRIC_NAMES if name not in LOSS)
+    assert report.metrics["cross_entropy"] is not None and report.calibration == []
+
+
+@pytest.mark.parametrize("layout", ["logits", "soft"])
+def test_layouts_without_a_loss_pass_report_the_loss_metrics_of_the_full_pass(layout):
+    if layout == "logits":
+        logits, _, labels = make_hard(n=3000, num_classes=4, seed=3)
+        inputs = {"logits": logits, "labels": labels}
+    else:
+        targets, probs = make_soft(n=3000, num_classes=4, seed=3)
+        inputs = {"probs": probs, "targets": targets}
+    full = streamdiv.Accumulator().update(**inputs).report().metrics
+    loss = streamdiv.Accumulator(metrics="loss").update(**inputs).report().metrics
+    assert {name: loss[name] for name in LOSS} == {name: full[name] for name in LOSS}
+    assert loss["accuracy"] is None
+
+
+def test_the_first_bad_row_is_named():
+    probs, labels = HARD["probs"][:1000].copy(), HARD["labels"][:1000].copy()
+    labels[labels == -100] = 0
+    with pytest.raises(InvalidRowError, match="row 7") as raised:
+        streamdiv.Accumulator(metrics="loss").update(probs=probs, labels=labels)
+    assert "NaN" in str(raised.value)
+
+
+def test_the_metric_set_is_saved_and_states_of_different_sets_do_not_merge():
+    inputs = {"probs": HARD["probs"][:2000], "labels": HARD["labels"][:2000]}
+    loss = _score(inputs, "loss", 2000)
+    restored = streamdiv.Accumulator.from_bytes(loss.to_bytes())
+    assert restored._state.config.metrics == "loss"
+    assert restored.report().metrics == loss.report().metrics
+    with pytest.raises(IncompatibleStateError, match="metrics differs"):
+        loss.merge(_score(inputs, "all", 2000))
+    with pytest.raises(StreamdivError, match="metrics must be one of"):
+        streamdiv.Accumulator(metrics="fast")
+
+
+def test_command_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    _, probs, labels = make_hard(n=3000, num_classes=3, seed=8)
+    pq.write_table(pa.table({"probs": list(probs), "label": labels}), path)
+    runner = CliRunner()
+    result = runner.invoke(cli_main, ["score", str(path), "--metrics", "loss", "--format", "json",
+                                                "--save-state", str(tmp_path / "s.state")])
+    assert result.exit_code == 0, result.output
+    expected = streamdiv.evaluate(str(path), probs="probs", labels="label", metrics="loss").to_dict()
+    assert json.loads(result.stdout) == expected and expected["metrics"]["ece"] is None
+    refused = runner.invoke(cli_main, ["score", str(path), "--metrics", "loss", "--fail-if", "ece>0.1"])
+    assert refused.exit_code == 2 and "ece is not computed with metrics='loss'" in refused.output
+    merged = runner.invoke(cli_main, ["merge", str(tmp_path / "s.state"), str(tmp_path / "s.state"),
+                                                "--format", "json"])
+    assert merged.exit_code == 0, merged.output
+    assert json.loads(merged.stdout)["metrics"]["rows"] == 6000
