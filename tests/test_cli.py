@@ -232,3 +232,12 @@ def test_thread_count_is_an_option_and_changes_no_bit(tmp_path):
         numba.set_num_threads(before)
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0])["metrics"]["rows"] == n
+
+
+def test_merge_keeps_the_settings_of_the_states(preds, tmp_path):
+    """States saved with non-default bins and eps merge with each other (not against the defaults)."""
+    state = tmp_path / "a.state"
+    invoke("score", preds, "--probs", "probs", "--labels", "label", "--bins", "7", "--eps", "1e-9",
+           "--save-state", state, "--format", "json")
+    merged = json.loads(invoke("merge", state, state, "--format", "json").stdout)
+    assert merged["metrics"]["rows"] == 6000 and len(merged["calibration"]) == 7
