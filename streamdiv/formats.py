@@ -13,7 +13,7 @@ import stat
 import tempfile
 from typing import Any, Callable
 
-from .metrics import METRICS, UNITS
+from .metrics import METRIC_SETS, METRICS, UNITS
 from .report import Report
 
 FORMATS = ("table", "json", "csv", "prometheus")
@@ -52,22 +52,26 @@ def _aligned(rows: list[list[str]], right_from: int = 1) -> str:
 
 
 def table(report: Report) -> str:
-    """Metric, value and unit, one metric a line; then one line per group with the key metrics."""
+    """Metric, value and unit, one metric a line; then one line per group with the key metrics.  Metrics
+    outside the report's metric set are left out (JSON keeps them, as null)."""
     unit = report.units
+    computed = METRIC_SETS[report.config.metrics]
     rows = [["metric", "value", "unit"]]
     for metric in METRICS:
         value = report.metrics[metric.name]
-        if value is None and metric.name in ("reverse_kl_divergence", "cross_entropy_stderr"):
+        if metric.name not in computed or (
+                value is None and metric.name in ("reverse_kl_divergence", "cross_entropy_stderr")):
             continue
         kind = {"information": unit, "count": "rows"}.get(metric.kind, "")
         rows.append([metric.name, _number(value), kind])
     text = _aligned(rows)
     if report.groups:
-        header = list(report.groups[0]["group"]) + list(GROUP_COLUMNS)
+        columns = [name for name in GROUP_COLUMNS if name in computed]
+        header = list(report.groups[0]["group"]) + columns
         group_rows = [header]
         for group in report.groups:
             group_rows.append([_text(v) for v in group["group"].values()] +
-                              [_number(group["metrics"][name]) for name in GROUP_COLUMNS])
+                              [_number(group["metrics"][name]) for name in columns])
         text += "\n\n" + _aligned(group_rows, right_from=len(report.groups[0]["group"]))
     return text + "\n"
 

@@ -132,3 +132,16 @@ def test_command_line(tmp_path):
                                                 "--format", "json"])
     assert merged.exit_code == 0, merged.output
     assert json.loads(merged.stdout)["metrics"]["rows"] == 6000
+
+
+def test_the_table_shows_only_computed_metrics(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    _, probs, labels = make_hard(n=500, num_classes=3, seed=8)
+    pq.write_table(pa.table({"probs": list(probs), "label": labels, "region": labels % 2}), path)
+    result = CliRunner().invoke(cli_main, ["score", str(path), "--metrics", "loss", "--by", "region",
+                                           "--format", "table"])
+    assert result.exit_code == 0, result.output
+    assert "perplexity" in result.stdout and "ece" not in result.stdout and "accuracy" not in result.stdout
