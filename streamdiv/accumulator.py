@@ -198,8 +198,8 @@ class Lanes:
 
     @classmethod
     def count_for(cls, state: State, n_rows: int) -> int:
-        threads = numba.get_num_threads()
-        if threads < 2 or n_rows < 2 * kernels.ROW_BLOCK or os.getpid() != cls._parallel_pid:
+        threads = cls.scoring_threads()
+        if threads < 2 or n_rows < 2 * kernels.ROW_BLOCK:
             return 0
         per_lane = state.counts.shape[0] * (state.n_count_slots + 2 * state.n_sum_slots + 1) * 8
         lanes = min(cls.MAX_LANES, max(threads, n_rows // kernels.ROW_BLOCK), cls.BUDGET_BYTES // per_lane)
