@@ -34,13 +34,15 @@ def layouts(rows: int) -> dict[str, dict]:
     p10 /= p10.sum(axis=1, keepdims=True)
     q100 = softmax(100, rows // 10)
     binary = rng.random(rows).astype(np.float32)
+    binary_labels = (rng.random(rows) < binary).astype(np.int8)
     return {
         "hard K=10 probs": {"probs": q10, "labels": labels10},
         "hard K=10 probs, metrics=loss": {"probs": q10, "labels": labels10, "metrics": "loss"},
         "hard K=10 logits": {"logits": np.log(q10), "labels": labels10},
         "hard K=100 probs (rows/10)": {"probs": q100, "labels": rng.integers(0, 100, rows // 10)},
         "soft K=10 probs": {"probs": q10, "targets": p10},
-        "binary probs": {"probs": binary, "labels": (rng.random(rows) < binary).astype(np.int8)},
+        "binary probs": {"probs": binary, "labels": binary_labels},
+        "binary probs, metrics=loss": {"probs": binary, "labels": binary_labels, "metrics": "loss"},
         "hard K=10 by 8 groups": {"probs": q10, "labels": labels10, "groups": rng.integers(0, 8, rows)},
     }
 

@@ -383,11 +383,11 @@ METHODS: dict[str, tuple[str, Callable]] = {
     "floor: memory bandwidth (in memory)": ("", m_memory_floor),
     "streamdiv, Parquet -> full report": ("streamdiv", m_streamdiv),
     "streamdiv, in memory, full report": ("streamdiv", m_streamdiv_memory),
-    # metrics="loss" has a pass of its own for hard labels against probabilities only
+    # metrics="loss" has a pass of its own for hard labels against probabilities, and for binary predictions
     "streamdiv, Parquet -> loss metrics": ("streamdiv", lambda ds, p: m_streamdiv(ds, p, "loss")
-                                           if ds.kind == "hard" else None),
+                                           if ds.kind in ("hard", "binary") else None),
     "streamdiv, in memory, loss metrics": ("streamdiv", lambda ds, p: m_streamdiv_memory(ds, p, "loss")
-                                           if ds.kind == "hard" else None),
+                                           if ds.kind in ("hard", "binary") else None),
     "DuckDB, full metric set": ("duckdb", lambda ds, p: m_duckdb(ds, p, True)),
     "DuckDB, cross-entropy alone": ("duckdb", lambda ds, p: m_duckdb(ds, p, False)),
     "polars streaming, cross-entropy alone": ("polars", m_polars),

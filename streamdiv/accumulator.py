@@ -231,7 +231,8 @@ def _call_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarra
     if prepared.binary:
         targets = prepared.targets if has_targets else _EMPTY_WEIGHTS
         kernels.accumulate_binary(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
-                                  has_weights, groups, has_groups, prepared.status, eps, config.bins,
+                                  has_weights, groups, has_groups, prepared.status, eps, config.metrics == "loss",
+                                  config.bins,
                                   state.rows_read, *_block_arrays(state, lanes))
     else:
         targets = prepared.targets if has_targets else columns.readonly(np.zeros((0, prepared.num_classes)))

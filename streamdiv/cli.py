@@ -168,7 +168,7 @@ def _label_value(text: str | None) -> Any:
 @click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
 @click.option("--metrics", "metric_set", default="all", show_default=True, type=click.Choice(["all", "loss"]),
               help="'loss': cross-entropy, KL, perplexity, normalized entropy and row counts only; a lighter "
-              "pass for hard labels against probabilities.")
+              "pass for hard labels against probabilities, and for binary predictions.")
 @click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
 @click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "

@@ -49,8 +49,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
     ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
     ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
-    normalized entropy and the row counts; the others are None), which for hard labels against probabilities
-    is a lighter pass.
+    normalized entropy and the row counts; the others are None), which for hard labels against probabilities,
+    and for binary predictions against labels, is a lighter pass.
     """
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,

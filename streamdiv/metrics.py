@@ -166,7 +166,8 @@ METRICS: tuple[Metric, ...] = (
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
 # What each metric set computes: "loss" skips the per-value logs, argmax, Brier and calibration bins, so hard
-# labels against probabilities run a lighter pass (kernels._loss_span); the other metrics are then None.
+# labels against probabilities, and binary predictions against labels, run a lighter pass (kernels._loss_span,
+# kernels._binary_loss_span); the other metrics are then None.
 METRIC_SETS: dict[str, tuple[str, ...]] = {
     "all": METRIC_NAMES,
     "loss": ("rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows",

@@ -55,13 +55,9 @@ def _score(inputs: dict, metrics: str, batch: int, **options) -> streamdiv.Accum
     return accumulator
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("eps", [None, 1e-9])
-def test_the_loss_metrics_have_the_bits_of_the_full_pass(case, eps, monkeypatch):
-    inputs = {name: HARD[name] for name in CASES[case]}
-    full = _score(inputs, "all", N, eps=eps).report()
-    assert full.metrics["skipped_rows"] and full.metrics["ignored_rows"] and full.metrics["unnormalized_rows"]
-    assert full.metrics["infinite_rows"] if eps is None else full.metrics["clipped_rows"]  # eps clips q_y = 0
+def _assert_loss_bits_match(inputs: dict, full: streamdiv.Report, eps: float | None, monkeypatch) -> None:
+    """The loss metrics of ``inputs``, per group and overall, over batch sizes and with or without parallel
+    lanes, are the full report's bits."""
     for lanes in (0, 2):
         monkeypatch.setattr(accumulator_module.Lanes, "count_for", classmethod(lambda cls, state, n: lanes))
         for batch in (N, ROW_BLOCK - 1, 5000):
@@ -70,6 +66,69 @@ def test_the_loss_metrics_have_the_bits_of_the_full_pass(case, eps, monkeypatch)
                 assert loss.metrics[name] == full.metrics[name], (name, lanes, batch)
             for group, theirs in zip(loss.groups, full.groups):
                 assert {k: group["metrics"][k] for k in LOSS} == {k: theirs["metrics"][k] for k in LOSS}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("eps", [None, 1e-9])
+def test_the_loss_metrics_have_the_bits_of_the_full_pass(case, eps, monkeypatch):
+    inputs = {name: HARD[name] for name in CASES[case]}
+    full = _score(inputs, "all", N, eps=eps).report()
+    assert full.metrics["skipped_rows"] and full.metrics["ignored_rows"] and full.metrics["unnormalized_rows"]
+    assert full.metrics["infinite_rows"] if eps is None else full.metrics["clipped_rows"]  # eps clips q_y = 0
+    _assert_loss_bits_match(inputs, full, eps, monkeypatch)
+
+
+def _binary_inputs(logits: bool) -> dict:
+    """Binary predictions with every kind of row the binary loss pass must handle: p = 0 or 1 on the other
+    class (+inf), NaN, out-of-range and +inf values, labels outside {0, 1}, rows bad twice (the prediction's
+    problem is the one named), ignored labels, rows under eps."""
+    rng = np.random.default_rng(9)
+    p = rng.random(N)
+    labels = (rng.random(N) < p).astype(np.int64)
+    p[3::501], labels[3::501] = 0.0, 1  # q_y = 0
+    p[5::503], labels[5::503] = 1.0, 0
+    p[7::613] = np.nan
+    labels[11::619] = 2
+    labels[13::307] = -100  # ignored
+    p[17::97] = np.where(labels[17::97] == 1, 1e-12, 1.0 - 1e-12)  # under eps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pred = np.log(p) - np.log1p(-p) if logits else p
+    if logits:
+        pred[19::401] = np.inf
+    else:
+        pred[19::401] = 1.5
+    labels[19::802] = 3  # a bad prediction and a bad label
+    return {("logits" if logits else "probs"): pred.astype(np.float32), "labels": labels,
+            "weights": rng.exponential(1.0, N), "groups": rng.integers(0, 3, N)}
+
+
+@pytest.mark.parametrize("logits", [False, True])
+@pytest.mark.parametrize("columns", [("labels",), ("labels", "weights"), ("labels", "weights", "groups")])
+@pytest.mark.parametrize("eps", [None, 1e-9])
+def test_binary_loss_metrics_have_the_bits_of_the_full_pass(logits, columns, eps, monkeypatch):
+    every = _binary_inputs(logits)
+    inputs = {name: every[name] for name in ("logits" if logits else "probs", *columns)}
+    full = _score(inputs, "all", N, eps=eps).report()
+    assert full.metrics["skipped_rows"] and full.metrics["ignored_rows"]
+    assert full.metrics["infinite_rows"] if eps is None else full.metrics["clipped_rows"]
+    _assert_loss_bits_match(inputs, full, eps, monkeypatch)
+    loss = _score(inputs, "loss", N, eps=eps).report()
+    assert loss.calibration == [] and loss.metrics["brier"] is None
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_binary_loss_pass_names_the_problem_the_full_pass_names(logits):
+    every = _binary_inputs(logits)
+    role = "logits" if logits else "probs"
+    row = 19 + 802  # a bad prediction (+inf or 1.5) and label 3
+    assert every["labels"][row] == 3 and every[role][row] == (np.inf if logits else 1.5)
+    inputs = {role: every[role][row - 1: row + 1], "labels": every["labels"][row - 1: row + 1]}
+    messages = []
+    for metrics in ("all", "loss"):
+        with pytest.raises(InvalidRowError) as raised:
+            streamdiv.Accumulator(metrics=metrics).update(**inputs)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1] and "prediction" in messages[0]
 
 
 def test_other_metrics_are_not_computed():
