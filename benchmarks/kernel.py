@@ -43,7 +43,9 @@ def layouts(rows: int) -> dict[str, dict]:
         "soft K=10 probs": {"probs": q10, "targets": p10},
         "binary probs": {"probs": binary, "labels": binary_labels},
         "binary probs, metrics=loss": {"probs": binary, "labels": binary_labels, "metrics": "loss"},
-        "hard K=10 by 8 groups": {"probs": q10, "labels": labels10, "groups": rng.integers(0, 8, rows)},
+        "hard K=10 by 8 groups, mixed": {"probs": q10, "labels": labels10, "groups": rng.integers(0, 8, rows)},
+        "hard K=10 by 8 groups, in runs": {"probs": q10, "labels": labels10,
+                                           "groups": np.repeat(np.arange(8), -(-rows // 8))[:rows]},
     }
 
 

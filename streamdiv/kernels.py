@@ -26,8 +26,9 @@ order.  What the measurements taught, each written where it applies:
 
 * a loop small and free of calls on every path, rare ones included: the same lines inside one large loop
   body ran 1.5-2x slower;
-* without groups, the running (sum, compensation) pairs in local variables, not in ``sums``: LLVM cannot
-  tell ``sums`` from the other arrays the loop writes, so each step waited on a store;
+* for rows of one group (no groups, or a run of a sorted group column), the running (sum, compensation)
+  pairs in local variables, not in ``sums``: LLVM cannot tell ``sums`` from the other arrays the loop
+  writes, so each step waited on a store;
 * one loop per value of a flag (``is_logits``, bad values present), not a test inside a loop that should
   vectorise: LLVM does not take the test out, and the loop then does not vectorise;
 * for rows of a few classes, per-value terms in flat loops, not a vectorised loop per row, which spends its
@@ -838,7 +839,7 @@ def _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolera
 def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, correct, brier,
              confidence, observed, n_bins, unnormalized, clipped):
     """Add one scored row's terms (weighted by w) to group g's slots (the slots in ``sums``: see
-    _accumulate_scored_rows_ungrouped for the faster pass without groups)."""
+    _accumulate_scored_rows_of_group for the faster pass over rows of one group)."""
     counts[g, ROWS] += 1
     _add(sums, g, WEIGHT, w)
     if cross == math.inf:
@@ -875,17 +876,17 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
 # When a slot holds a fraction (weighted rows earlier in the same block), the rows take the row-by-row path.
 
 @njit(inline="always")
-def _unit_slots(sums, n_bins, has_weights):
-    """Whether the rows of a call without groups may count their unit slots (see above): no weights, and
-    every such slot of group 0's partial a whole number."""
+def _unit_slots(sums, g, n_bins, has_weights):
+    """Whether the rows of a call for one group may count their unit slots (see above): no weights, and
+    every such slot of group g's partial a whole number."""
     if has_weights:
         return False
     for slot in (WEIGHT, CROSS_ENTROPY_WEIGHT, CORRECT):
-        if not _whole(sums[0, slot, 0]):
+        if not _whole(sums[g, slot, 0]):
             return False
     for b in range(n_bins):
         base = N_SUMS + b * BIN_FIELDS
-        if not (_whole(sums[0, base + BIN_WEIGHT, 0]) and _whole(sums[0, base + BIN_OBSERVED, 0])):
+        if not (_whole(sums[g, base + BIN_WEIGHT, 0]) and _whole(sums[g, base + BIN_OBSERVED, 0])):
             return False
     return True
 
@@ -896,25 +897,25 @@ def _whole(x):
 
 
 @njit(inline="always")
-def _add_unit_counts(counts, sums, rows_before, infinite_before, bins_before, correct, bin_observed):
+def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct, bin_observed):
     """Add the unit slots' counts of one call (rows, finite rows, correct rows, rows and observed per bin)."""
-    rows = counts[0, ROWS] - rows_before
+    rows = counts[g, ROWS] - rows_before
     if rows == 0:
         return
-    _add(sums, 0, WEIGHT, np.float64(rows))
-    _add(sums, 0, CROSS_ENTROPY_WEIGHT, np.float64(rows - (counts[0, INFINITE] - infinite_before)))
-    _add(sums, 0, CORRECT, np.float64(correct))
+    _add(sums, g, WEIGHT, np.float64(rows))
+    _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - (counts[g, INFINITE] - infinite_before)))
+    _add(sums, g, CORRECT, np.float64(correct))
     for b in range(bin_observed.shape[0]):
-        in_bin = counts[0, N_COUNTS + b] - bins_before[b]
+        in_bin = counts[g, N_COUNTS + b] - bins_before[b]
         if in_bin > 0:
             base = N_SUMS + b * BIN_FIELDS
-            _add(sums, 0, base + BIN_WEIGHT, np.float64(in_bin))
-            _add(sums, 0, base + BIN_OBSERVED, np.float64(bin_observed[b]))
+            _add(sums, g, base + BIN_WEIGHT, np.float64(in_bin))
+            _add(sums, g, base + BIN_OBSERVED, np.float64(bin_observed[b]))
 
 
 @njit(inline="always")
-def _counts_labels(sums, class_mass, rows, unit):
-    """Whether a call without groups may count its rows' labels and add each class's count once, rather than
+def _counts_labels(sums, g, class_mass, rows, unit):
+    """Whether a call for one group may count its rows' labels and add each class's count once, rather than
     add w = 1.0 to a class mass row by row (the same bits: see above): unit weights, every class mass a whole
     number, and as many rows as classes at least, so that the array of counts costs less than it saves.  A
     class mass kept in ``sums`` is a chain through memory that rows of one class wait on (binary labels)."""
@@ -922,16 +923,16 @@ def _counts_labels(sums, class_mass, rows, unit):
     if not unit or rows < n_classes:
         return False
     for k in range(n_classes):
-        if not _whole(sums[0, class_mass + k, 0]):
+        if not _whole(sums[g, class_mass + k, 0]):
             return False
     return True
 
 
 @njit(inline="always")
-def _add_label_counts(sums, class_mass, label_counts):
+def _add_label_counts(sums, g, class_mass, label_counts):
     for k in range(label_counts.shape[0]):
         if label_counts[k] > 0:
-            _add(sums, 0, class_mass + k, np.float64(label_counts[k]))
+            _add(sums, g, class_mass + k, np.float64(label_counts[k]))
 
 
 @njit(inline="always")
@@ -1076,9 +1077,44 @@ def _loss_block_terms(pred, labels, start, stop, row_terms):
         log_qy[j] = fast_log(v) if v > 0.0 else -math.inf
 
 
+# Rows of one group in a row -- a stream without groups, or a grouped stream sorted or partitioned by its
+# groups, as most are -- are added by the pass for one group, whose running sums live in local variables
+# rather than in ``sums``.  benchmarks/kernel.py, K = 10, 8 groups, one thread, the whole update() (group keys
+# included): 53.0 ns/row in runs against 68.6 mixed.  Each slot sees its group's rows in the same order
+# either way, so the bits are the same (tests/test_blocks.py reorders rows into runs and compares).
+LONG_RUN = 128  # rows: what the pass for one group costs to set up is worth it from about this many rows
+
+
+@njit(inline="always")
+def _run_end(group_ids, i, stop):
+    """End of the run of rows of row i's group that starts at row i (at most ``stop``)."""
+    g = group_ids[i]
+    end = i + 1
+    while end < stop and group_ids[end] == g:
+        end += 1
+    return end
+
+
+@njit(inline="always")
+def _next_stretch(group_ids, has_groups, i, stop):
+    """(end, one group) of the stretch of rows that starts at row i: all the rows up to ``stop`` without
+    groups; else a run of at least LONG_RUN rows of one group, or the rows up to the next such run."""
+    if not has_groups:
+        return stop, True
+    end = _run_end(group_ids, i, stop)
+    if end - i >= LONG_RUN:
+        return end, True
+    while end < stop:
+        run_end = _run_end(group_ids, end, stop)
+        if run_end - end >= LONG_RUN:
+            break
+        end = run_end
+    return end, False
+
+
 @njit(error_model="numpy")
 def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
-                          prediction_tolerance, n_bins, counts, sums, row_terms, start, stop):
+                          prediction_tolerance, n_bins, counts, sums, row_terms, first, start, stop):
     """Add the rows [start, stop) of a loss block's row table in row order: H(P,Q) = -log q_y (q_y clipped
     to eps when clipping), its square, the weights, KL = H(P,Q), and the label's class mass."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
@@ -1095,7 +1131,7 @@ def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, s
         if w < 0.0:
             _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
             continue
-        j = i - start
+        j = i - first
         code = int(row_terms[ROW_STATUS, j])
         if code != OK:
             _reject(status, counts, g, i, code)
@@ -1117,21 +1153,21 @@ def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, s
 
 
 @njit(error_model="numpy")
-def _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
-                                    n_bins, counts, sums, row_terms, start, stop):
-    """_accumulate_loss_rows for a stream without groups, with the running (sum, compensation) pairs in local
-    variables (see _accumulate_scored_rows_ungrouped): 13.8 -> 11.8 ns/row at K = 10 on one thread.  KL takes
-    the cross-entropy's pair at the end: the same steps on the same values, so the same bits.  Unit weights
-    and labels are counted, as in _accumulate_scored_rows_ungrouped (benchmarks/kernel.py, one thread: binary
-    10.4 -> 9.0 ns/row, K = 10 11.7 -> 9.7)."""
+def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
+                                   n_bins, counts, sums, g, row_terms, first, start, stop):
+    """_accumulate_loss_rows for rows all of group g (see _next_stretch), with the running (sum,
+    compensation) pairs in local variables (see _accumulate_scored_rows_of_group): 13.8 -> 11.8 ns/row at K =
+    10 on one thread.  KL takes the cross-entropy's pair at the end: the same steps on the same values, so the
+    same bits.  Unit weights and labels are counted, as in _accumulate_scored_rows_of_group
+    (benchmarks/kernel.py, one thread: binary 10.4 -> 9.0 ns/row, K = 10 11.7 -> 9.7)."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = not has_weights and _whole(sums[0, WEIGHT, 0]) and _whole(sums[0, CROSS_ENTROPY_WEIGHT, 0])
-    counted = _counts_labels(sums, class_mass, stop - start, unit)
+    unit = not has_weights and _whole(sums[g, WEIGHT, 0]) and _whole(sums[g, CROSS_ENTROPY_WEIGHT, 0])
+    counted = _counts_labels(sums, g, class_mass, stop - start, unit)
     label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
-    weight, weight_c = sums[0, WEIGHT, 0], sums[0, WEIGHT, 1]
-    cross_s, cross_c = sums[0, CROSS_ENTROPY, 0], sums[0, CROSS_ENTROPY, 1]
-    squares_s, squares_c = sums[0, CROSS_ENTROPY_SQUARES, 0], sums[0, CROSS_ENTROPY_SQUARES, 1]
-    finite_s, finite_c = sums[0, CROSS_ENTROPY_WEIGHT, 0], sums[0, CROSS_ENTROPY_WEIGHT, 1]
+    weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
+    cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
+    squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
+    finite_s, finite_c = sums[g, CROSS_ENTROPY_WEIGHT, 0], sums[g, CROSS_ENTROPY_WEIGHT, 1]
     rows = ignored = skipped = infinite = unnormalized = clipped_rows = 0
     for i in range(start, stop):
         code = status[i]
@@ -1146,7 +1182,7 @@ def _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, l
             status[i] = WEIGHT_NEGATIVE_OR_NAN
             skipped += 1
             continue
-        j = i - start
+        j = i - first
         code = int(row_terms[ROW_STATUS, j])
         if code != OK:
             status[i] = code
@@ -1157,7 +1193,7 @@ def _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, l
         if counted:
             label_counts[labels[i]] += 1
         else:
-            _add(sums, 0, class_mass + labels[i], w)
+            _add(sums, g, class_mass + labels[i], w)
         rows += 1
         if not unit:
             weight, weight_c = _neumaier(weight, weight_c, w)
@@ -1173,18 +1209,36 @@ def _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, l
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
                                       (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
                                       (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (KL, cross_s, cross_c)):
-        sums[0, slot, 0] = total
-        sums[0, slot, 1] = compensation
+        sums[g, slot, 0] = total
+        sums[g, slot, 1] = compensation
     if unit and rows:
-        _add(sums, 0, WEIGHT, np.float64(rows))
-        _add(sums, 0, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
-    _add_label_counts(sums, class_mass, label_counts)
-    counts[0, ROWS] += rows
-    counts[0, IGNORED] += ignored
-    counts[0, SKIPPED] += skipped
-    counts[0, INFINITE] += infinite
-    counts[0, UNNORMALIZED] += unnormalized
-    counts[0, CLIPPED] += clipped_rows
+        _add(sums, g, WEIGHT, np.float64(rows))
+        _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
+    _add_label_counts(sums, g, class_mass, label_counts)
+    counts[g, ROWS] += rows
+    counts[g, IGNORED] += ignored
+    counts[g, SKIPPED] += skipped
+    counts[g, INFINITE] += infinite
+    counts[g, UNNORMALIZED] += unnormalized
+    counts[g, CLIPPED] += clipped_rows
+
+
+@njit(inline="always")
+def _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps, prediction_tolerance,
+                     n_bins, counts, sums, row_terms, start, stop):
+    """Add the rows [start, stop) of a loss table (its column 0 is row ``start``), in row order, each stretch
+    by the pass that suits it (see _next_stretch)."""
+    i = start
+    while i < stop:
+        end, one_group = _next_stretch(group_ids, has_groups, i, stop)
+        if one_group:
+            _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
+                                           n_bins, counts, sums, group_ids[i] if has_groups else 0, row_terms,
+                                           start, i, end)
+        else:
+            _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
+                                  prediction_tolerance, n_bins, counts, sums, row_terms, start, i, end)
+        i = end
 
 
 @njit(error_model="numpy")
@@ -1197,12 +1251,8 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
         _loss_block_terms(pred, labels, start, stop, row_terms)
-        if has_groups:
-            _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
-                                  prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
-        else:
-            _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, log_eps,
-                                            prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
+        _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
+                         prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
 
 
 @njit(error_model="numpy")
@@ -1250,12 +1300,8 @@ def _binary_loss_span(pred, is_logits, labels, weights, has_weights, group_ids, 
     for start in range(lo, hi, BINARY_LOSS_BLOCK):
         stop = min(start + BINARY_LOSS_BLOCK, hi)
         _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms)
-        if has_groups:
-            _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
-                                  1.0, n_bins, counts, sums, row_terms, start, stop)
-        else:
-            _accumulate_loss_rows_ungrouped(labels, weights, has_weights, status, eps, log_eps, 1.0, n_bins,
-                                            counts, sums, row_terms, start, stop)
+        _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps, 1.0, n_bins,
+                         counts, sums, row_terms, start, stop)
 
 
 @njit(error_model="numpy")
@@ -1326,10 +1372,10 @@ def _neumaier(total, compensation, x):
 
 @njit(error_model="numpy")
 def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
-                            counts, sums, start, stop):
+                            counts, sums, first, start, stop):
     """The scalar pass over the rows [start, stop) of one block: adds each valid row's scored terms to its
     group's slots, in row order; a row with a hard label adds w to its class's mass, one with a soft target
-    w p_k to each class's.  For streams without groups, _accumulate_scored_rows_ungrouped is faster.
+    w p_k to each class's.  Rows of one group take the faster _accumulate_scored_rows_of_group.
 
     A small function of its own, with no call on any path of its loop.  Inside a general pass (every layout
     in one loop body, with calls on its rare paths) the K = 10 span ran 56-98 ns/row depending on unrelated
@@ -1348,7 +1394,7 @@ def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_i
         if w < 0.0:
             _reject(status, counts, g, i, WEIGHT_NEGATIVE_OR_NAN)
             continue
-        j = i - start
+        j = i - first
         code = int(scored[SCORED_STATUS, j])
         if code != OK:
             _reject(status, counts, g, i, code)
@@ -1366,9 +1412,9 @@ def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_i
 
 
 @njit(error_model="numpy")
-def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weights, status, n_bins, counts, sums,
-                                      start, stop):
-    """_accumulate_scored_rows for a stream without groups (every row in group 0), with the (sum,
+def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights, status, n_bins, counts, sums, g,
+                                     first, start, stop):
+    """_accumulate_scored_rows for rows all of group g (see _next_stretch), with the (sum,
     compensation) pairs and counts of the row slots in local variables for the whole block, soft rows' class
     masses in a local array, and the unit slots counted (see _unit_slots).  Kept in ``sums``, a Neumaier
     step may wait on the store of the row before (LLVM cannot tell ``sums`` from the other arrays the loop
@@ -1377,26 +1423,26 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
     operations in the same order on each slot, so the same bits (tests/test_blocks.py checks one group
     against none)."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = not soft and _unit_slots(sums, n_bins, has_weights)  # soft rows observe fractions
-    counted = _counts_labels(sums, class_mass, stop - start, unit)
+    unit = not soft and _unit_slots(sums, g, n_bins, has_weights)  # soft rows observe fractions
+    counted = _counts_labels(sums, g, class_mass, stop - start, unit)
     label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
-    rows_before, infinite_before = counts[0, ROWS], counts[0, INFINITE]
-    bins_before = counts[0, N_COUNTS:N_COUNTS + n_bins].copy()
+    rows_before, infinite_before = counts[g, ROWS], counts[g, INFINITE]
+    bins_before = counts[g, N_COUNTS:N_COUNTS + n_bins].copy()
     # Soft rows add to every class: their masses go to a local array.  A hard row adds to one class, in place:
     # copying every class's mass at each call cost K = 32000 logits (a call per row) 2x.
-    mass = sums[0, class_mass:class_mass + (targets.shape[1] if soft else 0)].copy()
-    weight, weight_c = sums[0, WEIGHT, 0], sums[0, WEIGHT, 1]
-    cross_s, cross_c = sums[0, CROSS_ENTROPY, 0], sums[0, CROSS_ENTROPY, 1]
-    squares_s, squares_c = sums[0, CROSS_ENTROPY_SQUARES, 0], sums[0, CROSS_ENTROPY_SQUARES, 1]
-    finite_s, finite_c = sums[0, CROSS_ENTROPY_WEIGHT, 0], sums[0, CROSS_ENTROPY_WEIGHT, 1]
-    entropy_s, entropy_c = sums[0, ENTROPY, 0], sums[0, ENTROPY, 1]
-    kl_s, kl_c = sums[0, KL, 0], sums[0, KL, 1]
-    prediction_s, prediction_c = sums[0, PREDICTION_ENTROPY, 0], sums[0, PREDICTION_ENTROPY, 1]
-    reverse_s, reverse_c = sums[0, REVERSE_KL, 0], sums[0, REVERSE_KL, 1]
-    reverse_w, reverse_w_c = sums[0, REVERSE_KL_WEIGHT, 0], sums[0, REVERSE_KL_WEIGHT, 1]
-    js_s, js_c = sums[0, JS, 0], sums[0, JS, 1]
-    correct_s, correct_c = sums[0, CORRECT, 0], sums[0, CORRECT, 1]
-    brier_s, brier_c = sums[0, BRIER, 0], sums[0, BRIER, 1]
+    mass = sums[g, class_mass:class_mass + (targets.shape[1] if soft else 0)].copy()
+    weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
+    cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
+    squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
+    finite_s, finite_c = sums[g, CROSS_ENTROPY_WEIGHT, 0], sums[g, CROSS_ENTROPY_WEIGHT, 1]
+    entropy_s, entropy_c = sums[g, ENTROPY, 0], sums[g, ENTROPY, 1]
+    kl_s, kl_c = sums[g, KL, 0], sums[g, KL, 1]
+    prediction_s, prediction_c = sums[g, PREDICTION_ENTROPY, 0], sums[g, PREDICTION_ENTROPY, 1]
+    reverse_s, reverse_c = sums[g, REVERSE_KL, 0], sums[g, REVERSE_KL, 1]
+    reverse_w, reverse_w_c = sums[g, REVERSE_KL_WEIGHT, 0], sums[g, REVERSE_KL_WEIGHT, 1]
+    js_s, js_c = sums[g, JS, 0], sums[g, JS, 1]
+    correct_s, correct_c = sums[g, CORRECT, 0], sums[g, CORRECT, 1]
+    brier_s, brier_c = sums[g, BRIER, 0], sums[g, BRIER, 1]
     rows = ignored = skipped = infinite = infinite_reverse = unnormalized = clipped = correct_rows = 0
     bin_observed = np.zeros(n_bins, dtype=np.int64)
     for i in range(start, stop):
@@ -1412,7 +1458,7 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
             status[i] = WEIGHT_NEGATIVE_OR_NAN
             skipped += 1
             continue
-        j = i - start
+        j = i - first
         code = int(scored[SCORED_STATUS, j])
         if code != OK:
             status[i] = code
@@ -1430,7 +1476,7 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
         elif counted:
             label_counts[int(scored[SCORED_LABEL, j])] += 1
         else:
-            _add(sums, 0, class_mass + int(scored[SCORED_LABEL, j]), w)
+            _add(sums, g, class_mass + int(scored[SCORED_LABEL, j]), w)
         rows += 1
         if not unit:
             weight, weight_c = _neumaier(weight, weight_c, w)
@@ -1457,47 +1503,53 @@ def _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weight
         confidence = scored[SCORED_CONFIDENCE, j]
         observed = scored[SCORED_OBSERVED, j]
         b = bin_index(confidence, n_bins)
-        counts[0, N_COUNTS + b] += 1
+        counts[g, N_COUNTS + b] += 1
         base = N_SUMS + b * BIN_FIELDS
         if not unit:
-            _add(sums, 0, base + BIN_WEIGHT, w)
-        _add(sums, 0, base + BIN_CONFIDENCE, w * confidence)
+            _add(sums, g, base + BIN_WEIGHT, w)
+        _add(sums, g, base + BIN_CONFIDENCE, w * confidence)
         if not unit:
-            _add(sums, 0, base + BIN_OBSERVED, w * observed)
-        _add(sums, 0, base + BIN_CONFIDENCE_SQUARES, w * confidence * confidence)
-        _add(sums, 0, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
+            _add(sums, g, base + BIN_OBSERVED, w * observed)
+        _add(sums, g, base + BIN_CONFIDENCE_SQUARES, w * confidence * confidence)
+        _add(sums, g, base + BIN_CONFIDENCE_OBSERVED, w * confidence * observed)
         correct_rows += correct
         bin_observed[b] += int(observed)  # used with unit slots only, where observed is 0 or 1
-    sums[0, class_mass:class_mass + mass.shape[0]] = mass
+    sums[g, class_mass:class_mass + mass.shape[0]] = mass
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
                                       (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
                                       (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (ENTROPY, entropy_s, entropy_c),
                                       (KL, kl_s, kl_c), (PREDICTION_ENTROPY, prediction_s, prediction_c),
                                       (REVERSE_KL, reverse_s, reverse_c), (REVERSE_KL_WEIGHT, reverse_w, reverse_w_c),
                                       (JS, js_s, js_c), (CORRECT, correct_s, correct_c), (BRIER, brier_s, brier_c)):
-        sums[0, slot, 0] = total
-        sums[0, slot, 1] = compensation
-    counts[0, ROWS] += rows
-    counts[0, IGNORED] += ignored
-    counts[0, SKIPPED] += skipped
-    counts[0, INFINITE] += infinite
-    counts[0, INFINITE_REVERSE] += infinite_reverse
-    counts[0, UNNORMALIZED] += unnormalized
-    counts[0, CLIPPED] += clipped
+        sums[g, slot, 0] = total
+        sums[g, slot, 1] = compensation
+    counts[g, ROWS] += rows
+    counts[g, IGNORED] += ignored
+    counts[g, SKIPPED] += skipped
+    counts[g, INFINITE] += infinite
+    counts[g, INFINITE_REVERSE] += infinite_reverse
+    counts[g, UNNORMALIZED] += unnormalized
+    counts[g, CLIPPED] += clipped
     if unit:
-        _add_unit_counts(counts, sums, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
-    _add_label_counts(sums, class_mass, label_counts)
+        _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
+    _add_label_counts(sums, g, class_mass, label_counts)
 
 
 @njit(inline="always")
 def _accumulate_scored(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
                        counts, sums, start, stop):
-    if has_groups:
-        _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
-                                counts, sums, start, stop)
-    else:
-        _accumulate_scored_rows_ungrouped(scored, targets, soft, weights, has_weights, status, n_bins, counts,
-                                          sums, start, stop)
+    """Add the rows [start, stop) of a block's scored table (its column 0 is row ``start``), in row order, each
+    stretch by the pass that suits it (see _next_stretch)."""
+    i = start
+    while i < stop:
+        end, one_group = _next_stretch(group_ids, has_groups, i, stop)
+        if one_group:
+            _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights, status, n_bins, counts,
+                                             sums, group_ids[i] if has_groups else 0, start, i, end)
+        else:
+            _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_ids, has_groups, status,
+                                    n_bins, counts, sums, start, i, end)
+        i = end
 
 
 @njit(inline="always", error_model="numpy")

@@ -95,13 +95,44 @@ UNGROUPED = {
 
 @pytest.mark.parametrize("layout", list(UNGROUPED))
 def test_one_group_gives_the_bits_of_no_groups(layout):
-    """Without groups the rows take their own pass (running sums in local variables, unit slots counted);
-    with groups, the pass that adds each row to its group's slots.  One group must give the same bits."""
+    """Without groups the rows take the pass for one group (running sums in local variables, unit slots
+    counted); with groups it is chosen run by run.  One group must give the same bits."""
     inputs = UNGROUPED[layout]
     plain = _score(inputs, 5000)._state.settled()
     grouped = _score(inputs | {"groups": np.zeros(N, dtype=np.int64)}, 5000)._state.settled()
     for mine, theirs in zip(plain, grouped):
         assert mine.shape == theirs.shape and mine.tobytes() == theirs.tobytes()
+
+
+def _in_runs(inputs: dict, groups: np.ndarray) -> dict:
+    """The rows of each block reordered so that each group's rows form one run, in their order."""
+    order = np.concatenate([start + np.argsort(groups[start: start + ROW_BLOCK], kind="stable")
+                            for start in range(0, N, ROW_BLOCK)])
+    return {name: value[order] for name, value in (inputs | {"groups": groups}).items()}
+
+
+RUN_GROUPS = np.random.default_rng(8).choice(6, N, p=[0.3, 0.3, 0.2, 0.15, 0.045, 0.005])
+RUN_GROUPS[:6] = np.arange(6)  # first seen in the same order either way, so the states' bytes compare
+RUN_CASES = {**UNGROUPED, "binary, weighted": INPUTS["binary"] | {"weights": INPUTS["hard, weighted, grouped"]
+                                                                    ["weights"]}}
+
+
+@pytest.mark.parametrize("metrics", ["all", "loss"])
+@pytest.mark.parametrize("layout", list(RUN_CASES))
+def test_runs_of_one_group_give_the_bits_of_mixed_rows(layout, metrics):
+    """Rows of one group in a run of at least kernels.LONG_RUN take the pass for one group; mixed rows, and
+    runs shorter than that (group 5 here: about 80 rows a block), are added row by row into their groups'
+    slots.  Each group sees the same rows in the same order in the same blocks either way: the same bits."""
+    inputs = RUN_CASES[layout]
+    mixed = inputs | {"groups": RUN_GROUPS}
+    runs = _in_runs(inputs, RUN_GROUPS)
+    for batch in (N, 5000):
+        one = streamdiv.Accumulator(on_invalid="skip", metrics=metrics)
+        other = streamdiv.Accumulator(on_invalid="skip", metrics=metrics)
+        for start in range(0, N, batch):
+            one.update(**{name: value[start: start + batch] for name, value in mixed.items()})
+            other.update(**{name: value[start: start + batch] for name, value in runs.items()})
+        assert one.to_bytes() == other.to_bytes(), batch
 
 
 def test_a_state_saved_inside_a_block_resumes_bit_for_bit():
