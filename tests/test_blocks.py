@@ -135,6 +135,24 @@ def test_runs_of_one_group_give_the_bits_of_mixed_rows(layout, metrics):
         assert one.to_bytes() == other.to_bytes(), batch
 
 
+@pytest.mark.parametrize("layout", list(INPUTS))
+def test_a_long_update_is_fed_in_slices_with_the_bits_of_one_batch(layout, monkeypatch):
+    reference = _score(INPUTS[layout], N).to_bytes()
+    monkeypatch.setattr(accumulator_module, "UPDATE_SLICE_ROWS", ROW_BLOCK + 5)
+    assert accumulator_module._slices(INPUTS[layout], None)[1] == (ROW_BLOCK + 5, 2 * ROW_BLOCK + 10)
+    assert _score(INPUTS[layout], N).to_bytes() == reference
+
+
+def test_a_bad_row_in_a_later_slice_is_named_by_its_row_in_the_batch(monkeypatch):
+    monkeypatch.setattr(accumulator_module, "UPDATE_SLICE_ROWS", ROW_BLOCK)
+    inputs = UNGROUPED["hard"] | {"labels": np.where(UNGROUPED["hard"]["labels"] == 7, 0, UNGROUPED["hard"]["labels"])}
+    inputs["labels"][[2 * ROW_BLOCK + 10, 3 * ROW_BLOCK + 3]] = 7
+    accumulator = streamdiv.Accumulator()
+    with pytest.raises(streamdiv.InvalidRowError, match=rf"row {2 * ROW_BLOCK + 10}, .*\(1 more bad rows"):
+        accumulator.update(**inputs)
+    assert accumulator.rows == N and accumulator.report().metrics["skipped_rows"] == 2
+
+
 def test_a_state_saved_inside_a_block_resumes_bit_for_bit():
     inputs = INPUTS["hard, weighted, grouped"]
     cut = ROW_BLOCK + 5000  # the saved state has an open block
