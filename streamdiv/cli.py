@@ -22,7 +22,7 @@ from .conditions import Condition, breaches
 from .errors import StreamdivError
 from .evaluate import score_source
 from .formats import FORMATS, render, write_atomically
-from .metrics import METRIC_NAMES, parse_base
+from .metrics import METRIC_NAMES, METRIC_SETS, parse_base
 from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
@@ -166,7 +166,7 @@ def _label_value(text: str | None) -> Any:
               help="Clip predicted probabilities to [eps, 1] inside log terms (counted in clipped_rows).")
 @click.option("--ignore-label", help="Label value whose rows are left out and counted (e.g. -100).")
 @click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
-@click.option("--metrics", "metric_set", default="all", show_default=True, type=click.Choice(["all", "loss"]),
+@click.option("--metrics", "metric_set", default="all", show_default=True, type=click.Choice(list(METRIC_SETS)),
               help="'loss': cross-entropy, KL, perplexity, normalized entropy and row counts only; a lighter "
               "pass for hard labels against probabilities, and for binary predictions.")
 @click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")

@@ -1162,7 +1162,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
     same bits.  Unit weights and labels are counted, as in _accumulate_scored_rows_of_group
     (benchmarks/kernel.py, one thread: binary 10.4 -> 9.0 ns/row, K = 10 11.7 -> 9.7)."""
     class_mass = N_SUMS + n_bins * BIN_FIELDS
-    unit = not has_weights and _whole(sums[g, WEIGHT, 0]) and _whole(sums[g, CROSS_ENTROPY_WEIGHT, 0])
+    unit = _unit_slots(sums, g, n_bins, has_weights)  # the slots it does not fill hold 0: whole
     counted = _counts_labels(sums, g, class_mass, stop - start, unit)
     label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
     weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
@@ -1260,7 +1260,7 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
 def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
     """The loss table (as _loss_block_terms) of the rows [start, stop) of binary predictions: q_y = p for y =
     1 and 1 - p otherwise, and log q_y, computed as _binary_logs computes them; the status as
-    _score_binary_rows gives it (a problem in the prediction before one in the label).  Branch-free, both
+    _binary_row_status gives it (a problem in the prediction before one in the label).  Branch-free, both
     logs of a row computed and one kept, so that the loop vectorises: 3.7 ns/row, against 4.9 with the status
     in a scalar loop of its own."""
     if is_logits:
@@ -1271,8 +1271,7 @@ def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
             log_qy = -(max(-v, 0.0) + tail) if y == 1 else -(max(v, 0.0) + tail)
             row_terms[ROW_LOG_Q_LABEL, j] = log_qy
             row_terms[ROW_Q_LABEL, j] = fast_exp(log_qy)
-            label_code = OK if (y == 0 or y == 1) else LABEL_OUT_OF_RANGE
-            row_terms[ROW_STATUS, j] = LOGIT_NAN_OR_POSITIVE_INFINITY if (v != v or v == math.inf) else label_code
+            row_terms[ROW_STATUS, j] = _binary_row_status(v, y, True)
             row_terms[ROW_TOTAL, j] = 1.0  # never unnormalized: the two classes' masses are p and 1 - p
     else:
         for j in range(stop - start):
@@ -1282,9 +1281,7 @@ def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
             log_not_p = fast_log1p(-v) if v < 1.0 else -math.inf
             row_terms[ROW_Q_LABEL, j] = v if y == 1 else 1.0 - v
             row_terms[ROW_LOG_Q_LABEL, j] = log_p if y == 1 else log_not_p
-            label_code = OK if (y == 0 or y == 1) else LABEL_OUT_OF_RANGE
-            range_code = label_code if (v >= 0.0 and v <= 1.0) else PREDICTION_OUT_OF_RANGE
-            row_terms[ROW_STATUS, j] = PREDICTION_NAN if v != v else range_code
+            row_terms[ROW_STATUS, j] = _binary_row_status(v, y, False)
             row_terms[ROW_TOTAL, j] = 1.0
 
 
@@ -1685,23 +1682,25 @@ def _store_binary_terms(row_terms, j, prob, other, log_p, log_not_p):
     row_terms[BINARY_LOG_MIDPOINT_0, j] = fast_log1p(-0.5 * prob)
 
 
+@njit(inline="always")
+def _binary_row_status(v, y, is_logits):
+    """The status of a binary row: a problem in the prediction v (a NaN or +inf logit; a NaN probability,
+    then one outside [0, 1]) before one in the label y (not 0 or 1).  Selects, not branches: a loop that
+    calls it with a constant ``is_logits`` still vectorises."""
+    label_code = OK if (y == 0 or y == 1) else LABEL_OUT_OF_RANGE
+    if is_logits:
+        return LOGIT_NAN_OR_POSITIVE_INFINITY if (v != v or v == math.inf) else label_code
+    range_code = label_code if (v >= 0.0 and v <= 1.0) else PREDICTION_OUT_OF_RANGE
+    return PREDICTION_NAN if v != v else range_code
+
+
 @njit(error_model="numpy")
 def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored):
     """The scored terms of the rows [start, stop) of binary predictions against labels in {0, 1}, from the
     block's table of logs.  A problem in the prediction comes before one in the label."""
     for j in range(stop - start):
-        v = np.float64(pred[start + j])
-        code = OK
-        if is_logits:
-            if v != v or v == math.inf:
-                code = LOGIT_NAN_OR_POSITIVE_INFINITY
-        elif v != v:
-            code = PREDICTION_NAN
-        elif v < 0.0 or v > 1.0:
-            code = PREDICTION_OUT_OF_RANGE
         y = labels[start + j]
-        if code == OK and y != 0 and y != 1:
-            code = LABEL_OUT_OF_RANGE
+        code = _binary_row_status(np.float64(pred[start + j]), y, is_logits)
         y = 1 if y == 1 else 0
         prob = row_terms[BINARY_P, j]
         other = row_terms[BINARY_NOT_P, j]
