@@ -914,6 +914,18 @@ def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before,
 
 
 @njit(inline="always")
+def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped):
+    """Add the row counts that a pass for one group kept in local variables to group g's count slots."""
+    counts[g, ROWS] += rows
+    counts[g, IGNORED] += ignored
+    counts[g, SKIPPED] += skipped
+    counts[g, INFINITE] += infinite
+    counts[g, INFINITE_REVERSE] += infinite_reverse
+    counts[g, UNNORMALIZED] += unnormalized
+    counts[g, CLIPPED] += clipped
+
+
+@njit(inline="always")
 def _counts_labels(sums, g, class_mass, rows, unit):
     """Whether a call for one group may count its rows' labels and add each class's count once, rather than
     add w = 1.0 to a class mass row by row (the same bits: see above): unit weights, every class mass a whole
@@ -1216,12 +1228,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
         _add(sums, g, WEIGHT, np.float64(rows))
         _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
     _add_label_counts(sums, g, class_mass, label_counts)
-    counts[g, ROWS] += rows
-    counts[g, IGNORED] += ignored
-    counts[g, SKIPPED] += skipped
-    counts[g, INFINITE] += infinite
-    counts[g, UNNORMALIZED] += unnormalized
-    counts[g, CLIPPED] += clipped_rows
+    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, unnormalized, clipped_rows)
 
 
 @njit(inline="always")
@@ -1525,13 +1532,7 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
                                       (JS, js_s, js_c), (CORRECT, correct_s, correct_c), (BRIER, brier_s, brier_c)):
         sums[g, slot, 0] = total
         sums[g, slot, 1] = compensation
-    counts[g, ROWS] += rows
-    counts[g, IGNORED] += ignored
-    counts[g, SKIPPED] += skipped
-    counts[g, INFINITE] += infinite
-    counts[g, INFINITE_REVERSE] += infinite_reverse
-    counts[g, UNNORMALIZED] += unnormalized
-    counts[g, CLIPPED] += clipped
+    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped)
     if unit:
         _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
     _add_label_counts(sums, g, class_mass, label_counts)
