@@ -6,36 +6,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import numba
 import numpy as np
 
-from . import columns, kernels
+from . import columns
+from .kernels import driver
+from .kernels.layout import IGNORED, ROWS, SKIPPED
+from .kernels.status import CODE_IGNORED, OK, PROBLEMS
 from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
 from .report import Report
 from .state import Config, State
 
 ON_INVALID = ("error", "skip")
-
-# For each status code: the role whose value is at fault, and what is wrong with it.
-PROBLEMS: dict[int, tuple[str, str]] = {
-    kernels.NULL_PREDICTION: ("prediction", "is null"),
-    kernels.NULL_LABEL: ("labels", "is null"),
-    kernels.NULL_TARGET: ("targets", "is null"),
-    kernels.NULL_WEIGHT: ("weights", "is null"),
-    kernels.UNKNOWN_LABEL: ("labels", "is not one of the class names"),
-    kernels.WRONG_LENGTH_PREDICTION: ("prediction", "does not have one value per class"),
-    kernels.WRONG_LENGTH_TARGET: ("targets", "does not have one value per class"),
-    kernels.PREDICTION_NAN: ("prediction", "holds NaN (or a null inside the list)"),
-    kernels.PREDICTION_OUT_OF_RANGE: ("prediction", "holds a probability outside [0, 1]"),
-    kernels.LOGIT_NAN_OR_POSITIVE_INFINITY: ("prediction", "holds a NaN or +inf logit"),
-    kernels.LOGITS_ALL_NEGATIVE_INFINITY: ("prediction", "has every logit -inf"),
-    kernels.LABEL_OUT_OF_RANGE: ("labels", "is not a class index in [0, number of classes)"),
-    kernels.TARGET_NAN: ("targets", "holds NaN (or a null inside the list)"),
-    kernels.TARGET_OUT_OF_RANGE: ("targets", "holds a probability outside [0, 1]"),
-    kernels.WEIGHT_NEGATIVE_OR_NAN: ("weights", "is negative, NaN or infinite"),
-}
-
 
 @dataclass
 class Location:
@@ -74,7 +56,7 @@ class Accumulator:
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
         self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize,
                                    metrics=metrics))
-        self._lanes: Lanes | None = None
+        self._lanes: driver.Lanes | None = None
 
     # ---- feeding
     def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
@@ -106,7 +88,7 @@ class Accumulator:
             try:
                 self.update_prepared(prepared, names, keys, inverse, location)
             except InvalidRowError:
-                bad = np.flatnonzero((prepared.status != kernels.OK) & (prepared.status != kernels.CODE_IGNORED))
+                bad = np.flatnonzero((prepared.status != OK) & (prepared.status != CODE_IGNORED))
                 first_bad = first_bad or (prepared, int(bad[0]), location)
                 n_bad += len(bad)
         if first_bad is not None:
@@ -124,16 +106,19 @@ class Accumulator:
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
         if self.on_invalid == "error":
-            bad = np.flatnonzero((prepared.status != kernels.OK) & (prepared.status != kernels.CODE_IGNORED))
+            bad = np.flatnonzero((prepared.status != OK) & (prepared.status != CODE_IGNORED))
             if len(bad):
                 raise _invalid_row_error(prepared, int(bad[0]), location, len(bad))
         return self
 
-    def _lanes_for(self, state: State, n_rows: int) -> Lanes:
-        """Scratch for the blocks that run in parallel, kept between batches (the kernel leaves it zeroed)."""
-        lanes = Lanes.count_for(state, n_rows)
-        if self._lanes is None or not self._lanes.fits(state, lanes):
-            self._lanes = Lanes(state, lanes)
+    def _lanes_for(self, state: State, n_rows: int) -> driver.Lanes | None:
+        """Scratch for the blocks that run at once, kept between batches (the kernels leave it zeroed)."""
+        shape = (state.counts.shape[0], state.n_count_slots, state.n_sum_slots)
+        lanes = driver.Lanes.count_for(*shape, n_rows)
+        if lanes == 0:
+            return None
+        if self._lanes is None or self._lanes.shape != (lanes, *shape):
+            self._lanes = driver.Lanes(*shape, lanes)
         return self._lanes
 
     def _expected_or_fixed(self) -> int | None:
@@ -166,7 +151,7 @@ class Accumulator:
     def rows(self) -> int:
         """Rows read so far: evaluated + skipped + ignored."""
         totals = self._state.total_counts() if not self._state.is_empty else np.zeros(3, dtype=np.int64)
-        return int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
+        return int(totals[ROWS] + totals[SKIPPED] + totals[IGNORED])
 
     def to_bytes(self) -> bytes:
         """The state in streamdiv's versioned binary format (see :mod:`streamdiv.state`)."""
@@ -185,83 +170,28 @@ class Accumulator:
         return f"<Accumulator rows={self.rows} groups={self._state.n_groups} config={self._state.config}>"
 
 
-class Lanes:
-    """One block partial per lane, for the full blocks of a batch that run at once (see ``kernels``).
-
-    Lanes cost (groups x slots) of memory each, so there are fewer of them, or none (every block then runs
-    on the calling thread), when there are many groups; the result is the same bits either way."""
-
-    BUDGET_BYTES = 64 << 20
-    MAX_LANES = 16  # blocks per parallel launch: a launch costs tens of microseconds
-    _parallel_pid = os.getpid()  # GNU OpenMP hangs in a fork()ed child once the parent used its threads
-
-    def __init__(self, state: State, lanes: int):
-        capacity = state.counts.shape[0]
-        self.counts = np.zeros((lanes, capacity, state.n_count_slots), dtype=np.int64)
-        self.sums = np.zeros((lanes, capacity, state.n_sum_slots, 2))
-        self.marks = np.zeros((lanes, capacity), dtype=np.uint8)
-        self.touched = np.zeros((lanes, kernels.ROW_BLOCK + 1), dtype=np.int64)
-
-    def fits(self, state: State, lanes: int) -> bool:
-        return self.sums.shape[:3] == (lanes, state.counts.shape[0], state.n_sum_slots)
-
-    @classmethod
-    def scoring_threads(cls) -> int:
-        """Threads that may score a batch's wide rows shorter than a block (1: the calling thread only)."""
-        threads = numba.get_num_threads()
-        return threads if threads >= 2 and os.getpid() == cls._parallel_pid else 1
-
-    @classmethod
-    def count_for(cls, state: State, n_rows: int) -> int:
-        threads = cls.scoring_threads()
-        if threads < 2 or n_rows < 2 * kernels.ROW_BLOCK:
-            return 0
-        per_lane = state.counts.shape[0] * (state.n_count_slots + 2 * state.n_sum_slots + 1) * 8
-        lanes = min(cls.MAX_LANES, max(threads, n_rows // kernels.ROW_BLOCK), cls.BUDGET_BYTES // per_lane)
-        return lanes if lanes >= 2 else 0
-
-
-def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: Lanes) -> None:
-    """Score a prepared batch into the state, its parallel blocks under dynamic scheduling (chunks of one
-    block): a thread that the decoder (or anything else) preempts then holds up only the block it is on, not
-    its whole share of the wave.  Measured end to end on this 2-core machine, where the prefetch thread
-    shares the cores: soft K=10 0.498 -> 0.478 s, K=10 lists 0.351 -> 0.338 s, K=10 fixed unchanged.  Each
-    block still writes its own lane, so the bits do not change."""
-    with numba.parallel_chunksize(1):
-        _call_kernel(state, prepared, row_groups, lanes)
-    state.rows_read += len(prepared.status)
-
-
-def _call_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: Lanes) -> None:
-    """Call the kernel for the batch's layout.  Absent inputs are passed as empty read-only arrays of the same
-    type as present ones, so each kernel compiles once per set of input dtypes and no more."""
+def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: driver.Lanes | None) -> None:
+    """Score a prepared batch into the state through the entry point of its input family.  Absent inputs are
+    passed as empty read-only arrays of the same type as present ones, so each entry point compiles once per
+    set of input dtypes and no more."""
     config = state.config
-    has_weights = prepared.weights is not None
-    has_targets = prepared.targets is not None
-    has_groups = len(row_groups) > 0
-    eps = float(config.eps) if config.eps is not None else 0.0
-    labels = prepared.labels if prepared.labels is not None else _EMPTY_LABELS
-    weights = prepared.weights if has_weights else _EMPTY_WEIGHTS
-    groups = columns.readonly(row_groups) if has_groups else _EMPTY_LABELS
-    if prepared.binary:
-        targets = prepared.targets if has_targets else _EMPTY_WEIGHTS
-        kernels.accumulate_binary(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
-                                  has_weights, groups, has_groups, prepared.status, eps, config.metrics == "loss",
-                                  config.bins,
-                                  state.rows_read, *_block_arrays(state, lanes))
+    soft = prepared.targets is not None
+    if prepared.targets is not None:
+        targets = prepared.targets
     else:
-        targets = prepared.targets if has_targets else columns.readonly(np.zeros((0, prepared.num_classes)))
-        kernels.accumulate_multiclass(prepared.pred, prepared.is_logits, labels, targets, has_targets, weights,
-                                      has_weights, groups, has_groups, prepared.status, eps,
-                                      config.renormalize, prepared.prediction_tolerance,
-                                      prepared.target_tolerance, config.metrics == "loss", config.bins,
-                                      state.rows_read,
-                                      Lanes.scoring_threads(), *_block_arrays(state, lanes))
-
-
-def _block_arrays(state: State, lanes: Lanes) -> tuple[np.ndarray, ...]:
-    return (state.counts, state.sums, state.open_counts, state.open_sums, state.open_marks, state.open_touched,
-            lanes.counts, lanes.sums, lanes.marks, lanes.touched)
+        targets = _EMPTY_WEIGHTS if prepared.binary else columns.readonly(np.zeros((0, prepared.num_classes)))
+    batch = driver.Batch(
+        prepared.pred, prepared.labels if prepared.labels is not None else _EMPTY_LABELS, targets,
+        prepared.weights if prepared.weights is not None else _EMPTY_WEIGHTS,
+        columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status)
+    settings = driver.Settings(bool(prepared.is_logits), float(config.eps) if config.eps is not None else 0.0,
+                               bool(config.renormalize), float(prepared.prediction_tolerance),
+                               float(prepared.target_tolerance), int(config.bins))
+    family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
+                               renormalize=config.renormalize, loss_only=config.metrics == "loss")
+    open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
+    driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
+    state.rows_read += len(prepared.status)
 
 
 _EMPTY_LABELS = columns.readonly(np.zeros(0, dtype=np.int64))

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import kernels as k
+from .kernels.status import CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK, UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET
 from .errors import SchemaError
 
 # A role's raw input: an Arrow array, a numpy array, or (wide layout) a sequence of per-class 1-D arrays.
@@ -182,7 +182,7 @@ def _list_matrix(array: pa.Array, role: str, expected_classes: int | None, statu
 def _mark(status: np.ndarray | None, rows: np.ndarray | None, code: int) -> None:
     """Give ``code`` to the flagged rows that have no earlier problem."""
     if status is not None and rows is not None:
-        status[rows & (status == k.OK)] = code
+        status[rows & (status == OK)] = code
 
 
 def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: np.ndarray,
@@ -200,8 +200,8 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
     nulls = _null_rows(values)
     if ignore_label is not None:
         ignored = pc.equal(values, pa.scalar(ignore_label, type=_scalar_type(kind)))
-        _mark(status, ignored.fill_null(False).to_numpy(zero_copy_only=False), k.CODE_IGNORED)
-    _mark(status, nulls, k.NULL_LABEL)
+        _mark(status, ignored.fill_null(False).to_numpy(zero_copy_only=False), CODE_IGNORED)
+    _mark(status, nulls, NULL_LABEL)
     value_kind = kind.value_type if pa.types.is_dictionary(kind) else kind
     if pa.types.is_string(value_kind) or pa.types.is_large_string(value_kind):
         if not class_names:
@@ -216,7 +216,7 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
         unknown = indices.is_null().to_numpy(zero_copy_only=False)
         if nulls is not None:
             unknown &= ~nulls
-        _mark(status, unknown, k.UNKNOWN_LABEL)
+        _mark(status, unknown, UNKNOWN_LABEL)
         return indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     if pa.types.is_boolean(kind):
         values = values.cast(pa.int8())
@@ -233,7 +233,7 @@ def _scalar_type(kind: pa.DataType) -> pa.DataType:
 
 def weight_values(values: RawColumn, status: np.ndarray) -> np.ndarray:
     """float64 weights; nulls flag the row (negative and NaN weights are flagged by the kernel)."""
-    _mark(status, _null_rows(values), k.NULL_WEIGHT)
+    _mark(status, _null_rows(values), NULL_WEIGHT)
     return _float_numpy(values, "weights").astype(np.float64, copy=False)
 
 
@@ -295,7 +295,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
     n_rows = _length(prediction)
     status = np.zeros(n_rows, dtype=np.uint8)
     pred = distribution(prediction, "probs" if probs is not None else "logits", expected_classes, status,
-                        k.NULL_PREDICTION, k.WRONG_LENGTH_PREDICTION)
+                        NULL_PREDICTION, WRONG_LENGTH_PREDICTION)
     binary = pred.ndim == 1
     num_classes = 2 if binary else pred.shape[1]
     if not binary and num_classes < 1:
@@ -305,7 +305,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
     target_matrix = label_array = weight_array = None
     if targets is not None:
         target_matrix = distribution(targets, "targets", None if binary else num_classes, status,
-                                     k.NULL_TARGET, k.WRONG_LENGTH_TARGET)
+                                     NULL_TARGET, WRONG_LENGTH_TARGET)
         if target_matrix.ndim != pred.ndim or (not binary and target_matrix.shape[1] != num_classes):
             raise SchemaError(f"targets have shape {target_matrix.shape[1:] or 'scalar'} per row but the "
                               f"prediction has {'one probability' if binary else f'{num_classes} classes'}")

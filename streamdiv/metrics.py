@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import kernels as k
+from .kernels.layout import BIN_CONFIDENCE, BIN_FIELDS, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, N_SUMS, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT
 from .errors import StreamdivError
 
 Value = Optional[float]
@@ -31,18 +31,18 @@ class Totals:
     def count(self, slot: int) -> int:
         return int(self.counts[slot])
 
-    def mean(self, slot: int, weight_slot: int = k.WEIGHT) -> Value:
+    def mean(self, slot: int, weight_slot: int = WEIGHT) -> Value:
         weight = self.sums[weight_slot]
         return float(self.sums[slot] / weight) if weight > 0 else None
 
     @property
     def has_infinite(self) -> bool:
         # Infinite rows are kept out of the sums; they make the mean infinite unless their weight is zero.
-        return self.count(k.INFINITE) > 0 and self.sums[k.WEIGHT] > self.sums[k.CROSS_ENTROPY_WEIGHT]
+        return self.count(INFINITE) > 0 and self.sums[WEIGHT] > self.sums[CROSS_ENTROPY_WEIGHT]
 
     def bin_field(self, field: int) -> np.ndarray:
-        start = k.N_SUMS + field
-        return self.sums[start: start + self.bins * k.BIN_FIELDS: k.BIN_FIELDS]
+        start = N_SUMS + field
+        return self.sums[start: start + self.bins * BIN_FIELDS: BIN_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -54,31 +54,31 @@ class Metric:
 
 
 def _cross_entropy(t: Totals) -> Value:
-    return math.inf if t.has_infinite else t.mean(k.CROSS_ENTROPY, k.CROSS_ENTROPY_WEIGHT)
+    return math.inf if t.has_infinite else t.mean(CROSS_ENTROPY, CROSS_ENTROPY_WEIGHT)
 
 
 def _kl(t: Totals) -> Value:
-    return math.inf if t.has_infinite else t.mean(k.KL, k.CROSS_ENTROPY_WEIGHT)
+    return math.inf if t.has_infinite else t.mean(KL, CROSS_ENTROPY_WEIGHT)
 
 
 def _reverse_kl(t: Totals) -> Value:
     if not t.soft_targets:
         return None
-    if t.count(k.INFINITE_REVERSE) > 0 and t.sums[k.WEIGHT] > t.sums[k.REVERSE_KL_WEIGHT]:
+    if t.count(INFINITE_REVERSE) > 0 and t.sums[WEIGHT] > t.sums[REVERSE_KL_WEIGHT]:
         return math.inf
-    return t.mean(k.REVERSE_KL, k.REVERSE_KL_WEIGHT)
+    return t.mean(REVERSE_KL, REVERSE_KL_WEIGHT)
 
 
 def _cross_entropy_stderr(t: Totals) -> Value:
     """Standard error of the mean per-row cross-entropy, weights read as frequencies:
     sqrt(s^2 / W) with s^2 = (sum w x^2 - (sum w x)^2 / W) / (W - 1). None when any row is infinite."""
-    if t.count(k.INFINITE) > 0:
+    if t.count(INFINITE) > 0:
         return None
-    weight = t.sums[k.CROSS_ENTROPY_WEIGHT]
+    weight = t.sums[CROSS_ENTROPY_WEIGHT]
     if weight <= 1:
         return None
-    total = t.sums[k.CROSS_ENTROPY]
-    variance = max(t.sums[k.CROSS_ENTROPY_SQUARES] - total * total / weight, 0.0) / (weight - 1)
+    total = t.sums[CROSS_ENTROPY]
+    variance = max(t.sums[CROSS_ENTROPY_SQUARES] - total * total / weight, 0.0) / (weight - 1)
     return math.sqrt(variance / weight)
 
 
@@ -91,26 +91,26 @@ def _perplexity(t: Totals) -> Value:
 
 def _ece(t: Totals) -> Value:
     """ECE = sum_b (W_b / W) |conf_b - obs_b| = sum_b |sum_{i in b} w_i c_i - sum_{i in b} w_i o_i| / W."""
-    weight = t.bin_field(k.BIN_WEIGHT).sum()
+    weight = t.bin_field(BIN_WEIGHT).sum()
     if weight <= 0:
         return None
-    gaps = np.abs(t.bin_field(k.BIN_CONFIDENCE) - t.bin_field(k.BIN_OBSERVED))
+    gaps = np.abs(t.bin_field(BIN_CONFIDENCE) - t.bin_field(BIN_OBSERVED))
     return float(gaps.sum() / weight)
 
 
 def _mce(t: Totals) -> Value:
     """MCE = max over non-empty bins of |mean confidence - mean observed|."""
-    weight = t.bin_field(k.BIN_WEIGHT)
+    weight = t.bin_field(BIN_WEIGHT)
     used = weight > 0
     if not used.any():
         return None
-    gaps = np.abs(t.bin_field(k.BIN_CONFIDENCE)[used] - t.bin_field(k.BIN_OBSERVED)[used]) / weight[used]
+    gaps = np.abs(t.bin_field(BIN_CONFIDENCE)[used] - t.bin_field(BIN_OBSERVED)[used]) / weight[used]
     return float(gaps.max())
 
 
 def base_rate_entropy(t: Totals) -> Value:
     """H(P_bar) in nats, with P_bar_k = sum_i w_i P_ik / sum_i w_i the weighted class base rates."""
-    weight = t.sums[k.WEIGHT]
+    weight = t.sums[WEIGHT]
     if weight <= 0:
         return None
     mass = t.sums[t.class_mass_slot:]
@@ -131,34 +131,34 @@ def _count(slot: int) -> Callable[[Totals], Value]:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("rows", "count", "rows evaluated", _count(k.ROWS)),
+    Metric("rows", "count", "rows evaluated", _count(ROWS)),
     Metric("weight", "weight", "sum of row weights (= rows when unweighted)",
-           lambda t: float(t.sums[k.WEIGHT])),
-    Metric("skipped_rows", "count", "invalid rows skipped (on_invalid='skip')", _count(k.SKIPPED)),
-    Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(k.IGNORED)),
+           lambda t: float(t.sums[WEIGHT])),
+    Metric("skipped_rows", "count", "invalid rows skipped (on_invalid='skip')", _count(SKIPPED)),
+    Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(IGNORED)),
     Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened)",
-           _count(k.INFINITE)),
+           _count(INFINITE)),
     Metric("unnormalized_rows", "count", "rows whose probabilities do not sum to 1 within tolerance",
-           _count(k.UNNORMALIZED)),
-    Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(k.CLIPPED)),
+           _count(UNNORMALIZED)),
+    Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(CLIPPED)),
     Metric("cross_entropy", "information", "H(P,Q) = -sum_k P_k log Q_k", _cross_entropy),
     Metric("cross_entropy_finite", "information", "cross-entropy over the rows where it is finite",
-           lambda t: t.mean(k.CROSS_ENTROPY, k.CROSS_ENTROPY_WEIGHT)),
+           lambda t: t.mean(CROSS_ENTROPY, CROSS_ENTROPY_WEIGHT)),
     Metric("cross_entropy_stderr", "information", "standard error of the mean cross-entropy",
            _cross_entropy_stderr),
     Metric("entropy", "information", "H(P) = -sum_k P_k log P_k (0 for hard labels)",
-           lambda t: t.mean(k.ENTROPY)),
+           lambda t: t.mean(ENTROPY)),
     Metric("kl_divergence", "information", "KL(P||Q) = sum_k P_k log(P_k / Q_k)", _kl),
     Metric("prediction_entropy", "information", "H(Q), the model's own uncertainty",
-           lambda t: t.mean(k.PREDICTION_ENTROPY)),
+           lambda t: t.mean(PREDICTION_ENTROPY)),
     Metric("reverse_kl_divergence", "information", "KL(Q||P) (soft targets only)", _reverse_kl),
     Metric("js_divergence", "information", "Jensen-Shannon: KL(P||M)/2 + KL(Q||M)/2, M = (P+Q)/2",
-           lambda t: t.mean(k.JS)),
+           lambda t: t.mean(JS)),
     Metric("perplexity", "ratio", "exp(cross-entropy in nats)", _perplexity),
     Metric("accuracy", "probability", "argmax Q equals the label (argmax P for soft targets)",
-           lambda t: t.mean(k.CORRECT)),
+           lambda t: t.mean(CORRECT)),
     Metric("brier", "probability", "sum_k (Q_k - P_k)^2; (p - y)^2 for one binary column",
-           lambda t: t.mean(k.BRIER)),
+           lambda t: t.mean(BRIER)),
     Metric("ece", "probability", "expected calibration error over equal-width confidence bins", _ece),
     Metric("mce", "probability", "maximum calibration error over non-empty bins", _mce),
     Metric("normalized_entropy", "ratio", "cross-entropy / entropy of the class base rates",

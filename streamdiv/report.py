@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels as k
+from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, N_COUNTS
 from .metrics import UNITS, Totals, Value, compute_metrics
 from .state import State
 
@@ -83,16 +83,16 @@ def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
 
 def _reliability_table(t: Totals) -> list[dict[str, Value]]:
     """Per calibration bin: edges k/M, row count, weight, mean confidence and mean observed outcome."""
-    weight = t.bin_field(k.BIN_WEIGHT)
-    confidence = t.bin_field(k.BIN_CONFIDENCE)
-    observed = t.bin_field(k.BIN_OBSERVED)
+    weight = t.bin_field(BIN_WEIGHT)
+    confidence = t.bin_field(BIN_CONFIDENCE)
+    observed = t.bin_field(BIN_OBSERVED)
     table = []
     for b in range(t.bins):
         used = weight[b] > 0
         table.append({
             "lower": b / t.bins,
             "upper": (b + 1) / t.bins,
-            "rows": int(t.counts[k.N_COUNTS + b]),
+            "rows": int(t.counts[N_COUNTS + b]),
             "weight": float(weight[b]),
             "confidence": float(confidence[b] / weight[b]) if used else None,
             "observed": float(observed[b] / weight[b]) if used else None,

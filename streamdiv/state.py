@@ -1,7 +1,7 @@
 """The mergeable accumulator state: two arrays per group plus the configuration that gives them meaning.
 
 The totals (``counts``, ``sums``) hold every finished block of rows; ``open_counts``/``open_sums`` hold the
-partial of the block still being filled (see ``kernels.ROW_BLOCK``), carried from batch to batch so that the
+partial of the block still being filled (see ``ROW_BLOCK``), carried from batch to batch so that the
 bits do not depend on where batches were cut.  Readers see the two folded together.
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from .kernels import layout
+from .kernels.blocks import ROW_BLOCK
 from .errors import IncompatibleStateError, StreamdivError
 
 MAGIC = b"STREAMDIV-STATE\n"
@@ -61,21 +62,21 @@ class State:
     open_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     open_sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
     open_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))  # group in open block
-    open_touched: np.ndarray = field(default_factory=lambda: np.zeros(kernels.ROW_BLOCK + 1, dtype=np.int64))
+    open_touched: np.ndarray = field(default_factory=lambda: np.zeros(ROW_BLOCK + 1, dtype=np.int64))
     rows_read: int = 0  # the stream index of the next row: where blocks are cut
 
     # ---- layout
     @property
     def n_count_slots(self) -> int:
-        return kernels.N_COUNTS + self.config.bins
+        return layout.N_COUNTS + self.config.bins
 
     @property
     def n_sum_slots(self) -> int:
-        return kernels.N_SUMS + self.config.bins * kernels.BIN_FIELDS + (self.config.num_classes or 0)
+        return layout.N_SUMS + self.config.bins * layout.BIN_FIELDS + (self.config.num_classes or 0)
 
     @property
     def class_mass_slot(self) -> int:
-        return kernels.N_SUMS + self.config.bins * kernels.BIN_FIELDS
+        return layout.N_SUMS + self.config.bins * layout.BIN_FIELDS
 
     @property
     def n_groups(self) -> int:
@@ -257,8 +258,8 @@ class State:
             state.open_touched[0] = len(touched)
             state.open_touched[1: len(touched) + 1] = touched
         # Every row read is counted once, as evaluated, skipped or ignored: the stream index is derived.
-        totals = state.total_counts() if len(keys) else np.zeros(kernels.N_COUNTS, dtype=np.int64)
-        state.rows_read = int(totals[kernels.ROWS] + totals[kernels.SKIPPED] + totals[kernels.IGNORED])
+        totals = state.total_counts() if len(keys) else np.zeros(layout.N_COUNTS, dtype=np.int64)
+        state.rows_read = int(totals[layout.ROWS] + totals[layout.SKIPPED] + totals[layout.IGNORED])
         return state
 
 

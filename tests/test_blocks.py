@@ -17,7 +17,8 @@ from conftest import make_soft
 
 import streamdiv
 from streamdiv import accumulator as accumulator_module
-from streamdiv.kernels import ROW_BLOCK
+from streamdiv.kernels import driver
+from streamdiv.kernels.blocks import ROW_BLOCK
 from streamdiv.state import MAGIC
 
 N = 4 * ROW_BLOCK + 1234
@@ -55,7 +56,7 @@ def _score(inputs: dict, batch: int) -> streamdiv.Accumulator:
 def test_batches_and_lanes_do_not_change_a_bit(layout, monkeypatch):
     reference = _score(INPUTS[layout], N).to_bytes()
     for lanes in (0, 2, 3, 16):
-        monkeypatch.setattr(accumulator_module.Lanes, "count_for", classmethod(lambda cls, state, n: lanes))
+        monkeypatch.setattr(driver.Lanes, "count_for", classmethod(lambda cls, *shape_and_rows: lanes))
         for batch in (N, ROW_BLOCK, 3 * ROW_BLOCK - 1, 40_000, 777):
             assert _score(INPUTS[layout], batch).to_bytes() == reference, (lanes, batch)
 
@@ -120,7 +121,7 @@ RUN_CASES = {**UNGROUPED, "binary, weighted": INPUTS["binary"] | {"weights": INP
 @pytest.mark.parametrize("metrics", ["all", "loss"])
 @pytest.mark.parametrize("layout", list(RUN_CASES))
 def test_runs_of_one_group_give_the_bits_of_mixed_rows(layout, metrics):
-    """Rows of one group in a run of at least kernels.LONG_RUN take the pass for one group; mixed rows, and
+    """Rows of one group in a run of at least kernels.runs.LONG_RUN take the pass for one group; mixed rows, and
     runs shorter than that (group 5 here: about 80 rows a block), are added row by row into their groups'
     slots.  Each group sees the same rows in the same order in the same blocks either way: the same bits."""
     inputs = RUN_CASES[layout]
@@ -258,10 +259,10 @@ def test_wide_rows_scored_on_threads_give_the_bits_of_one_thread(layout, monkeyp
             accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
         return accumulator.to_bytes()
 
-    monkeypatch.setattr(accumulator_module.Lanes, "scoring_threads", classmethod(lambda cls: 1))
+    monkeypatch.setattr(driver, "scoring_threads", lambda: 1)
     reference = score(n)
     assert streamdiv.Accumulator.from_bytes(reference).report().metrics["skipped_rows"] > 20  # the bad rows
     for threads in (2, 3, 7):
-        monkeypatch.setattr(accumulator_module.Lanes, "scoring_threads", classmethod(lambda cls: threads))
+        monkeypatch.setattr(driver, "scoring_threads", lambda: threads)
         for batch in (n, 1000, 901, 333):  # 901 x 300 values and more are scored in parallel
             assert score(batch) == reference, (threads, batch)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
-from streamdiv.elementary import fast_exp, fast_log, fast_log1p
+from streamdiv.kernels.elementary import fast_exp, fast_log, fast_log1p
 
 
 @njit

@@ -89,12 +89,12 @@ def test_incompatible_states_refuse_to_merge(other):
 
 def test_kernel_cache_loads_in_a_fresh_process_twice():
     """cache=True: a second process loads the compiled kernels from disk instead of compiling them."""
-    code = ("import numpy as np, streamdiv; from streamdiv import kernels; "
+    code = ("import numpy as np, streamdiv; from streamdiv.kernels import blocks; "
             "a = streamdiv.Accumulator().update(probs=np.array([[0.7, 0.3]]), labels=np.array([1])); "
             "b = streamdiv.Accumulator().update(probs=np.array([0.3]), labels=np.array([1])); "
             "print(a.report().metrics['cross_entropy'] == b.report().metrics['cross_entropy'], "
-            "sum(kernels.accumulate_multiclass.stats.cache_hits.values()) "
-            "+ sum(kernels.accumulate_binary.stats.cache_hits.values()))")
+            "sum(blocks.hard_probabilities.stats.cache_hits.values()) "
+            "+ sum(blocks.binary_labels.stats.cache_hits.values()))")
     outputs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
                for _ in range(2)]
     assert all(same == "True" for same, _ in outputs)

@@ -1,0 +1,179 @@
+"""The state's slot layout, declared once: every count slot, sum slot and per-bin field, with its merge rule
+and the metric sets that fill it.  Every offset into the state's arrays is computed here.
+
+One group's state is two rows:
+
+* ``counts[g, :]`` (int64): the COUNT_SLOTS, then one row count per calibration bin;
+* ``sums[g, :, 0:2]`` (float64 sum and Neumaier compensation): the SUM_SLOTS, then the BIN_FIELDS of each
+  calibration bin (bin b's field f at ``bin_sum_slot(b, f)``), then one target mass per class from
+  ``class_mass_slot(n_bins)``.
+
+Merge rules: counts add; compensated sums add as (sum, compensation) pairs (``state.add_compensated``).  The
+kernels read the positions as module constants (``ROWS``, ``WEIGHT``, ...), looked up in the tables by name;
+state, metrics and report read this module only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from numba import njit
+
+ALL, LOSS = "all", "loss"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One accumulated quantity: its name in saved states and fixtures, the metric sets whose passes fill it,
+    and what it holds (w is the row's weight, 1 without weights)."""
+
+    name: str
+    filled_by: frozenset[str]
+    description: str
+    merge: str = "add"  # counts add; sums add as compensated pairs
+
+
+def _slot(name: str, description: str, *, loss: bool = True) -> Slot:
+    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}), description)
+
+
+COUNT_SLOTS: tuple[Slot, ...] = (
+    _slot("rows", "rows evaluated"),
+    _slot("skipped", "invalid rows skipped"),
+    _slot("ignored", "rows whose label is ignore_label"),
+    _slot("infinite", "rows whose cross-entropy (and so KL) is +inf"),
+    _slot("infinite_reverse", "rows whose reverse KL is +inf (soft targets only)", loss=False),
+    _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
+    _slot("clipped", "rows where eps clipping changed a log term"),
+)
+SUM_SLOTS: tuple[Slot, ...] = (
+    _slot("weight", "sum w"),
+    _slot("cross_entropy", "sum w H(P,Q) over the rows with finite cross-entropy"),
+    _slot("cross_entropy_squares", "sum w H(P,Q)^2 over the same rows, for the standard error"),
+    _slot("cross_entropy_weight", "sum w over the rows with finite cross-entropy"),
+    _slot("entropy", "sum w H(P)", loss=False),
+    _slot("kl", "sum w KL(P||Q) over the rows with finite cross-entropy"),
+    _slot("prediction_entropy", "sum w H(Q)", loss=False),
+    _slot("reverse_kl", "sum w KL(Q||P) over the rows where it is finite (soft targets)", loss=False),
+    _slot("reverse_kl_weight", "sum w over the rows with finite KL(Q||P)", loss=False),
+    _slot("js", "sum w JS(P, Q)", loss=False),
+    _slot("correct", "sum w [argmax Q = argmax P]", loss=False),
+    _slot("brier", "sum w sum_k (Q_k - P_k)^2", loss=False),
+)
+# Per calibration bin, over the rows whose confidence c (max Q; binary: p) falls in it, with the observed o
+# (P at argmax Q; hard labels: [argmax Q = y]; binary: y).  The squares and cross products are the within-bin
+# terms of the Brier score's decomposition.
+BIN_COUNT = _slot("bin_rows", "rows in the bin", loss=False)
+BIN_FIELD_SLOTS: tuple[Slot, ...] = (
+    _slot("weight", "sum w", loss=False),
+    _slot("confidence", "sum w c", loss=False),
+    _slot("observed", "sum w o", loss=False),
+    _slot("confidence_squares", "sum w c^2", loss=False),
+    _slot("confidence_observed", "sum w c o", loss=False),
+)
+CLASS_MASS = _slot("class_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
+
+
+def _position(slots: tuple[Slot, ...], name: str) -> int:
+    return [slot.name for slot in slots].index(name)
+
+
+N_COUNTS = len(COUNT_SLOTS)
+ROWS = _position(COUNT_SLOTS, "rows")
+SKIPPED = _position(COUNT_SLOTS, "skipped")
+IGNORED = _position(COUNT_SLOTS, "ignored")
+INFINITE = _position(COUNT_SLOTS, "infinite")
+INFINITE_REVERSE = _position(COUNT_SLOTS, "infinite_reverse")
+UNNORMALIZED = _position(COUNT_SLOTS, "unnormalized")
+CLIPPED = _position(COUNT_SLOTS, "clipped")
+
+N_SUMS = len(SUM_SLOTS)
+WEIGHT = _position(SUM_SLOTS, "weight")
+CROSS_ENTROPY = _position(SUM_SLOTS, "cross_entropy")
+CROSS_ENTROPY_SQUARES = _position(SUM_SLOTS, "cross_entropy_squares")
+CROSS_ENTROPY_WEIGHT = _position(SUM_SLOTS, "cross_entropy_weight")
+ENTROPY = _position(SUM_SLOTS, "entropy")
+KL = _position(SUM_SLOTS, "kl")
+PREDICTION_ENTROPY = _position(SUM_SLOTS, "prediction_entropy")
+REVERSE_KL = _position(SUM_SLOTS, "reverse_kl")
+REVERSE_KL_WEIGHT = _position(SUM_SLOTS, "reverse_kl_weight")
+JS = _position(SUM_SLOTS, "js")
+CORRECT = _position(SUM_SLOTS, "correct")
+BRIER = _position(SUM_SLOTS, "brier")
+
+BIN_FIELDS = len(BIN_FIELD_SLOTS)
+BIN_WEIGHT = _position(BIN_FIELD_SLOTS, "weight")
+BIN_CONFIDENCE = _position(BIN_FIELD_SLOTS, "confidence")
+BIN_OBSERVED = _position(BIN_FIELD_SLOTS, "observed")
+BIN_CONFIDENCE_SQUARES = _position(BIN_FIELD_SLOTS, "confidence_squares")
+BIN_CONFIDENCE_OBSERVED = _position(BIN_FIELD_SLOTS, "confidence_observed")
+
+
+@njit(inline="always")
+def bin_count_slot(b):
+    """The count slot of calibration bin b."""
+    return N_COUNTS + b
+
+
+@njit(inline="always")
+def bin_sum_slot(b, field):
+    """The sum slot of field ``field`` (BIN_*) of calibration bin b."""
+    return N_SUMS + b * BIN_FIELDS + field
+
+
+@njit(inline="always")
+def class_mass_slot(n_bins):
+    """The sum slot of class 0's target mass; class k's follows at + k."""
+    return N_SUMS + n_bins * BIN_FIELDS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The slot layout of a state with ``bins`` calibration bins and ``classes`` class masses."""
+
+    bins: int
+    classes: int
+
+    @property
+    def n_count_slots(self) -> int:
+        return N_COUNTS + self.bins
+
+    @property
+    def n_sum_slots(self) -> int:
+        return N_SUMS + self.bins * BIN_FIELDS + self.classes
+
+    @property
+    def class_mass(self) -> slice:
+        start = N_SUMS + self.bins * BIN_FIELDS
+        return slice(start, start + self.classes)
+
+    @property
+    def bin_counts(self) -> slice:
+        return slice(N_COUNTS, N_COUNTS + self.bins)
+
+    def bin_field(self, field: int) -> slice:
+        """The sum slots of one BIN_* field, bin by bin."""
+        return slice(N_SUMS + field, N_SUMS + self.bins * BIN_FIELDS, BIN_FIELDS)
+
+    def count_names(self) -> list[str]:
+        return [slot.name for slot in COUNT_SLOTS] + [f"{BIN_COUNT.name}[{b}]" for b in range(self.bins)]
+
+    def sum_names(self) -> list[str]:
+        return ([slot.name for slot in SUM_SLOTS]
+                + [f"bin[{b}].{slot.name}" for b in range(self.bins) for slot in BIN_FIELD_SLOTS]
+                + [f"{CLASS_MASS.name}[{k}]" for k in range(self.classes)])
+
+    def describe(self) -> dict[str, object]:
+        """The layout as saved in a state's header: the names of the fixed slots and the sizes of the
+        per-bin and per-class regions."""
+        return {"counts": [slot.name for slot in COUNT_SLOTS], "sums": [slot.name for slot in SUM_SLOTS],
+                "bin_count": BIN_COUNT.name, "bin_fields": [slot.name for slot in BIN_FIELD_SLOTS],
+                "bins": self.bins, "class_mass": CLASS_MASS.name, "classes": self.classes}
+
+
+def filled_by(metric_set: str) -> frozenset[str]:
+    """Names of the slots (``rows``, ``bin.confidence``, ``class_mass``) that the passes of a metric set fill."""
+    names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS if metric_set in slot.filled_by}
+    names |= {f"bin.{slot.name}" for slot in BIN_FIELD_SLOTS if metric_set in slot.filled_by}
+    names |= {slot.name for slot in (BIN_COUNT, CLASS_MASS) if metric_set in slot.filled_by}
+    return frozenset(names)

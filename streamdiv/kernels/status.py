@@ -1,0 +1,45 @@
+"""Per-row status codes (uint8) and what each says of a row; no numba.
+
+Codes below CODE_IGNORED are set by the columns layer before the kernels run (what the kernels cannot see:
+nulls, unknown label names, lists of the wrong length); the kernels set the codes from PREDICTION_NAN on.
+"""
+
+from __future__ import annotations
+
+OK = 0
+NULL_PREDICTION = 1
+NULL_LABEL = 2
+NULL_TARGET = 3
+NULL_WEIGHT = 4
+UNKNOWN_LABEL = 5
+WRONG_LENGTH_PREDICTION = 6
+WRONG_LENGTH_TARGET = 7
+CODE_IGNORED = 20  # ignore_label matched: counted apart, never an error
+
+PREDICTION_NAN = 30
+PREDICTION_OUT_OF_RANGE = 31
+LOGIT_NAN_OR_POSITIVE_INFINITY = 32
+LOGITS_ALL_NEGATIVE_INFINITY = 33
+LABEL_OUT_OF_RANGE = 34
+TARGET_NAN = 35
+TARGET_OUT_OF_RANGE = 36
+WEIGHT_NEGATIVE_OR_NAN = 37
+
+# For each code of an invalid row: the role whose value is at fault, and what is wrong with it.
+PROBLEMS: dict[int, tuple[str, str]] = {
+    NULL_PREDICTION: ("prediction", "is null"),
+    NULL_LABEL: ("labels", "is null"),
+    NULL_TARGET: ("targets", "is null"),
+    NULL_WEIGHT: ("weights", "is null"),
+    UNKNOWN_LABEL: ("labels", "is not one of the class names"),
+    WRONG_LENGTH_PREDICTION: ("prediction", "does not have one value per class"),
+    WRONG_LENGTH_TARGET: ("targets", "does not have one value per class"),
+    PREDICTION_NAN: ("prediction", "holds NaN (or a null inside the list)"),
+    PREDICTION_OUT_OF_RANGE: ("prediction", "holds a probability outside [0, 1]"),
+    LOGIT_NAN_OR_POSITIVE_INFINITY: ("prediction", "holds a NaN or +inf logit"),
+    LOGITS_ALL_NEGATIVE_INFINITY: ("prediction", "has every logit -inf"),
+    LABEL_OUT_OF_RANGE: ("labels", "is not a class index in [0, number of classes)"),
+    TARGET_NAN: ("targets", "holds NaN (or a null inside the list)"),
+    TARGET_OUT_OF_RANGE: ("targets", "holds a probability outside [0, 1]"),
+    WEIGHT_NEGATIVE_OR_NAN: ("weights", "is negative, NaN or infinite"),
+}

@@ -1,0 +1,473 @@
+"""Named scenarios whose exact bits are recorded in ``tests/fixtures/bits.json`` and held by ``test_bits.py``.
+
+Each configuration feeds seeded data through the public API (``Accumulator(...).update(...)``, in one batch or
+cut into several) and records, as strings, every count and every (sum, compensation) pair of every group's
+state, read from the state with its open block folded in, and every value the report gives: ``float.hex``
+for floats, ``str`` for integers, None for metrics that are not computed.  A refactoring that keeps these
+strings keeps the results to the bit.
+
+Regenerate the fixture, after a change that is meant to alter the bits, with::
+
+    PYTHONPATH=. python tests/bits_configurations.py --write
+
+Without ``--write`` the script lists the configurations whose values differ from the fixture.
+
+The data are made with the PCG64 stream of ``np.random.default_rng(seed)`` and +, -, *, / only, no
+``np.exp`` or ``np.log``: numpy picks SIMD versions of those by CPU, whose last bits may differ between
+machines, and the fixture should depend on streamdiv's arithmetic, not on the machine's numpy.
+
+Twins: a configuration with ``same_as`` must give exactly the values of the one it names (the same stream on
+2 numba threads, or cut into other batches).  That is the contract of ``streamdiv.kernels`` (blocks of
+``ROW_BLOCK`` rows aligned on the stream): the generator refuses to write a fixture that breaks it, and the
+fixture records each twin's values once, under the name of the configuration it is the twin of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import numba
+import numpy as np
+
+import streamdiv
+from streamdiv.kernels import layout as kernels
+from streamdiv.state import State
+
+FIXTURE = Path(__file__).parent / "fixtures" / "bits.json"
+STREAM_ROWS = 40_000  # more than two blocks of kernels.ROW_BLOCK = 16,384 rows
+CUT_ROWS = 7_001  # batches that end inside blocks, never on a block boundary
+
+Columns = dict[str, Any]  # update() keyword -> whole-stream array ("groups": an array or {name: array})
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    columns: Callable[[], Columns]
+    options: dict[str, Any] = field(default_factory=dict)  # Accumulator keywords
+    batches: tuple[int, ...] = ()  # rows per update() call in turn, the rest in one last call; () = one call
+    threads: int = 1  # numba threads during the updates
+    same_as: str | None = None  # a twin that must give identical values
+
+
+# ---- the one map from slot names to positions in the state
+
+def slot_values(state: State) -> dict[str, str]:
+    """Every count and every (sum, compensation) pair of every group, by name, as strings.
+
+    Names: ``group[g].counts.<slot>``, ``group[g].counts.bin_rows[b]``, ``group[g].sums.<slot>.<part>``,
+    ``group[g].bins[b].<field>.<part>`` and ``group[g].class_mass[k].<part>``, with part ``sum`` or
+    ``compensation``.  This function is the only place that knows where a slot lives.
+    """
+    count_names = {"rows": kernels.ROWS, "skipped": kernels.SKIPPED, "ignored": kernels.IGNORED,
+                   "infinite": kernels.INFINITE, "infinite_reverse": kernels.INFINITE_REVERSE,
+                   "unnormalized": kernels.UNNORMALIZED, "clipped": kernels.CLIPPED}
+    sum_names = {"weight": kernels.WEIGHT, "cross_entropy": kernels.CROSS_ENTROPY,
+                 "cross_entropy_squares": kernels.CROSS_ENTROPY_SQUARES,
+                 "cross_entropy_weight": kernels.CROSS_ENTROPY_WEIGHT, "entropy": kernels.ENTROPY,
+                 "kl": kernels.KL, "prediction_entropy": kernels.PREDICTION_ENTROPY,
+                 "reverse_kl": kernels.REVERSE_KL, "reverse_kl_weight": kernels.REVERSE_KL_WEIGHT,
+                 "js": kernels.JS, "correct": kernels.CORRECT, "brier": kernels.BRIER}
+    bin_field_names = {"weight": kernels.BIN_WEIGHT, "confidence": kernels.BIN_CONFIDENCE,
+                       "observed": kernels.BIN_OBSERVED, "confidence_squares": kernels.BIN_CONFIDENCE_SQUARES,
+                       "confidence_observed": kernels.BIN_CONFIDENCE_OBSERVED}
+    bins = state.config.bins
+    classes = state.config.num_classes or 0
+    counts_at = {f"counts.{name}": slot for name, slot in count_names.items()}
+    counts_at.update({f"counts.bin_rows[{b}]": kernels.N_COUNTS + b for b in range(bins)})
+    sums_at = {f"sums.{name}": slot for name, slot in sum_names.items()}
+    for b in range(bins):
+        sums_at.update({f"bins[{b}].{name}": kernels.N_SUMS + b * kernels.BIN_FIELDS + offset
+                        for name, offset in bin_field_names.items()})
+    class_mass = kernels.N_SUMS + bins * kernels.BIN_FIELDS
+    sums_at.update({f"class_mass[{index}]": class_mass + index for index in range(classes)})
+    # Every position named once: a slot added to the state without a name here would go unrecorded.
+    assert sorted(counts_at.values()) == list(range(state.n_count_slots)), counts_at
+    assert sorted(sums_at.values()) == list(range(state.n_sum_slots)), sums_at
+
+    counts, sums = state.settled()
+    values: dict[str, str] = {}
+    for g in range(state.n_groups):
+        for name, slot in counts_at.items():
+            values[f"group[{g}].{name}"] = str(int(counts[g, slot]))
+        for name, slot in sums_at.items():
+            values[f"group[{g}].{name}.sum"] = float.hex(float(sums[g, slot, 0]))
+            values[f"group[{g}].{name}.compensation"] = float.hex(float(sums[g, slot, 1]))
+    return values
+
+
+def reported_values(report: streamdiv.Report) -> dict[str, str | None]:
+    """The report's values by name: ``metrics.<m>``, ``calibration[b].<field>``, ``group[g].key`` and
+    ``group[g].metrics.<m>``."""
+    values: dict[str, str | None] = {f"metrics.{name}": _text(value) for name, value in report.metrics.items()}
+    for b, row in enumerate(report.calibration):
+        values.update({f"calibration[{b}].{name}": _text(value) for name, value in row.items()})
+    for g, group in enumerate(report.groups):
+        values[f"group[{g}].key"] = json.dumps(group["group"], sort_keys=True)
+        values.update({f"group[{g}].metrics.{name}": _text(value) for name, value in group["metrics"].items()})
+    return values
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return float.hex(float(value))
+
+
+# ---- running a configuration
+
+def compute(configuration: Configuration) -> dict[str, str | None]:
+    """Feed the configuration's data through the public API and return its named values."""
+    columns = configuration.columns()
+    n_rows = len(columns["probs"] if "probs" in columns else columns["logits"])
+    cuts = np.cumsum((0,) + configuration.batches).tolist() + [n_rows]
+    accumulator = streamdiv.Accumulator(**configuration.options)
+    saved_threads = numba.get_num_threads()
+    numba.set_num_threads(configuration.threads)
+    try:
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            accumulator.update(**{role: _rows(value, start, stop) for role, value in columns.items()})
+    finally:
+        numba.set_num_threads(saved_threads)
+    return {**slot_values(accumulator._state), **reported_values(accumulator.report())}
+
+
+def _rows(value: Any, start: int, stop: int) -> Any:
+    if isinstance(value, dict):
+        return {name: column[start:stop] for name, column in value.items()}
+    return value[start:stop]
+
+
+# ---- seeded data (+, -, *, / on PCG64 draws only: see the module docstring)
+
+def _sharp_rows(rng: np.random.Generator, n: int, classes: int, zero_fraction: float = 0.0) -> np.ndarray:
+    """Rows of a distribution: uniform draws cubed (a few large values per row), normalised; with
+    ``zero_fraction``, that share of the values set to exactly 0, the row's largest kept."""
+    values = rng.random((n, classes))
+    values = values * values * values
+    if zero_fraction:
+        zero = rng.random((n, classes)) < zero_fraction
+        zero[np.arange(n), values.argmax(axis=1)] = False
+        values[zero] = 0.0
+    return values / values.sum(axis=1, keepdims=True)
+
+
+def _labels_near(rng: np.random.Generator, scores: np.ndarray) -> np.ndarray:
+    """The argmax of each row 60% of the time, else a uniform class (so some labels have tiny or zero q)."""
+    uniform = rng.integers(0, scores.shape[1], len(scores))
+    return np.where(rng.random(len(scores)) < 0.6, scores.argmax(axis=1), uniform)
+
+
+def _weights(rng: np.random.Generator, n: int) -> np.ndarray:
+    weights = 2.0 * rng.random(n)
+    weights[rng.random(n) < 0.05] = 0.0
+    return weights
+
+
+def _groups(rng: np.random.Generator, n: int, kind: str) -> Any:
+    if kind == "mixed":  # 5 groups, interleaved row by row
+        return rng.integers(0, 5, n)
+    if kind in ("runs", "long_runs"):  # a sorted group column: runs of 128-639 rows, or of 2,000-7,999
+        shortest, longest = (128, 640) if kind == "runs" else (2_000, 8_000)
+        lengths = rng.integers(shortest, longest, n // shortest + 1)
+        ends = np.cumsum(lengths)
+        ends = ends[ends <= n - shortest]
+        return np.searchsorted(ends, np.arange(n), side="right")
+    if kind == "two_columns":  # string and integer group columns
+        return {"split": np.array(["train", "valid", "test"])[rng.integers(0, 3, n)],
+                "fold": rng.integers(0, 2, n)}
+    raise ValueError(kind)
+
+
+def _pick(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    return rng.choice(n, count, replace=False)
+
+
+def multiclass(n: int, classes: int, seed: int, *, dtype: type = np.float64, logits: bool = False,
+               soft: bool = False, target_zeros: bool = True, zero_fraction: float = 0.0,
+               unnormalized: bool = False, weighted: bool = False, groups: str | None = None,
+               ignored: bool = False, invalid: bool = False) -> Columns:
+    """K-class rows: probabilities (or logits uniform in [-6, 6)) against hard labels (or soft targets, 30% of
+    their values exactly 0 unless ``target_zeros`` is False); ``zero_fraction`` of the predictions 0 (-inf)."""
+    rng = np.random.default_rng(seed)
+    if logits:
+        pred = 12.0 * rng.random((n, classes)) - 6.0
+        if zero_fraction:  # -inf logits are zero probabilities
+            pred[rng.random((n, classes)) < zero_fraction] = -np.inf
+            pred[np.arange(n), rng.integers(0, classes, n)] = 1.0
+    else:
+        pred = _sharp_rows(rng, n, classes, zero_fraction)
+    if unnormalized:  # a third of the rows scaled by 0.9 to 1.1 (values kept in [0, 1])
+        scaled = rng.random(n) < 1 / 3
+        pred[scaled] = np.minimum(pred[scaled] * (0.9 + 0.2 * rng.random(scaled.sum()))[:, None], 1.0)
+    columns: Columns = {"logits" if logits else "probs": pred}
+    if soft:
+        columns["targets"] = _sharp_rows(rng, n, classes, zero_fraction=0.3 if target_zeros else 0.0)
+    else:
+        columns["labels"] = _labels_near(rng, pred)
+    if weighted:
+        columns["weights"] = _weights(rng, n)
+    if invalid:
+        bad = _pick(rng, n, 8)
+        pred[bad[0], 0] = np.nan
+        if logits:
+            pred[bad[1], 1] = np.inf
+            pred[bad[2], :] = -np.inf
+        else:
+            pred[bad[1], 1] = 1.5
+            pred[bad[2], 0] = -0.25
+        if soft:
+            columns["targets"][bad[3], 0] = np.nan
+            columns["targets"][bad[4], 1] = 2.0
+        else:
+            columns["labels"][bad[3]] = classes
+            columns["labels"][bad[4]] = -7
+        if weighted:
+            columns["weights"][bad[5]] = -1.0
+            columns["weights"][bad[6]] = np.nan
+    if ignored:
+        columns["labels"][_pick(rng, n, n // 20)] = -1
+    if groups:
+        columns["groups"] = _groups(rng, n, groups)
+    columns[next(iter(columns))] = pred.astype(dtype)
+    return columns
+
+
+def binary(n: int, seed: int, *, logits: bool = False, soft: bool = False, extremes: bool = False,
+           weighted: bool = False, groups: str | None = None, ignored: bool = False,
+           invalid: bool = False) -> Columns:
+    """One positive-class probability (or logit in [-8, 8)) per row against labels in {0, 1} (or targets);
+    with ``extremes``, a tenth of the predictions (or targets) exactly 0 and a tenth exactly 1, drawn apart
+    from the labels, so some are certain and wrong."""
+    rng = np.random.default_rng(seed)
+    pred = 16.0 * rng.random(n) - 8.0 if logits else rng.random(n)
+    columns: Columns = {"logits" if logits else "probs": pred}
+    if soft:
+        columns["targets"] = rng.random(n)
+    else:
+        # P(y = 1) rises with the prediction (for logits through a made-up link, free of exp).
+        positive = 0.5 + pred / (2.0 + 2.0 * np.abs(pred)) if logits else pred
+        columns["labels"] = (rng.random(n) < positive).astype(np.int64)
+    if extremes:
+        extreme = columns["targets"] if soft else pred
+        extreme[_pick(rng, n, n // 10)] = 0.0
+        extreme[_pick(rng, n, n // 10)] = 1.0
+    if weighted:
+        columns["weights"] = _weights(rng, n)
+    if invalid:
+        bad = _pick(rng, n, 6)
+        pred[bad[0]] = np.nan
+        pred[bad[1]] = np.inf if logits else 1.5
+        if soft:
+            columns["targets"][bad[2]] = -0.5
+        else:
+            columns["labels"][bad[2]] = 2
+        if weighted:
+            columns["weights"][bad[3]] = -2.0
+    if ignored:
+        columns["labels"][_pick(rng, n, n // 20)] = -1
+    if groups:
+        columns["groups"] = _groups(rng, n, groups)
+    return columns
+
+
+# ---- the configurations
+
+def _configurations() -> list[Configuration]:
+    small = {"bins": 5}
+    loss = {"bins": 5, "metrics": "loss"}
+    skip = {"bins": 5, "on_invalid": "skip"}
+    eps = {"bins": 5, "eps": 1e-6}
+    c = Configuration
+    hard = partial(multiclass, 5_000)
+    stream = partial(multiclass, STREAM_ROWS)
+    cut = (CUT_ROWS,) * (STREAM_ROWS // CUT_ROWS)
+    configurations = [
+        # hard labels, probabilities
+        c("hard_f64_k10", partial(hard, 10, 1), small),
+        c("hard_f64_k10_cut_997", partial(hard, 10, 1), small, batches=(997,) * 5, same_as="hard_f64_k10"),
+        c("hard_f32_k10", partial(hard, 10, 2, dtype=np.float32), small),
+        c("hard_f64_k3", partial(hard, 3, 3), small),
+        c("hard_f32_k3", partial(hard, 3, 4, dtype=np.float32), small),
+        c("hard_f64_k300", partial(multiclass, 2_000, 300, 5), small),
+        c("hard_f64_k300_2_threads", partial(multiclass, 2_000, 300, 5), small, threads=2, same_as="hard_f64_k300"),
+        c("hard_f32_k300_loss", partial(multiclass, 2_000, 300, 6, dtype=np.float32), loss),
+        c("hard_f64_k10_15_bins_base_2", partial(hard, 10, 7), {"base": 2}),
+        c("hard_f64_k10_weighted", partial(hard, 10, 8, weighted=True), small),
+        c("hard_f32_k10_weighted", partial(hard, 10, 9, dtype=np.float32, weighted=True), small),
+        c("hard_f64_k10_loss", partial(hard, 10, 1), loss),
+        # zero probabilities: infinite rows without eps, clipped rows with it
+        c("hard_f64_k10_zeros", partial(hard, 10, 10, zero_fraction=0.4), small),
+        c("hard_f64_k10_zeros_eps", partial(hard, 10, 10, zero_fraction=0.4), eps),
+        c("hard_f32_k10_zeros_eps", partial(hard, 10, 11, dtype=np.float32, zero_fraction=0.4), eps),
+        c("hard_f64_k10_zeros_loss", partial(hard, 10, 10, zero_fraction=0.4), loss),
+        c("hard_f64_k10_zeros_eps_loss_weighted", partial(hard, 10, 12, zero_fraction=0.4, weighted=True),
+          {**loss, "eps": 1e-6}),
+        # rows that do not sum to 1
+        c("hard_f64_k10_unnormalized", partial(hard, 10, 13, unnormalized=True), small),
+        c("hard_f64_k10_renormalize", partial(hard, 10, 13, unnormalized=True), {**small, "renormalize": True}),
+        c("hard_f32_k3_renormalize_zeros_eps", partial(hard, 3, 14, dtype=np.float32, unnormalized=True,
+                                                        zero_fraction=0.3), {**eps, "renormalize": True}),
+        # ignored and invalid rows
+        c("hard_f64_k10_ignore_label", partial(hard, 10, 15, ignored=True), {**small, "ignore_label": -1}),
+        c("hard_f64_k10_invalid_skip", partial(hard, 10, 16, weighted=True, invalid=True), skip),
+        c("hard_f32_k10_invalid_ignored_skip_loss", partial(hard, 10, 17, dtype=np.float32, invalid=True,
+                                                            ignored=True),
+          {**loss, "on_invalid": "skip", "ignore_label": -1}),
+        # logits
+        c("logits_f64_k10", partial(hard, 10, 18, logits=True), small),
+        c("logits_f32_k10", partial(hard, 10, 19, logits=True, dtype=np.float32), small),
+        c("logits_f64_k3_minus_infinity", partial(hard, 3, 20, logits=True, zero_fraction=0.3), small),
+        c("logits_f64_k10_loss", partial(hard, 10, 18, logits=True), loss),
+        c("logits_f64_k10_weighted_eps", partial(hard, 10, 21, logits=True, weighted=True, zero_fraction=0.3), eps),
+        c("logits_f64_k10_invalid_skip", partial(hard, 10, 22, logits=True, weighted=True, invalid=True), skip),
+        c("logits_f64_k300_2_threads", partial(multiclass, 1_500, 300, 23, logits=True), small, threads=2),
+        # soft targets
+        c("soft_f64_k10", partial(hard, 10, 24, soft=True), small),
+        c("soft_f64_k3_no_target_zeros", partial(hard, 3, 25, soft=True, target_zeros=False), small),
+        c("soft_f64_k10_weighted_zeros_eps", partial(hard, 10, 26, soft=True, weighted=True, zero_fraction=0.3),
+          eps),
+        c("soft_f64_k10_zeros", partial(hard, 10, 26, soft=True, weighted=True, zero_fraction=0.3), small),
+        c("soft_f64_k10_loss", partial(hard, 10, 24, soft=True), loss),
+        c("soft_f64_k10_renormalize", partial(hard, 10, 27, soft=True, unnormalized=True),
+          {**small, "renormalize": True}),
+        c("soft_f64_k10_invalid_skip", partial(hard, 10, 28, soft=True, weighted=True, invalid=True), skip),
+        c("soft_logits_f64_k10_no_target_zeros", partial(hard, 10, 29, soft=True, logits=True, target_zeros=False),
+          small),
+        c("soft_logits_f64_k10_eps", partial(hard, 10, 30, soft=True, logits=True, zero_fraction=0.3), eps),
+        c("soft_f64_k300", partial(multiclass, 1_500, 300, 31, soft=True), small),
+        c("soft_f64_k300_2_threads", partial(multiclass, 1_500, 300, 31, soft=True), small, threads=2,
+          same_as="soft_f64_k300"),
+        # binary
+        c("binary_probs", partial(binary, 5_000, 32), small),
+        c("binary_probs_extremes", partial(binary, 5_000, 33, extremes=True), small),
+        c("binary_probs_extremes_eps_weighted", partial(binary, 5_000, 33, extremes=True, weighted=True), eps),
+        c("binary_probs_extremes_loss", partial(binary, 5_000, 33, extremes=True), loss),
+        c("binary_logits", partial(binary, 5_000, 34, logits=True), small),
+        c("binary_logits_loss_weighted", partial(binary, 5_000, 35, logits=True, weighted=True), loss),
+        c("binary_soft", partial(binary, 5_000, 36, soft=True), small),
+        c("binary_soft_logits_eps", partial(binary, 5_000, 37, soft=True, logits=True), eps),
+        c("binary_soft_extremes", partial(binary, 5_000, 38, soft=True, extremes=True), small),
+        c("binary_soft_extremes_weighted_eps", partial(binary, 5_000, 38, soft=True, extremes=True, weighted=True),
+          eps),
+        c("binary_invalid_ignored_skip", partial(binary, 5_000, 39, weighted=True, invalid=True, ignored=True),
+          {**skip, "ignore_label": -1}),
+        # groups
+        c("grouped_mixed_hard_f64_k10_weighted", partial(hard, 10, 40, weighted=True, groups="mixed"), small),
+        c("grouped_mixed_hard_f64_k10_loss", partial(hard, 10, 40, weighted=True, groups="mixed"), loss),
+        c("grouped_two_columns_soft_f64_k3", partial(hard, 3, 41, soft=True, groups="two_columns"), small),
+        c("grouped_mixed_binary_loss", partial(binary, 5_000, 42, groups="mixed"), loss),
+        c("grouped_runs_hard_f32_k10_invalid_skip", partial(multiclass, 2_500, 10, 43, dtype=np.float32, invalid=True,
+                                                            groups="runs"), skip),
+        c("grouped_runs_logits_f64_k10", partial(multiclass, 2_500, 10, 44, logits=True, groups="runs"), small),
+        c("grouped_runs_binary_weighted", partial(binary, 2_500, 45, weighted=True, groups="runs"), small),
+    ]
+    # Streams of 40,000 rows: in one batch (more than two full blocks, which run on lanes with 2 threads), on
+    # 2 threads, and cut into 7,001-row batches whose ends fall inside blocks.
+    streams = [
+        ("stream_hard_f64_k10", partial(stream, 10, 50), small),
+        ("stream_hard_f64_k10_loss", partial(stream, 10, 50), loss),
+        ("stream_hard_f32_k3_weighted_zeros_eps", partial(stream, 3, 51, dtype=np.float32, weighted=True,
+                                                           zero_fraction=0.3), eps),
+        ("stream_logits_f64_k10", partial(stream, 10, 52, logits=True), small),
+        ("stream_soft_f64_k10", partial(stream, 10, 53, soft=True), small),
+        ("stream_binary_probs_loss", partial(binary, STREAM_ROWS, 54), loss),
+        ("stream_binary_soft_extremes_weighted", partial(binary, STREAM_ROWS, 55, soft=True, extremes=True,
+                                                         weighted=True), small),
+        ("stream_grouped_mixed_hard_f64_k10_invalid_skip", partial(stream, 10, 56, invalid=True, groups="mixed"),
+         skip),
+        ("stream_grouped_runs_hard_f64_k10_loss_weighted", partial(stream, 10, 57, weighted=True, groups="long_runs"),
+         loss),
+    ]
+    for name, columns, options in streams:
+        configurations += [
+            c(name, columns, options),
+            c(f"{name}_2_threads", columns, options, threads=2, same_as=name),
+            c(f"{name}_cut_7001", columns, options, batches=cut, same_as=name),
+        ]
+    # A batch that starts inside a block and then holds two full blocks (on lanes with 2 threads).
+    long_stream = partial(multiclass, 60_000, 10, 58)
+    configurations += [
+        c("stream_60000_hard_f64_k10", long_stream, small),
+        c("stream_60000_hard_f64_k10_cut_3000_2_threads", long_stream, small, batches=(3_000,), threads=2,
+          same_as="stream_60000_hard_f64_k10"),
+    ]
+    return configurations
+
+
+CONFIGURATIONS: list[Configuration] = _configurations()
+BY_NAME: dict[str, Configuration] = {configuration.name: configuration for configuration in CONFIGURATIONS}
+assert len(BY_NAME) == len(CONFIGURATIONS), "configuration names must be unique"
+
+
+# ---- the fixture file
+
+def read_fixture(path: Path = FIXTURE) -> dict[str, dict[str, str | None]]:
+    return json.loads(path.read_text())
+
+
+def write_fixture(values: dict[str, dict[str, str | None]], path: Path = FIXTURE) -> None:
+    """One line per configuration (a change shows as the lines of the configurations it touched), written
+    atomically."""
+    lines = [f"{json.dumps(name)}: {json.dumps(named, separators=(',', ':'))}" for name, named in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    os.replace(temporary, path)
+
+
+def differences(old: dict[str, str | None], new: dict[str, str | None], limit: int = 5) -> list[str]:
+    """The first ``limit`` names of ``old`` whose value is missing or different in ``new``, with both values."""
+    found = [f"{name}: recorded {value!r}, now {new.get(name, '<missing>')!r}"
+             for name, value in old.items() if name not in new or new[name] != value]
+    return found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
+
+
+def recorded_name(configuration: Configuration) -> str:
+    """The fixture entry that holds this configuration's values (its twin's, for a twin)."""
+    return configuration.same_as or configuration.name
+
+
+def compute_all() -> dict[str, dict[str, str | None]]:
+    """The fixture's entries: the values of every configuration that is not a twin, after checking that each
+    twin gives exactly the values of the configuration it names."""
+    values = {configuration.name: compute(configuration) for configuration in CONFIGURATIONS}
+    for configuration in CONFIGURATIONS:
+        if configuration.same_as is not None:
+            original, twin = values[configuration.same_as], values.pop(configuration.name)
+            found = differences(original, twin) + differences(twin, original)
+            if found:
+                raise SystemExit(f"{configuration.name} breaks the contract: its values differ from those of "
+                                 f"{configuration.same_as}:\n  " + "\n  ".join(found))
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="write tests/fixtures/bits.json")
+    arguments = parser.parse_args(argv)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        raise SystemExit("the 2-thread configurations need NUMBA_NUM_THREADS >= 2")
+    values = compute_all()
+    if arguments.write:
+        write_fixture(values)
+        print(f"wrote the values of {len(CONFIGURATIONS)} configurations ({len(CONFIGURATIONS) - len(values)} twins "
+              f"among them) to {FIXTURE}: {FIXTURE.stat().st_size} bytes")
+        return 0
+    recorded = read_fixture() if FIXTURE.exists() else {}
+    changed = [name for name in values if name not in recorded or differences(recorded[name], values[name])]
+    print(f"{len(changed)} of {len(values)} configurations differ from {FIXTURE}: {', '.join(changed) or '-'}")
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
