@@ -15,7 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .accumulator import Accumulator  # noqa: E402
 from .evaluate import StreamdivWarning, evaluate  # noqa: E402
-from .errors import (IncompatibleStateError, InvalidRowError, SchemaError, SourceError, StreamdivError)  # noqa: E402
+from .errors import (CorruptStateError, IncompatibleStateError, InvalidRowError, SchemaError, SourceError,  # noqa: E402
+                     StateLayoutError, StateVersionError, StreamdivError)
 from .metrics import METRIC_NAMES, METRICS  # noqa: E402
 from .report import Report  # noqa: E402
 
@@ -23,5 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "evaluate", "Accumulator", "Report", "StreamdivWarning", "METRICS", "METRIC_NAMES", "StreamdivError", "SourceError", "SchemaError",
-    "InvalidRowError", "IncompatibleStateError", "__version__",
+    "InvalidRowError", "IncompatibleStateError", "CorruptStateError", "StateVersionError", "StateLayoutError",
+    "__version__",
 ]

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import columns
+from . import columns, state_format
 from .kernels import driver
 from .kernels.layout import IGNORED, ROWS, SKIPPED
 from .kernels.status import CODE_IGNORED, OK, PROBLEMS
@@ -154,13 +154,17 @@ class Accumulator:
         return int(totals[ROWS] + totals[SKIPPED] + totals[IGNORED])
 
     def to_bytes(self) -> bytes:
-        """The state in streamdiv's versioned binary format (see :mod:`streamdiv.state`)."""
-        return self._state.to_bytes()
+        """The state in streamdiv's versioned, checksummed binary format (see :mod:`streamdiv.state_format`)."""
+        return state_format.encode(self._state)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, base: str | int = "e", on_invalid: str = "error",
                    ignore_label: Any = None) -> Accumulator:
-        state = State.from_bytes(data)
+        """An accumulator from ``to_bytes``'s output (any format version this streamdiv reads).
+
+        Raises :class:`CorruptStateError` for bytes that are not an intact state, :class:`StateVersionError` for
+        a newer format version, :class:`StateLayoutError` for a state of another slot layout."""
+        state = state_format.decode(data)
         accumulator = cls(bins=state.config.bins, eps=state.config.eps, renormalize=state.config.renormalize,
                           base=base, on_invalid=on_invalid, ignore_label=ignore_label, metrics=state.config.metrics)
         accumulator._state = state

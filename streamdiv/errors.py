@@ -19,6 +19,20 @@ class IncompatibleStateError(StreamdivError):
     """Two accumulators (or saved states) that describe different problems cannot be merged."""
 
 
+class CorruptStateError(StreamdivError):
+    """Bytes that are not an intact saved state: not a state at all, truncated, changed since they were written
+    (the checksum does not match), or a header that cannot be read or that disagrees with the arrays' sizes."""
+
+
+class StateVersionError(StreamdivError):
+    """An intact saved state in a newer format version than this streamdiv reads: upgrade streamdiv."""
+
+
+class StateLayoutError(IncompatibleStateError):
+    """A saved state whose slots (names, order or number) are not this streamdiv's: the message names the first
+    region that differs; read it with the streamdiv that wrote it."""
+
+
 class InvalidRowError(StreamdivError):
     """A row holds a value that cannot be scored, and ``on_invalid="error"`` was asked for.
 

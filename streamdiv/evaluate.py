@@ -16,7 +16,7 @@ import numba
 from .accumulator import Accumulator, Location
 from .columns import prepare
 from .columns import group_keys as batch_group_keys
-from .kernels.blocks import ROW_BLOCK
+from .kernels.layout import ROW_BLOCK
 from .plan import ColumnPlan, resolve
 from .report import Report
 from .sources import Chunk, Source, open_source

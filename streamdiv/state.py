@@ -4,26 +4,27 @@ The totals (``counts``, ``sums``) hold every finished block of rows; ``open_coun
 partial of the block still being filled (see ``ROW_BLOCK``), carried from batch to batch so that the
 bits do not depend on where batches were cut.  Readers see the two folded together.
 
+A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
+``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
+holds the sum slots ``weight`` ... ``brier``, then five sums per bin (``bin.weight`` ...
+``bin.confidence_observed``), then one target mass per class.
+
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
-Serialised as ``MAGIC, format version, JSON header, counts, sums, open counts, open sums`` (little-endian).
+The bytes of a saved state (magic, version, checksum, JSON header, arrays) are :mod:`streamdiv.state_format`'s.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .kernels import layout
-from .kernels.blocks import ROW_BLOCK
+from .kernels.layout import ROW_BLOCK
 from .errors import IncompatibleStateError, StreamdivError
 
-MAGIC = b"STREAMDIV-STATE\n"
-FORMAT_VERSION = 2  # 2: the open block (version 1 is still read)
 GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
 
 
@@ -115,20 +116,13 @@ class State:
         return ids
 
     def _allocate(self, capacity: int) -> None:
-        self.counts, self.open_counts = (self._grown(a, capacity, (self.n_count_slots,), np.int64)
+        """Grow the arrays to ``capacity`` groups, keeping the rows of the groups registered so far."""
+        kept = min(self.n_groups, self.counts.shape[0])
+        self.counts, self.open_counts = (_grown(a, capacity, (self.n_count_slots,), np.int64, kept)
                                          for a in (self.counts, self.open_counts))
-        self.sums, self.open_sums = (self._grown(a, capacity, (self.n_sum_slots, 2), np.float64)
+        self.sums, self.open_sums = (_grown(a, capacity, (self.n_sum_slots, 2), np.float64, kept)
                                      for a in (self.sums, self.open_sums))
-        self.open_marks = self._grown(self.open_marks, capacity, (), np.uint8)
-
-    @staticmethod
-    def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        """A zeroed (capacity, *row_shape) array holding ``array``'s rows where the layout already matches."""
-        grown = np.zeros((capacity, *row_shape), dtype=dtype)
-        used = min(array.shape[0], capacity)
-        if array.shape[1:] == row_shape:
-            grown[:used] = array[:used]
-        return grown
+        self.open_marks = _grown(self.open_marks, capacity, (), np.uint8, kept)
 
     def close_open_block(self) -> None:
         """Add the open block into the totals early (before a merge: the stream's blocks end there)."""
@@ -191,76 +185,51 @@ class State:
             self.sums[target] = add_compensated(self.sums[target], other_sums[source])
         self.rows_read += other.rows_read
 
-    # ---- bytes
-    def to_bytes(self) -> bytes:
-        """Versioned binary form: MAGIC, uint32 version, uint64 header length, JSON header, counts, sums."""
-        n = self.n_groups
-        header = {
-            "config": {
-                "num_classes": self.config.num_classes,
-                "binary": self.config.binary,
-                "soft_targets": self.config.soft_targets,
-                "class_names": list(self.config.class_names) if self.config.class_names else None,
-                "bins": self.config.bins,
-                "eps": self.config.eps,
-                "renormalize": self.config.renormalize,
-                "group_names": list(self.config.group_names),
-                "metrics": self.config.metrics,
-            },
-            "group_keys": [list(key) for key in self.group_keys],
-            "counts_shape": [n, self.n_count_slots],
-            "sums_shape": [n, self.n_sum_slots, 2],
-        }
-        header_bytes = json.dumps(header, allow_nan=True).encode()
-        arrays = [np.ascontiguousarray(a[:n], dtype=t).tobytes() for a, t in
-                  ((self.counts, "<i8"), (self.sums, "<f8"), (self.open_counts, "<i8"), (self.open_sums, "<f8"))]
-        return MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(header_bytes)) + header_bytes + b"".join(arrays)
-
+    # ---- restoring
     @classmethod
-    def from_bytes(cls, data: bytes) -> State:
-        if not data.startswith(MAGIC):
-            raise StreamdivError("not a streamdiv state: the data does not start with the streamdiv marker")
-        offset = len(MAGIC)
-        try:
-            version, header_length = struct.unpack_from("<IQ", data, offset)
-        except struct.error as error:
-            raise StreamdivError("truncated streamdiv state") from error
-        if version > FORMAT_VERSION:
-            raise StreamdivError(f"this state has format version {version}; this streamdiv reads up to "
-                                 f"{FORMAT_VERSION}: upgrade streamdiv")
-        offset += struct.calcsize("<IQ")
-        header: dict[str, Any] = json.loads(data[offset: offset + header_length])
-        offset += header_length
-        raw = header["config"]
-        config = Config(
-            num_classes=raw["num_classes"], binary=raw["binary"], soft_targets=raw["soft_targets"],
-            class_names=tuple(raw["class_names"]) if raw["class_names"] else None, bins=raw["bins"],
-            eps=raw["eps"], renormalize=raw["renormalize"], group_names=tuple(raw["group_names"]),
-            metrics=raw.get("metrics", "all"))  # states written before metric sets computed them all
-        counts_shape, sums_shape = tuple(header["counts_shape"]), tuple(header["sums_shape"])
-        shapes = [(counts_shape, "<i8"), (sums_shape, "<f8")] * (2 if version >= 2 else 1)
-        sizes = [int(np.prod(shape)) * 8 for shape, _ in shapes]
-        if len(data) != offset + sum(sizes):
-            raise StreamdivError("truncated or corrupted streamdiv state: its size does not match its header")
-        arrays = []
-        for (shape, dtype), size in zip(shapes, sizes):
-            arrays.append(np.frombuffer(data, dtype=dtype, count=size // 8, offset=offset).reshape(shape)
-                          .astype(np.int64 if dtype == "<i8" else np.float64))
-            offset += size
-        keys = [tuple(key) for key in header["group_keys"]]
-        state = cls(config, keys, arrays[0], arrays[1], {key: index for index, key in enumerate(keys)})
-        state._allocate(len(keys))
-        if version >= 2:
-            state.open_counts[:], state.open_sums[:] = arrays[2], arrays[3]
+    def restored(cls, config: Config, group_keys: list[GroupKey], counts: np.ndarray, sums: np.ndarray,
+                 open_counts: np.ndarray | None = None, open_sums: np.ndarray | None = None) -> State:
+        """A state from saved arrays, which must have exactly ``config``'s slot layout (``state_format`` checks
+        it before it calls this); without the open block's arrays every row is in the totals."""
+        state = cls(config, list(group_keys), _group_index={key: index for index, key in enumerate(group_keys)})
+        state._allocate(len(group_keys))
+        with_open_block = open_counts is not None and open_sums is not None
+        saved = [(state.counts, counts), (state.sums, sums)]
+        if with_open_block:
+            saved += [(state.open_counts, open_counts), (state.open_sums, open_sums)]
+        for target, source in saved:
+            if source.shape != target.shape:  # never broadcast an array of another layout into this one
+                raise ValueError(f"saved arrays of shape {source.shape} for a layout of shape {target.shape}")
+            target[:] = source
+        if with_open_block:
             # The groups of the open block are those with a row in it: every row read is counted once.
             touched = np.flatnonzero(state.open_counts.any(axis=1))
             state.open_marks[touched] = 1
             state.open_touched[0] = len(touched)
             state.open_touched[1: len(touched) + 1] = touched
         # Every row read is counted once, as evaluated, skipped or ignored: the stream index is derived.
-        totals = state.total_counts() if len(keys) else np.zeros(layout.N_COUNTS, dtype=np.int64)
+        totals = state.total_counts() if group_keys else np.zeros(layout.N_COUNTS, dtype=np.int64)
         state.rows_read = int(totals[layout.ROWS] + totals[layout.SKIPPED] + totals[layout.IGNORED])
         return state
+
+
+def layout_description(config: Config) -> dict[str, Any]:
+    """The slot layout of one group's arrays under ``config``, by name, in the order of the slots' positions
+    (see :meth:`streamdiv.kernels.layout.Layout.describe`); a saved state records it and is refused where it
+    differs."""
+    return layout.Layout(config.bins, config.num_classes or 0).describe()
+
+
+def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type, kept: int) -> np.ndarray:
+    """A zeroed (capacity, *row_shape) array holding the first ``kept`` rows of ``array``, which must already
+    have that row shape: a slot layout only changes (when the first batch fixes it) while no group is kept."""
+    grown = np.zeros((capacity, *row_shape), dtype=dtype)
+    if kept:
+        if array.shape[1:] != row_shape:
+            raise RuntimeError(f"streamdiv bug: a state's rows of shape {array.shape[1:]} cannot become "
+                               f"{row_shape} while they hold {kept} groups")
+        grown[:kept] = array[:kept]
+    return grown
 
 
 def add_compensated(a: np.ndarray, b: np.ndarray) -> np.ndarray:

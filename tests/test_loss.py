@@ -14,7 +14,7 @@ from streamdiv import accumulator as accumulator_module
 from streamdiv.cli import main as cli_main
 from streamdiv.errors import IncompatibleStateError, InvalidRowError, StreamdivError
 from streamdiv.kernels import driver
-from streamdiv.kernels.blocks import ROW_BLOCK
+from streamdiv.kernels.layout import ROW_BLOCK
 from streamdiv.metrics import METRIC_NAMES, METRIC_SETS
 
 LOSS = METRIC_SETS["loss"]

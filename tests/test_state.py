@@ -11,9 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import make_hard, make_soft
+from state_bytes import rewritten
 
 import streamdiv
-from streamdiv.state import FORMAT_VERSION, MAGIC
+from streamdiv.state_format import FORMAT_VERSION, MAGIC
 
 _, PROBS, LABELS = make_hard(n=900, num_classes=4, seed=41)
 GROUPS = np.where(np.arange(900) % 3 == 0, "x", "y")
@@ -63,13 +64,11 @@ def test_merge_of_states_from_other_processes(tmp_path):
 def test_version_and_corruption_are_reported():
     data = streamdiv.Accumulator().update(probs=PROBS, labels=LABELS).to_bytes()
     assert data.startswith(MAGIC)
-    future = bytearray(data)
-    future[len(MAGIC): len(MAGIC) + 4] = (FORMAT_VERSION + 1).to_bytes(4, "little")
-    with pytest.raises(streamdiv.StreamdivError, match=f"format version {FORMAT_VERSION + 1}"):
-        streamdiv.Accumulator.from_bytes(bytes(future))
-    with pytest.raises(streamdiv.StreamdivError, match="truncated"):
+    with pytest.raises(streamdiv.StateVersionError, match=f"format version {FORMAT_VERSION + 1}"):
+        streamdiv.Accumulator.from_bytes(rewritten(data, version=FORMAT_VERSION + 1))
+    with pytest.raises(streamdiv.CorruptStateError, match="truncated"):
         streamdiv.Accumulator.from_bytes(data[:-8])
-    with pytest.raises(streamdiv.StreamdivError, match="not a streamdiv state"):
+    with pytest.raises(streamdiv.CorruptStateError, match="not a streamdiv state"):
         streamdiv.Accumulator.from_bytes(b"PAR1....")
 
 

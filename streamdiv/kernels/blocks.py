@@ -25,8 +25,6 @@ from .scored import _accumulate_scored
 from .table import (_general_span, _logit_scratch, _logit_span, _logit_tiles, _probability_scratch,
                     _probability_span, _probability_tiles, _soft_scratch, _soft_span, _soft_tiles)
 
-ROW_BLOCK = 1 << 14
-
 KERNEL_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 

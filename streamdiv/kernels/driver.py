@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from . import blocks
-from .blocks import ROW_BLOCK
+from .layout import ROW_BLOCK
 from .scored import N_SCORED
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from numba import njit
 
 ALL, LOSS = "all", "loss"
+ROW_BLOCK = 1 << 14  # rows of a compensation block: the stream is summed in blocks of this many (see blocks)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ SUM_SLOTS: tuple[Slot, ...] = (
 # Per calibration bin, over the rows whose confidence c (max Q; binary: p) falls in it, with the observed o
 # (P at argmax Q; hard labels: [argmax Q = y]; binary: y).  The squares and cross products are the within-bin
 # terms of the Brier score's decomposition.
-BIN_COUNT = _slot("bin_rows", "rows in the bin", loss=False)
+BIN_COUNT = _slot("count", "rows in the bin", loss=False)
 BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("weight", "sum w", loss=False),
     _slot("confidence", "sum w c", loss=False),
@@ -71,7 +72,7 @@ BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("confidence_squares", "sum w c^2", loss=False),
     _slot("confidence_observed", "sum w c o", loss=False),
 )
-CLASS_MASS = _slot("class_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
+CLASS_MASS = _slot("target_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
 
 
 def _position(slots: tuple[Slot, ...], name: str) -> int:
@@ -155,25 +156,21 @@ class Layout:
         """The sum slots of one BIN_* field, bin by bin."""
         return slice(N_SUMS + field, N_SUMS + self.bins * BIN_FIELDS, BIN_FIELDS)
 
-    def count_names(self) -> list[str]:
-        return [slot.name for slot in COUNT_SLOTS] + [f"{BIN_COUNT.name}[{b}]" for b in range(self.bins)]
-
-    def sum_names(self) -> list[str]:
-        return ([slot.name for slot in SUM_SLOTS]
-                + [f"bin[{b}].{slot.name}" for b in range(self.bins) for slot in BIN_FIELD_SLOTS]
-                + [f"{CLASS_MASS.name}[{k}]" for k in range(self.classes)])
-
     def describe(self) -> dict[str, object]:
-        """The layout as saved in a state's header: the names of the fixed slots and the sizes of the
-        per-bin and per-class regions."""
-        return {"counts": [slot.name for slot in COUNT_SLOTS], "sums": [slot.name for slot in SUM_SLOTS],
-                "bin_count": BIN_COUNT.name, "bin_fields": [slot.name for slot in BIN_FIELD_SLOTS],
-                "bins": self.bins, "class_mass": CLASS_MASS.name, "classes": self.classes}
+        """The layout as a saved state's header records it: the slots' names in the order of their positions,
+        those repeated per bin and per class, and how many bins and classes there are."""
+        return {"count_slots": [slot.name for slot in COUNT_SLOTS],
+                "per_bin_count_slots": [f"bin.{BIN_COUNT.name}"],
+                "sum_slots": [slot.name for slot in SUM_SLOTS],
+                "per_bin_sum_slots": [f"bin.{slot.name}" for slot in BIN_FIELD_SLOTS],
+                "per_class_sum_slots": [f"class.{CLASS_MASS.name}"],
+                "bins": self.bins, "classes": self.classes}
 
 
 def filled_by(metric_set: str) -> frozenset[str]:
-    """Names of the slots (``rows``, ``bin.confidence``, ``class_mass``) that the passes of a metric set fill."""
+    """Names of the slots (as ``Layout.describe`` names them: ``rows``, ``bin.confidence``,
+    ``class.target_mass``) that the passes of a metric set fill."""
     names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS if metric_set in slot.filled_by}
-    names |= {f"bin.{slot.name}" for slot in BIN_FIELD_SLOTS if metric_set in slot.filled_by}
-    names |= {slot.name for slot in (BIN_COUNT, CLASS_MASS) if metric_set in slot.filled_by}
+    names |= {f"bin.{slot.name}" for slot in (BIN_COUNT, *BIN_FIELD_SLOTS) if metric_set in slot.filled_by}
+    names |= {f"class.{CLASS_MASS.name}"} if metric_set in CLASS_MASS.filled_by else set()
     return frozenset(names)
