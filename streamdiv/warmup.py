@@ -19,6 +19,7 @@ milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compil
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -144,13 +145,19 @@ def warm_up(progress: Callable[[str, float | None], None] | None = None) -> dict
     return seconds
 
 
+def cached_kernels() -> dict[str, Any]:
+    """The numba dispatchers with an on-disk cache in streamdiv's loaded modules, by qualified name."""
+    found = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "streamdiv" or module_name.startswith("streamdiv.")):
+            continue
+        for value in vars(module).values():
+            # numba internals: a Dispatcher's _cache; without cache=True it is a NullCache, with no cache_path
+            if hasattr(value, "signatures") and getattr(getattr(value, "_cache", None), "cache_path", None):
+                found[f"{value.py_func.__module__}.{value.py_func.__qualname__}"] = value
+    return found
+
+
 def cache_locations() -> list[str]:
     """Where numba keeps (and looks for) the kernels' compiled code."""
-    from . import kernels
-
-    paths = []
-    for kernel in (kernels.accumulate_multiclass, kernels.accumulate_binary):
-        path = getattr(getattr(kernel, "_cache", None), "cache_path", None)  # numba internals: may move
-        if path and path not in paths:
-            paths.append(path)
-    return paths
+    return sorted({kernel._cache.cache_path for kernel in cached_kernels().values()})

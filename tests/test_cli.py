@@ -244,10 +244,10 @@ def test_merge_keeps_the_settings_of_the_states(preds, tmp_path):
 
 
 def _compiled_signatures():
-    """Every specialisation each cached kernel holds in this process (compiled, or loaded from the cache)."""
-    from streamdiv import kernels
-    return {name: set(kernel.signatures) for name, kernel in vars(kernels).items()
-            if hasattr(kernel, "signatures") and getattr(kernel, "_cache", None) is not None}
+    """Every specialisation each cached kernel of streamdiv's modules holds in this process (compiled, or
+    loaded from the cache), found by module rather than by name so that a kernel added or moved is seen."""
+    from streamdiv.warmup import cached_kernels
+    return {name: set(kernel.signatures) for name, kernel in cached_kernels().items()}
 
 
 def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
