@@ -327,4 +327,30 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
         _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
 
 
+@main.command()
+def warmup() -> None:
+    """Compile the kernels for every input layout now, into numba's cache, so that no later run compiles.
+
+    For container images and CI: run it once where the cache will be read from (NUMBA_CACHE_DIR if set,
+    else next to the installed package, or a per-user directory if that is not writable).  With a warm
+    cache it only loads the kernels.
+
+    \b
+    Example:
+        NUMBA_CACHE_DIR=/opt/streamdiv-cache streamdiv warmup
+    """
+    from .warmup import cache_locations, warm_up
+
+    def show(name: str, seconds: float | None) -> None:
+        if seconds is None:
+            click.echo(f"compiling {name} ... ", nl=False)
+        else:
+            click.echo(f"{seconds:.1f} s")
+
+    started = time.perf_counter()
+    done = warm_up(progress=show)
+    click.echo(f"streamdiv warmup: {len(done)} layouts in {time.perf_counter() - started:.1f} s; "
+               f"cache: {', '.join(cache_locations()) or 'unknown'}")
+
+
 __all__ = ["main", "METRIC_NAMES"]

@@ -241,3 +241,52 @@ def test_merge_keeps_the_settings_of_the_states(preds, tmp_path):
            "--save-state", state, "--format", "json")
     merged = json.loads(invoke("merge", state, state, "--format", "json").stdout)
     assert merged["metrics"]["rows"] == 6000 and len(merged["calibration"]) == 7
+
+
+def _compiled_signatures():
+    """Every specialisation each cached kernel of streamdiv's modules holds in this process (compiled, or
+    loaded from the cache), found by module rather than by name so that a kernel added or moved is seen."""
+    from streamdiv.warmup import cached_kernels
+    return {name: set(kernel.signatures) for name, kernel in cached_kernels().items()}
+
+
+def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
+    from streamdiv.warmup import LAYOUTS
+    result = invoke("warmup")
+    lines = result.stdout.splitlines()
+    assert [line.split(" ... ")[0] for line in lines[:-1]] == [f"compiling {layout.name}" for layout in LAYOUTS]
+    assert all(line.endswith(" s") for line in lines[:-1])
+    assert lines[-1].startswith(f"streamdiv warmup: {len(LAYOUTS)} layouts in ")
+    warmed = _compiled_signatures()
+    if not warmed:
+        pytest.skip("NUMBA_DISABLE_JIT: no compiled kernels")
+    # Inputs of other storage types than the warm-up's: each must reach a specialisation it compiled.
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(4), 50)
+    targets = rng.dirichlet(np.ones(4), 50)
+    labels = rng.integers(0, 4, 50)
+    binary = rng.random(50)
+
+    def lists(matrix, kind):
+        flat = pa.array(matrix.reshape(-1)).cast(kind)
+        offsets = pa.array(np.arange(0, matrix.size + 1, matrix.shape[1]), pa.int64())
+        return pa.LargeListArray.from_arrays(offsets, flat)
+
+    table = pa.table({"p16": lists(probs, pa.float16()), "p32": lists(probs, pa.float32()),
+                      "t16": lists(targets, pa.float16()), "y8": labels.astype(np.int8),
+                      "yu": labels.astype(np.uint64), "w32": np.ones(50, np.float32), "wi": np.ones(50, np.int16),
+                      "g1": labels % 2, "g2": np.where(labels > 1, "x", "y"), "b16": binary.astype(np.float16),
+                      "bool": binary > 0.5, "names": np.array(list("abcd"))[labels]}
+                     | {f"c{k}": probs[:, k].astype(np.float16) for k in range(4)})
+    streamdiv.evaluate(table.slice(3), probs="p16", labels="y8", weights="w32", by=["g1", "g2"])
+    streamdiv.evaluate(table, probs="p32", targets="t16", weights="wi", metrics="loss")
+    streamdiv.evaluate(table, probs="c*", labels="names", class_names=list("0123"), on_invalid="skip")
+    streamdiv.evaluate(table, probs="b16", labels="bool", eps=1e-3)
+    streamdiv.evaluate(table, probs="b16", targets="b16", renormalize=True)
+    streamdiv.Accumulator().update(probs=np.asfortranarray(probs), labels=labels.astype(np.int16))
+    streamdiv.Accumulator().update(logits=np.log(probs[:, ::2]).astype(np.float32)[::2], labels=labels[::2] % 2)
+    streamdiv.Accumulator().update(probs=(probs * 8).round().astype(np.int64) / 8, targets=targets.astype(np.float32))
+    streamdiv.Accumulator().update(probs=binary.astype(np.float32), targets=binary, weights=labels)
+    saved = streamdiv.Accumulator().update(probs=probs, labels=labels, groups=labels % 3).to_bytes()
+    streamdiv.Accumulator.from_bytes(saved).update(probs=probs, labels=labels, groups=labels % 3)
+    assert _compiled_signatures() == warmed

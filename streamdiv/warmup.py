@@ -1,0 +1,163 @@
+"""Compile the kernels ahead of time, for every layout they specialise on (container images, CI).
+
+numba compiles a kernel on its first call, once per tuple of argument *types*, whatever path the rows
+take, and ``cache=True`` keeps the machine code on disk: next to the sources in ``__pycache__``, under
+``NUMBA_CACHE_DIR`` when that is set, or in a per-user directory when the package directory is not
+writable.  A later process that finds it there loads it instead of compiling.
+
+Which types reach the kernels is decided by :mod:`streamdiv.columns`, whatever the input: predictions and
+soft targets are read-only C-contiguous float32 or float64 arrays (float16 is upcast to float32; integers
+and decimals to float64; per-class columns are stacked into one such array), 1-D for the binary layout;
+labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
+array of the same type as a present one.  Flags (logits or probabilities, eps, renormalize, the metric set,
+weights and groups present) are runtime values.  So ``accumulate_multiclass`` and ``accumulate_binary``
+each compile four times, once per (prediction dtype, target dtype) in {float32, float64}², an absent target
+counting as float64.  :data:`LAYOUTS` covers those eight, and also runs each flag once, so that a kernel
+later split along a flag is still warmed here; a layout whose types are already compiled costs
+milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from .evaluate import evaluate
+
+CLASSES = ("a", "b", "c")
+# Four rows, each summing to 1 exactly in float32 and float64: no layout warns about unnormalized rows.
+PROBABILITIES = np.array([[0.5, 0.25, 0.25], [0.125, 0.75, 0.125], [0.25, 0.25, 0.5], [0.5, 0.5, 0.0]])
+TARGETS = np.array([[0.75, 0.25, 0.0], [0.0, 1.0, 0.0], [0.25, 0.25, 0.5], [0.5, 0.25, 0.25]])
+LABELS = np.array([0, 1, 2, 1], dtype=np.int32)
+BINARY_PROBABILITIES = np.array([0.25, 0.75, 0.5, 0.125])
+BINARY_TARGETS = np.array([0.0, 1.0, 0.5, 0.25])
+
+
+@dataclass(frozen=True)
+class WarmupLayout:
+    """One input layout: the columns it is made of and the options of the run that scores it."""
+
+    name: str
+    prediction: str = "probs"  # or "logits"
+    prediction_dtype: str = "float32"
+    target_dtype: str | None = None  # soft targets of this dtype, or hard labels when None
+    binary: bool = False  # one positive-class column instead of a list of K classes
+    per_class: bool = False  # one column per class instead of one list column
+    weights: bool = False
+    groups: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # evaluate()'s metrics=, eps=, renormalize=
+
+
+LAYOUTS: tuple[WarmupLayout, ...] = (
+    # the eight (kernel, prediction dtype, target dtype) specialisations, each first reached here
+    WarmupLayout("hard labels, float32 probabilities"),
+    WarmupLayout("hard labels, float64 probabilities", prediction_dtype="float64"),
+    WarmupLayout("soft targets, float32 probabilities, float32 targets", target_dtype="float32"),
+    WarmupLayout("soft targets, float64 probabilities, float32 targets", prediction_dtype="float64",
+                 target_dtype="float32"),
+    WarmupLayout("binary, float32 probabilities, hard labels", binary=True),
+    WarmupLayout("binary, float64 probabilities, hard labels", binary=True, prediction_dtype="float64"),
+    WarmupLayout("binary, float32 probabilities, float32 targets", binary=True, target_dtype="float32"),
+    WarmupLayout("binary, float64 probabilities, float32 targets", binary=True, prediction_dtype="float64",
+                 target_dtype="float32"),
+    # the rest share those types: runtime flags and other storage of the same arrays
+    WarmupLayout("hard labels, float32 logits", prediction="logits"),
+    WarmupLayout("hard labels, float64 logits", prediction="logits", prediction_dtype="float64"),
+    WarmupLayout("hard labels, float32 per-class columns", per_class=True),
+    WarmupLayout("hard labels, weights and groups", weights=True, groups=True),
+    WarmupLayout("hard labels, loss metrics", options={"metrics": "loss"}),
+    WarmupLayout("hard labels, loss metrics, weights and groups", weights=True, groups=True,
+                 options={"metrics": "loss"}),
+    WarmupLayout("hard labels, logits, loss metrics", prediction="logits", options={"metrics": "loss"}),
+    WarmupLayout("hard labels, eps", options={"eps": 1e-6}),
+    WarmupLayout("hard labels, renormalize", options={"renormalize": True}),
+    WarmupLayout("soft targets, float32 probabilities, float64 targets", target_dtype="float64"),
+    WarmupLayout("soft targets, float64 probabilities, float64 targets", prediction_dtype="float64",
+                 target_dtype="float64"),
+    WarmupLayout("soft targets, float32 logits", prediction="logits", target_dtype="float32"),
+    WarmupLayout("soft targets, renormalize", target_dtype="float32", options={"renormalize": True}),
+    WarmupLayout("binary, float32 logits", binary=True, prediction="logits"),
+    WarmupLayout("binary, float32 probabilities, float64 targets", binary=True, target_dtype="float64"),
+    WarmupLayout("binary, float64 probabilities, float64 targets", binary=True, prediction_dtype="float64",
+                 target_dtype="float64"),
+    WarmupLayout("binary, loss metrics", binary=True, options={"metrics": "loss"}),
+    WarmupLayout("binary, weights and groups", binary=True, weights=True, groups=True),
+)
+
+
+def _distribution(values: np.ndarray, dtype: str, per_class: bool, prefix: str) -> dict[str, pa.Array]:
+    """Columns of a distribution as a file holds them: one fixed-size list column, one column per class, or
+    (1-D values) one float column."""
+    values = values.astype(dtype)
+    if values.ndim == 1:
+        return {prefix: pa.array(values)}
+    if per_class:
+        return {f"{prefix}_{name}": pa.array(values[:, k]) for k, name in enumerate(CLASSES)}
+    return {prefix: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])}
+
+
+def _table_and_arguments(layout: WarmupLayout) -> tuple[pa.Table, dict[str, Any]]:
+    """A four-row table of ``layout`` and the evaluate() arguments that name its columns."""
+    probabilities = BINARY_PROBABILITIES if layout.binary else PROBABILITIES
+    if layout.prediction == "logits":
+        with np.errstate(divide="ignore"):  # log 0 = -inf is a valid logit
+            probabilities = (np.log(probabilities / (1 - probabilities)) if layout.binary else np.log(probabilities))
+    columns = _distribution(probabilities, layout.prediction_dtype, layout.per_class, "prediction")
+    arguments: dict[str, Any] = {layout.prediction: "prediction_*" if layout.per_class else "prediction"}
+    if layout.target_dtype is None:
+        columns["label"] = pa.array(LABELS % 2 if layout.binary else LABELS)
+        arguments["labels"] = "label"
+    else:
+        columns |= _distribution(BINARY_TARGETS if layout.binary else TARGETS, layout.target_dtype,
+                                 layout.per_class, "target")
+        arguments["targets"] = "target_*" if layout.per_class else "target"
+    if layout.weights:
+        columns["weight"] = pa.array([0.5, 1.0, 2.0, 1.0])
+        arguments["weights"] = "weight"
+    if layout.groups:
+        columns["region"] = pa.array(["eu", "us", "eu", "apac"]).dictionary_encode()
+        arguments["by"] = "region"
+    return pa.table(columns), arguments | layout.options
+
+
+def warm_up(progress: Callable[[str, float | None], None] | None = None) -> dict[str, float]:
+    """Score a four-row table of every layout in :data:`LAYOUTS` with :func:`streamdiv.evaluate`, which
+    compiles each kernel specialisation not yet in numba's cache (or loads it from there).
+
+    ``progress(name, None)`` is called as a layout starts and ``progress(name, seconds)`` when it is done.
+    Returns the seconds each layout took, by name.
+    """
+    seconds = {}
+    for layout in LAYOUTS:
+        if progress is not None:
+            progress(layout.name, None)
+        table, arguments = _table_and_arguments(layout)
+        started = time.perf_counter()
+        evaluate(table, **arguments)
+        seconds[layout.name] = time.perf_counter() - started
+        if progress is not None:
+            progress(layout.name, seconds[layout.name])
+    return seconds
+
+
+def cached_kernels() -> dict[str, Any]:
+    """The numba dispatchers with an on-disk cache in streamdiv's loaded modules, by qualified name."""
+    found = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "streamdiv" or module_name.startswith("streamdiv.")):
+            continue
+        for value in vars(module).values():
+            # numba internals: a Dispatcher's _cache; without cache=True it is a NullCache, with no cache_path
+            if hasattr(value, "signatures") and getattr(getattr(value, "_cache", None), "cache_path", None):
+                found[f"{value.py_func.__module__}.{value.py_func.__qualname__}"] = value
+    return found
+
+
+def cache_locations() -> list[str]:
+    """Where numba keeps (and looks for) the kernels' compiled code."""
+    return sorted({kernel._cache.cache_path for kernel in cached_kernels().values()})
