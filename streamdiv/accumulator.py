@@ -14,6 +14,7 @@ from .kernels.layout import IGNORED, ROWS, SKIPPED
 from .kernels.status import CODE_IGNORED, OK, PROBLEMS
 from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
+from .progress import COMPILE_NOTICE
 from .report import Report
 from .state import Config, State
 
@@ -194,7 +195,9 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
     family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
                                renormalize=config.renormalize, loss_only=config.metrics == "loss")
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
-    driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
+    what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
+    with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):
+        driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
     state.rows_read += len(prepared.status)
 
 

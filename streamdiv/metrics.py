@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .kernels import layout
 from .kernels.layout import BIN_CONFIDENCE, BIN_FIELDS, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, N_SUMS, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT
 from .errors import StreamdivError
 
@@ -51,6 +52,7 @@ class Metric:
     kind: str  # "information" (in the report's unit), "probability", "count", "weight" or "ratio"
     description: str
     compute: Callable[[Totals], Value]
+    reads: tuple[str, ...]  # the slots compute reads, as kernels.layout names them: what a metric set must fill
 
 
 def _cross_entropy(t: Totals) -> Value:
@@ -130,49 +132,71 @@ def _count(slot: int) -> Callable[[Totals], Value]:
     return lambda t: t.count(slot)
 
 
+_CROSS_ENTROPY_READS = ("cross_entropy", "cross_entropy_weight", "infinite", "weight")
+_BIN_READS = ("bin.weight", "bin.confidence", "bin.observed")
+
 METRICS: tuple[Metric, ...] = (
-    Metric("rows", "count", "rows evaluated", _count(ROWS)),
+    Metric("rows", "count", "rows evaluated", _count(ROWS),
+           reads=('rows',)),
     Metric("weight", "weight", "sum of row weights (= rows when unweighted)",
-           lambda t: float(t.sums[WEIGHT])),
-    Metric("skipped_rows", "count", "invalid rows skipped (on_invalid='skip')", _count(SKIPPED)),
-    Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(IGNORED)),
+           lambda t: float(t.sums[WEIGHT]),
+           reads=('weight',)),
+    Metric("skipped_rows", "count", "invalid rows skipped (on_invalid='skip')", _count(SKIPPED),
+           reads=('skipped',)),
+    Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(IGNORED),
+           reads=('ignored',)),
     Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened)",
-           _count(INFINITE)),
+           _count(INFINITE),
+           reads=('infinite',)),
     Metric("unnormalized_rows", "count", "rows whose probabilities do not sum to 1 within tolerance",
-           _count(UNNORMALIZED)),
-    Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(CLIPPED)),
-    Metric("cross_entropy", "information", "H(P,Q) = -sum_k P_k log Q_k", _cross_entropy),
+           _count(UNNORMALIZED),
+           reads=('unnormalized',)),
+    Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(CLIPPED),
+           reads=('clipped',)),
+    Metric("cross_entropy", "information", "H(P,Q) = -sum_k P_k log Q_k", _cross_entropy,
+           reads=_CROSS_ENTROPY_READS),
     Metric("cross_entropy_finite", "information", "cross-entropy over the rows where it is finite",
-           lambda t: t.mean(CROSS_ENTROPY, CROSS_ENTROPY_WEIGHT)),
+           lambda t: t.mean(CROSS_ENTROPY, CROSS_ENTROPY_WEIGHT),
+           reads=('cross_entropy', 'cross_entropy_weight')),
     Metric("cross_entropy_stderr", "information", "standard error of the mean cross-entropy",
-           _cross_entropy_stderr),
+           _cross_entropy_stderr,
+           reads=('cross_entropy', 'cross_entropy_squares', 'cross_entropy_weight', 'infinite')),
     Metric("entropy", "information", "H(P) = -sum_k P_k log P_k (0 for hard labels)",
-           lambda t: t.mean(ENTROPY)),
-    Metric("kl_divergence", "information", "KL(P||Q) = sum_k P_k log(P_k / Q_k)", _kl),
+           lambda t: t.mean(ENTROPY),
+           reads=('entropy', 'weight')),
+    Metric("kl_divergence", "information", "KL(P||Q) = sum_k P_k log(P_k / Q_k)", _kl,
+           reads=('kl', 'cross_entropy_weight', 'infinite', 'weight')),
     Metric("prediction_entropy", "information", "H(Q), the model's own uncertainty",
-           lambda t: t.mean(PREDICTION_ENTROPY)),
-    Metric("reverse_kl_divergence", "information", "KL(Q||P) (soft targets only)", _reverse_kl),
+           lambda t: t.mean(PREDICTION_ENTROPY),
+           reads=('prediction_entropy', 'weight')),
+    Metric("reverse_kl_divergence", "information", "KL(Q||P) (soft targets only)", _reverse_kl,
+           reads=('reverse_kl', 'reverse_kl_weight', 'infinite_reverse', 'weight')),
     Metric("js_divergence", "information", "Jensen-Shannon: KL(P||M)/2 + KL(Q||M)/2, M = (P+Q)/2",
-           lambda t: t.mean(JS)),
-    Metric("perplexity", "ratio", "exp(cross-entropy in nats)", _perplexity),
+           lambda t: t.mean(JS),
+           reads=('js', 'weight')),
+    Metric("perplexity", "ratio", "exp(cross-entropy in nats)", _perplexity,
+           reads=_CROSS_ENTROPY_READS),
     Metric("accuracy", "probability", "argmax Q equals the label (argmax P for soft targets)",
-           lambda t: t.mean(CORRECT)),
+           lambda t: t.mean(CORRECT),
+           reads=('correct', 'weight')),
     Metric("brier", "probability", "sum_k (Q_k - P_k)^2; (p - y)^2 for one binary column",
-           lambda t: t.mean(BRIER)),
-    Metric("ece", "probability", "expected calibration error over equal-width confidence bins", _ece),
-    Metric("mce", "probability", "maximum calibration error over non-empty bins", _mce),
+           lambda t: t.mean(BRIER),
+           reads=('brier', 'weight')),
+    Metric("ece", "probability", "expected calibration error over equal-width confidence bins", _ece,
+           reads=_BIN_READS),
+    Metric("mce", "probability", "maximum calibration error over non-empty bins", _mce,
+           reads=_BIN_READS),
     Metric("normalized_entropy", "ratio", "cross-entropy / entropy of the class base rates",
-           _normalized_entropy),
+           _normalized_entropy,
+           reads=_CROSS_ENTROPY_READS + ("class.target_mass",)),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
-# What each metric set computes: "loss" skips the per-value logs, argmax, Brier and calibration bins, so hard
-# labels against probabilities, and binary predictions against labels, run a lighter pass (kernels._loss_span,
-# kernels._binary_loss_span); the other metrics are then None.
+# What each metric set computes: the metrics whose slots its passes fill (kernels.layout).  "loss" skips the
+# per-value logs, argmax, Brier and calibration bins, so hard labels against probabilities, and binary
+# predictions against labels, run a lighter pass (kernels.loss, kernels.binary); the other metrics are None.
 METRIC_SETS: dict[str, tuple[str, ...]] = {
-    "all": METRIC_NAMES,
-    "loss": ("rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows",
-             "clipped_rows", "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence",
-             "perplexity", "normalized_entropy"),
+    metric_set: tuple(metric.name for metric in METRICS if set(metric.reads) <= layout.filled_by(metric_set))
+    for metric_set in (layout.ALL, layout.LOSS)
 }
 UNITS = {"e": ("nats", 1.0), 2: ("bits", math.log(2.0)), 10: ("hartleys", math.log(10.0))}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -51,3 +52,45 @@ class ProgressBar:
             self._draw(time.perf_counter())
             self.stream.write("\n")
             self.stream.flush()
+
+
+class CompileNotice:
+    """A line on stderr when a call into the kernels is still running after ``delay`` seconds on its first
+    use of a layout in this process: then it is compiling (loading from numba's cache takes a fraction of a
+    second), and the user should know why the first run waits, before it ends, not after."""
+
+    def __init__(self, delay: float = 1.0, stream: TextIO | None = None):
+        self.delay = delay
+        self.stream = stream
+        self._seen: set[tuple] = set()
+
+    def around(self, key: tuple, what: str) -> _Notice:
+        """A context manager for one call: silent unless ``key`` is new and the call outlasts the delay."""
+        if key in self._seen:
+            return _Notice(None)
+        self._seen.add(key)
+        message = (f"streamdiv: compiling the kernels for this layout ({what}), once: about half a minute on "
+                   f"2 cores; later runs load them from numba's cache (`streamdiv warmup` compiles every "
+                   f"layout ahead of time)")
+        return _Notice(threading.Timer(self.delay, self._say, (message,)))
+
+    def _say(self, message: str) -> None:
+        stream = self.stream or sys.stderr
+        print(message, file=stream, flush=True)
+
+
+class _Notice:
+    def __init__(self, timer: threading.Timer | None):
+        self.timer = timer
+
+    def __enter__(self) -> None:
+        if self.timer is not None:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+COMPILE_NOTICE = CompileNotice()

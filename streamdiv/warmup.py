@@ -9,11 +9,11 @@ Which types reach the kernels is decided by :mod:`streamdiv.columns`, whatever t
 soft targets are read-only C-contiguous float32 or float64 arrays (float16 is upcast to float32; integers
 and decimals to float64; per-class columns are stacked into one such array), 1-D for the binary layout;
 labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
-array of the same type as a present one.  Flags (logits or probabilities, eps, renormalize, the metric set,
-weights and groups present) are runtime values.  So ``accumulate_multiclass`` and ``accumulate_binary``
-each compile four times, once per (prediction dtype, target dtype) in {float32, float64}², an absent target
-counting as float64.  :data:`LAYOUTS` covers those eight, and also runs each flag once, so that a kernel
-later split along a flag is still warmed here; a layout whose types are already compiled costs
+array of the same type as a present one.  Each input family (hard labels with probabilities, with logits, the
+loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets) has its own
+entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
+other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
+every family with float32 and float64 predictions; a layout whose types are already compiled costs
 milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
 """
 
@@ -86,6 +86,16 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     WarmupLayout("binary, float64 probabilities, float64 targets", binary=True, prediction_dtype="float64",
                  target_dtype="float64"),
     WarmupLayout("binary, loss metrics", binary=True, options={"metrics": "loss"}),
+    # the families' other dtypes: each (entry point, prediction dtype, target dtype) first reached here
+    WarmupLayout("hard labels, float64 probabilities, loss metrics", prediction_dtype="float64",
+                 options={"metrics": "loss"}),
+    WarmupLayout("hard labels, float64 probabilities, renormalize", prediction_dtype="float64",
+                 options={"renormalize": True}),
+    WarmupLayout("soft targets, float64 logits, float32 targets", prediction="logits", prediction_dtype="float64",
+                 target_dtype="float32"),
+    WarmupLayout("soft targets, float32 logits, float64 targets", prediction="logits", target_dtype="float64"),
+    WarmupLayout("binary, float64 probabilities, loss metrics", binary=True, prediction_dtype="float64",
+                 options={"metrics": "loss"}),
     WarmupLayout("binary, weights and groups", binary=True, weights=True, groups=True),
 )
 

@@ -250,6 +250,7 @@ def _compiled_signatures():
     return {name: set(kernel.signatures) for name, kernel in cached_kernels().items()}
 
 
+@pytest.mark.slow  # compiles every family's every dtype: minutes on 2 cores
 def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
     from streamdiv.warmup import LAYOUTS
     result = invoke("warmup")
