@@ -96,6 +96,17 @@ class Accumulator:
             raise _invalid_row_error(*first_bad, n_bad)
         return self
 
+    def add_batch(self, inputs: Mapping[str, Any], groups: Mapping[str, Any], location: Location, *,
+                  class_names: Sequence[str] | None = None) -> Accumulator:
+        """Add one batch of a source's columns (``inputs`` by role: probs, logits, labels, targets, weights;
+        ``groups`` by group column name, possibly empty), naming ``location``'s file, rows and columns in any
+        error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
+        has none of its own.  This is the one entry of ``evaluate`` and the command line."""
+        prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
+                                   expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
+        keys, inverse = columns.group_keys(list(groups.values())) if groups else ([()], None)
+        return self.update_prepared(prepared, tuple(groups), keys, inverse, location)
+
     def update_prepared(self, prepared: columns.Prepared, group_names: tuple[str, ...], keys: list[tuple],
                         inverse: np.ndarray | None, location: Location) -> Accumulator:
         """Run the kernel on a prepared batch (the driver's entry point; ``update`` is the user's)."""

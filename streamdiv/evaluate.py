@@ -14,8 +14,6 @@ from typing import Any, Callable, Iterator, Sequence
 import numba
 
 from .accumulator import Accumulator, Location
-from .columns import prepare
-from .columns import group_keys as batch_group_keys
 from .kernels.layout import ROW_BLOCK
 from .plan import ColumnPlan, resolve
 from .report import Report
@@ -81,14 +79,8 @@ def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, 
     chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK * max(1, numba.get_num_threads()))
     for chunk in _prefetched(chunks, PREFETCH_DEPTH):
         inputs, group_columns = plan.extract(chunk.batch)
-        prepared = prepare(**inputs, class_names=accumulator._state.config.class_names or plan.class_names,
-                           expected_classes=accumulator._expected_or_fixed(), ignore_label=accumulator.ignore_label)
-        if group_columns:
-            keys, inverse = batch_group_keys(group_columns)
-        else:
-            keys, inverse = [()], None
-        accumulator.update_prepared(prepared, group_names, keys, inverse,
-                                    Location(chunk.path, chunk.first_row, column_names))
+        accumulator.add_batch(inputs, dict(zip(group_names, group_columns)),
+                              Location(chunk.path, chunk.first_row, column_names), class_names=plan.class_names)
         if progress is not None:
             progress(chunk.batch.num_rows, chunk.batch.nbytes)
     return accumulator

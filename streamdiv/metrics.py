@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .kernels import layout
-from .kernels.layout import BIN_CONFIDENCE, BIN_FIELDS, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, N_SUMS, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT
+from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT
 from .errors import StreamdivError
 
 Value = Optional[float]
@@ -42,8 +42,7 @@ class Totals:
         return self.count(INFINITE) > 0 and self.sums[WEIGHT] > self.sums[CROSS_ENTROPY_WEIGHT]
 
     def bin_field(self, field: int) -> np.ndarray:
-        start = N_SUMS + field
-        return self.sums[start: start + self.bins * BIN_FIELDS: BIN_FIELDS]
+        return self.sums[layout.Layout(self.bins, 0).bin_field(field)]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, N_COUNTS
+from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, Layout
 from .metrics import UNITS, Totals, Value, compute_metrics
 from .state import State
 
@@ -86,13 +86,14 @@ def _reliability_table(t: Totals) -> list[dict[str, Value]]:
     weight = t.bin_field(BIN_WEIGHT)
     confidence = t.bin_field(BIN_CONFIDENCE)
     observed = t.bin_field(BIN_OBSERVED)
+    rows = t.counts[Layout(t.bins, 0).bin_counts]
     table = []
     for b in range(t.bins):
         used = weight[b] > 0
         table.append({
             "lower": b / t.bins,
             "upper": (b + 1) / t.bins,
-            "rows": int(t.counts[N_COUNTS + b]),
+            "rows": int(rows[b]),
             "weight": float(weight[b]),
             "confidence": float(confidence[b] / weight[b]) if used else None,
             "observed": float(observed[b] / weight[b]) if used else None,

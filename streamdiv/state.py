@@ -68,16 +68,20 @@ class State:
 
     # ---- layout
     @property
+    def slot_layout(self) -> layout.Layout:
+        return layout.Layout(self.config.bins, self.config.num_classes or 0)
+
+    @property
     def n_count_slots(self) -> int:
-        return layout.N_COUNTS + self.config.bins
+        return self.slot_layout.n_count_slots
 
     @property
     def n_sum_slots(self) -> int:
-        return layout.N_SUMS + self.config.bins * layout.BIN_FIELDS + (self.config.num_classes or 0)
+        return self.slot_layout.n_sum_slots
 
     @property
     def class_mass_slot(self) -> int:
-        return layout.N_SUMS + self.config.bins * layout.BIN_FIELDS
+        return self.slot_layout.class_mass.start
 
     @property
     def n_groups(self) -> int:

@@ -15,7 +15,7 @@ from .scored import _add_reverse_kl, _add_row
 from .soft import VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY, VALUE_REVERSE_KL, _soft_value_term_set
 from .status import CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGITS_ALL_NEGATIVE_INFINITY, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN
 
-@njit(inline="always")
+@njit
 def _load_probabilities(row, q, logq):
     """Copy a probability row into float64 ``q`` and ``log q``; returns (status, sum of q, argmax q)."""
     total = 0.0
@@ -36,7 +36,7 @@ def _load_probabilities(row, q, logq):
     return OK, total, top
 
 
-@njit(inline="always")
+@njit
 def _load_logits(row, q, logq):
     """Log-softmax of a logit row in float64; returns (status, 1.0, argmax).
 
@@ -66,7 +66,7 @@ def _load_logits(row, q, logq):
     return OK, 1.0, top
 
 
-@njit(inline="always")
+@njit
 def _load_targets(row, p, logp):
     """Copy a target row into float64 ``p`` and ``log p``; returns (status, sum of p, argmax p)."""
     total = 0.0
@@ -87,7 +87,7 @@ def _load_targets(row, p, logp):
     return OK, total, top
 
 
-@njit(inline="always")
+@njit
 def _renormalize(q, logq, total):
     if total > 0.0 and total != 1.0:
         log_total = math.log(total)
@@ -96,7 +96,7 @@ def _renormalize(q, logq, total):
             logq[k] = logq[k] - log_total
 
 
-@njit(inline="always")
+@njit
 def _soft_row(p, logp, q, logq, eps, log_eps):
     """Per-row information terms for a soft target P against a prediction Q, each value's from
     _soft_value_term_set (terms with zero mass are 0).
@@ -121,7 +121,7 @@ def _soft_row(p, logp, q, logq, eps, log_eps):
     return cross, entropy, kl, prediction_entropy, reverse, js, clipped > 0.0
 
 
-@njit(inline="always")
+@njit
 def _hard_row(y, q, logq, eps, log_eps):
     """Per-row terms for a hard label y (P one-hot): H(P,Q) = KL = -log q_y, H(P) = 0.
 
@@ -155,7 +155,7 @@ def _hard_row(y, q, logq, eps, log_eps):
     return -lq, prediction_entropy, js, brier, clipped
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
                                 target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from numba import njit
 
 ALL, LOSS = "all", "loss"
@@ -75,11 +76,13 @@ BIN_FIELD_SLOTS: tuple[Slot, ...] = (
 CLASS_MASS = _slot("target_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
 
 
-def _position(slots: tuple[Slot, ...], name: str) -> int:
-    return [slot.name for slot in slots].index(name)
+def _position(slots: tuple[Slot, ...], name: str) -> np.int64:
+    """A slot's position, as a numpy integer: numba types a Python int constant as a literal, and compiles a
+    helper taking it (``_add(sums, g, WEIGHT, w)``) once for every slot; a numpy integer is one type."""
+    return np.int64([slot.name for slot in slots].index(name))
 
 
-N_COUNTS = len(COUNT_SLOTS)
+N_COUNTS = np.int64(len(COUNT_SLOTS))
 ROWS = _position(COUNT_SLOTS, "rows")
 SKIPPED = _position(COUNT_SLOTS, "skipped")
 IGNORED = _position(COUNT_SLOTS, "ignored")
@@ -88,7 +91,7 @@ INFINITE_REVERSE = _position(COUNT_SLOTS, "infinite_reverse")
 UNNORMALIZED = _position(COUNT_SLOTS, "unnormalized")
 CLIPPED = _position(COUNT_SLOTS, "clipped")
 
-N_SUMS = len(SUM_SLOTS)
+N_SUMS = np.int64(len(SUM_SLOTS))
 WEIGHT = _position(SUM_SLOTS, "weight")
 CROSS_ENTROPY = _position(SUM_SLOTS, "cross_entropy")
 CROSS_ENTROPY_SQUARES = _position(SUM_SLOTS, "cross_entropy_squares")
@@ -102,7 +105,7 @@ JS = _position(SUM_SLOTS, "js")
 CORRECT = _position(SUM_SLOTS, "correct")
 BRIER = _position(SUM_SLOTS, "brier")
 
-BIN_FIELDS = len(BIN_FIELD_SLOTS)
+BIN_FIELDS = np.int64(len(BIN_FIELD_SLOTS))
 BIN_WEIGHT = _position(BIN_FIELD_SLOTS, "weight")
 BIN_CONFIDENCE = _position(BIN_FIELD_SLOTS, "confidence")
 BIN_OBSERVED = _position(BIN_FIELD_SLOTS, "observed")
@@ -110,19 +113,19 @@ BIN_CONFIDENCE_SQUARES = _position(BIN_FIELD_SLOTS, "confidence_squares")
 BIN_CONFIDENCE_OBSERVED = _position(BIN_FIELD_SLOTS, "confidence_observed")
 
 
-@njit(inline="always")
+@njit
 def bin_count_slot(b):
     """The count slot of calibration bin b."""
     return N_COUNTS + b
 
 
-@njit(inline="always")
+@njit
 def bin_sum_slot(b, field):
     """The sum slot of field ``field`` (BIN_*) of calibration bin b."""
     return N_SUMS + b * BIN_FIELDS + field
 
 
-@njit(inline="always")
+@njit
 def class_mass_slot(n_bins):
     """The sum slot of class 0's target mass; class k's follows at + k."""
     return N_SUMS + n_bins * BIN_FIELDS
@@ -137,24 +140,24 @@ class Layout:
 
     @property
     def n_count_slots(self) -> int:
-        return N_COUNTS + self.bins
+        return int(N_COUNTS) + self.bins
 
     @property
     def n_sum_slots(self) -> int:
-        return N_SUMS + self.bins * BIN_FIELDS + self.classes
+        return int(N_SUMS + self.bins * BIN_FIELDS) + self.classes
 
     @property
     def class_mass(self) -> slice:
-        start = N_SUMS + self.bins * BIN_FIELDS
+        start = int(N_SUMS + self.bins * BIN_FIELDS)
         return slice(start, start + self.classes)
 
     @property
     def bin_counts(self) -> slice:
-        return slice(N_COUNTS, N_COUNTS + self.bins)
+        return slice(int(N_COUNTS), int(N_COUNTS) + self.bins)
 
     def bin_field(self, field: int) -> slice:
         """The sum slots of one BIN_* field, bin by bin."""
-        return slice(N_SUMS + field, N_SUMS + self.bins * BIN_FIELDS, BIN_FIELDS)
+        return slice(int(N_SUMS + field), int(N_SUMS + self.bins * BIN_FIELDS), int(BIN_FIELDS))
 
     def describe(self) -> dict[str, object]:
         """The layout as a saved state's header records it: the slots' names in the order of their positions,

@@ -165,7 +165,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
     _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, unnormalized, clipped_rows)
 
 
-@njit(inline="always")
+@njit
 def _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps, prediction_tolerance,
                      n_bins, counts, sums, row_terms, start, stop):
     """Add the rows [start, stop) of a loss table (its column 0 is row ``start``), in row order, each stretch

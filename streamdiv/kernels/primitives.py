@@ -15,7 +15,7 @@ from .layout import SKIPPED
 LN2 = math.log(2.0)
 
 
-@njit(inline="always")
+@njit
 def _add(sums, g, slot, x):
     """Neumaier's compensated ``sums[g, slot] += x``: the error of each addition goes to the second cell."""
     s = sums[g, slot, 0]
@@ -27,7 +27,7 @@ def _add(sums, g, slot, x):
     sums[g, slot, 0] = t
 
 
-@njit(inline="always")
+@njit
 def bin_index(confidence, n_bins):
     """Bin of a confidence c in [0, 1] with edges e_k = k/M in float64: [e_k, e_{k+1}), the last bin closed.
 
@@ -48,7 +48,7 @@ def bin_index(confidence, n_bins):
 SCALAR_ROW_CLASSES = 16  # up to this many classes a row's sums run as one scalar pass
 
 
-@njit(inline="always")
+@njit
 def _argmax(row):
     """(index, value) of the largest entry; ties go to the lowest index."""
     top = 0
@@ -61,7 +61,7 @@ def _argmax(row):
     return top, best
 
 
-@njit(inline="always")
+@njit
 def _first_index_of(row, value):
     """The lowest k with row[k] == value (0 if none: the row is then rejected)."""
     for k in range(row.shape[0]):
@@ -70,7 +70,7 @@ def _first_index_of(row, value):
     return 0
 
 
-@njit(inline="always")
+@njit
 def _first_problem(row, nan_code, range_code):
     """The status of a row known to hold a bad value: NaN anywhere wins over out of range."""
     for k in range(row.shape[0]):
@@ -79,19 +79,19 @@ def _first_problem(row, nan_code, range_code):
     return range_code
 
 
-@njit(inline="always")
+@njit
 def _whole(x):
     return abs(x) < 2.0 ** 52 and x == math.floor(x)
 
 
-@njit(inline="always")
+@njit
 def _reject(status, counts, g, i, code):
     """Mark row i invalid with ``code`` and count it as skipped in group g."""
     status[i] = code
     counts[g, SKIPPED] += 1
 
 
-@njit(inline="always")
+@njit
 def _row_weight(weights, has_weights, i):
     """The row's weight, or -1.0 when it is negative, NaN or infinite."""
     if not has_weights:
@@ -102,7 +102,7 @@ def _row_weight(weights, has_weights, i):
     return w
 
 
-@njit(inline="always")
+@njit
 def _table_block_rows(n_classes, soft):
     """Rows per block pass: 128 KiB of q log q terms, 320 KiB of soft value terms (K <= SCALAR_ROW_CLASSES)
     or 384 KiB of soft logs stay in L2."""
@@ -110,7 +110,7 @@ def _table_block_rows(n_classes, soft):
     return max(1, (4096 if few else 16384) // max(n_classes, 1))
 
 
-@njit(inline="always")
+@njit
 def _neumaier(total, compensation, x):
     """One step of Neumaier's compensated sum on a (sum, compensation) pair held in local variables."""
     t = total + x

@@ -14,7 +14,7 @@ from numba import njit
 LONG_RUN = 128  # rows: what the pass for one group costs to set up is worth it from about this many rows
 
 
-@njit(inline="always")
+@njit
 def _run_end(group_ids, i, stop):
     """End of the run of rows of row i's group that starts at row i (at most ``stop``)."""
     g = group_ids[i]
@@ -24,7 +24,7 @@ def _run_end(group_ids, i, stop):
     return end
 
 
-@njit(inline="always")
+@njit
 def _next_stretch(group_ids, has_groups, i, stop):
     """(end, one group) of the stretch of rows that starts at row i: all the rows up to ``stop`` without
     groups; else a run of at least LONG_RUN rows of one group, or the rows up to the next such run."""

@@ -41,7 +41,7 @@ SCORED_CLIPPED = 13  # 1.0 where eps clipping changed a term
 N_SCORED = 14
 
 
-@njit(inline="always")
+@njit
 def _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, reverse, js, brier, confidence,
                   observed, correct, y, unnormalized, clipped):
     scored[SCORED_STATUS, j] = code
@@ -60,7 +60,7 @@ def _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, rever
     scored[SCORED_CLIPPED, j] = 1.0 if clipped else 0.0
 
 
-@njit(inline="always")
+@njit
 def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, correct, brier,
              confidence, observed, n_bins, unnormalized, clipped):
     """Add one scored row's terms (weighted by w) to group g's slots (the slots in ``sums``: see
@@ -94,7 +94,7 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
     _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_OBSERVED), w * confidence * observed)
 
 
-@njit(inline="always")
+@njit
 def _unit_slots(sums, g, n_bins, has_weights):
     """Whether the rows of a call for one group may count their unit slots (see above): no weights, and
     every such slot of group g's partial a whole number."""
@@ -109,7 +109,7 @@ def _unit_slots(sums, g, n_bins, has_weights):
     return True
 
 
-@njit(inline="always")
+@njit
 def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct, bin_observed):
     """Add the unit slots' counts of one call (rows, finite rows, correct rows, rows and observed per bin)."""
     rows = counts[g, ROWS] - rows_before
@@ -125,7 +125,7 @@ def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before,
             _add(sums, g, bin_sum_slot(b, BIN_OBSERVED), np.float64(bin_observed[b]))
 
 
-@njit(inline="always")
+@njit
 def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped):
     """Add the row counts that a pass for one group kept in local variables to group g's count slots."""
     counts[g, ROWS] += rows
@@ -137,7 +137,7 @@ def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_rever
     counts[g, CLIPPED] += clipped
 
 
-@njit(inline="always")
+@njit
 def _counts_labels(sums, g, class_mass, rows, unit):
     """Whether a call for one group may count its rows' labels and add each class's count once, rather than
     add w = 1.0 to a class mass row by row (the same bits: see above): unit weights, every class mass a whole
@@ -152,14 +152,14 @@ def _counts_labels(sums, g, class_mass, rows, unit):
     return True
 
 
-@njit(inline="always")
+@njit
 def _add_label_counts(sums, g, class_mass, label_counts):
     for k in range(label_counts.shape[0]):
         if label_counts[k] > 0:
             _add(sums, g, class_mass + k, np.float64(label_counts[k]))
 
 
-@njit(inline="always")
+@njit
 def _add_reverse_kl(counts, sums, g, w, reverse):
     """Add a row's KL(Q||P); an infinite one is counted instead, and makes the mean infinite."""
     if reverse == math.inf:
@@ -227,10 +227,14 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
     counted = _counts_labels(sums, g, class_mass, stop - start, unit)
     label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
     rows_before, infinite_before = counts[g, ROWS], counts[g, INFINITE]
-    bins_before = counts[g, bin_count_slot(0):bin_count_slot(n_bins)].copy()
+    bins_before = np.empty(n_bins, dtype=np.int64)
+    for b in range(n_bins):
+        bins_before[b] = counts[g, bin_count_slot(b)]
     # Soft rows add to every class: their masses go to a local array.  A hard row adds to one class, in place:
     # copying every class's mass at each call cost K = 32000 logits (a call per row) 2x.
-    mass = sums[g, class_mass:class_mass + (targets.shape[1] if soft else 0)].copy()
+    mass = np.empty((targets.shape[1] if soft else 0, 2))
+    for k in range(mass.shape[0]):
+        mass[k, 0], mass[k, 1] = sums[g, class_mass + k, 0], sums[g, class_mass + k, 1]
     weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
     cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
     squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
@@ -314,7 +318,8 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
         _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_OBSERVED), w * confidence * observed)
         correct_rows += correct
         bin_observed[b] += int(observed)  # used with unit slots only, where observed is 0 or 1
-    sums[g, class_mass:class_mass + mass.shape[0]] = mass
+    for k in range(mass.shape[0]):
+        sums[g, class_mass + k, 0], sums[g, class_mass + k, 1] = mass[k, 0], mass[k, 1]
     if not soft:  # a hard row's KL is its cross-entropy: the same steps on the same values (as the loss pass)
         kl_s, kl_c = cross_s, cross_c
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
@@ -331,7 +336,7 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
     _add_label_counts(sums, g, class_mass, label_counts)
 
 
-@njit(inline="always")
+@njit
 def _accumulate_scored(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
                        counts, sums, start, stop):
     """Add the rows [start, stop) of a block's scored table (its column 0 is row ``start``), in row order, each
