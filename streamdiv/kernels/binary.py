@@ -120,7 +120,7 @@ def _binary_logs(pred, is_logits, labels, start, stop, row_terms):
             _store_binary_terms(row_terms, j, v, 1.0 - v, log_p, log_not_p, labels[start + j] == 1)
 
 
-@njit
+@njit(inline="always")
 def _store_binary_terms(row_terms, j, prob, other, log_p, log_not_p, positive):
     """The row's terms; of the two JS midpoints only the label's: log((1 + p)/2) = log1p(p) - ln 2 for y =
     1, log((2 - p)/2) = log1p(-p/2) - 0 otherwise, the argument chosen before the one log1p (a third fewer
@@ -132,7 +132,7 @@ def _store_binary_terms(row_terms, j, prob, other, log_p, log_not_p, positive):
     row_terms[BINARY_LOG_MIDPOINT, j] = fast_log1p(prob if positive else -0.5 * prob) - (LN2 if positive else 0.0)
 
 
-@njit
+@njit(inline="always")
 def _binary_row_status(v, y, is_logits):
     """The status of a binary row: a problem in the prediction v (a NaN or +inf logit; a NaN probability,
     then one outside [0, 1]) before one in the label y (not 0 or 1).  Selects, not branches: a loop that

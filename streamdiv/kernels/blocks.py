@@ -28,7 +28,7 @@ from .table import (_general_span, _logit_scratch, _logit_span, _logit_tiles, _p
 KERNEL_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@njit
+@njit(inline="always")
 def _mark_groups(group_ids, lo, hi, marks, touched):
     """Append to ``touched`` (count in touched[0]) the groups of rows [lo, hi) not yet marked."""
     if group_ids.shape[0] == 0:

@@ -13,7 +13,7 @@ from .elementary import fast_exp, fast_log1p
 from .primitives import LN2, SCALAR_ROW_CLASSES
 from .status import LOGITS_ALL_NEGATIVE_INFINITY, LOGIT_NAN_OR_POSITIVE_INFINITY, OK
 
-@njit
+@njit(inline="always")
 def _logit_argmax(row):
     """(status, index of the largest logit (lowest on ties), largest logit): the status is
     LOGIT_NAN_OR_POSITIVE_INFINITY if any logit is NaN or +inf, LOGITS_ALL_NEGATIVE_INFINITY if all are -inf."""
@@ -147,7 +147,7 @@ def _logit_logs(start, stop, row_terms):
         row_terms[LOGIT_LOG_MIDPOINT, j] = fast_log1p(qy) - LN2
 
 
-@njit
+@njit(inline="always")
 def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
     """As _score_hard_probabilities, for row j of a logit block's row table: log q_y = d_y - log(1 + s),
     H(Q) = log(1 + s) - W/(1 + s), Brier = (B + R^2)/(1 + s)^2 = sum_{k != y} q_k^2 + (1 - q_y)^2, and

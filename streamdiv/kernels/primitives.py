@@ -48,7 +48,7 @@ def bin_index(confidence, n_bins):
 SCALAR_ROW_CLASSES = 16  # up to this many classes a row's sums run as one scalar pass
 
 
-@njit
+@njit(inline="always")
 def _argmax(row):
     """(index, value) of the largest entry; ties go to the lowest index."""
     top = 0
@@ -61,7 +61,7 @@ def _argmax(row):
     return top, best
 
 
-@njit
+@njit(inline="always")
 def _first_index_of(row, value):
     """The lowest k with row[k] == value (0 if none: the row is then rejected)."""
     for k in range(row.shape[0]):
@@ -70,7 +70,7 @@ def _first_index_of(row, value):
     return 0
 
 
-@njit
+@njit(inline="always")
 def _first_problem(row, nan_code, range_code):
     """The status of a row known to hold a bad value: NaN anywhere wins over out of range."""
     for k in range(row.shape[0]):
@@ -110,7 +110,7 @@ def _table_block_rows(n_classes, soft):
     return max(1, (4096 if few else 16384) // max(n_classes, 1))
 
 
-@njit
+@njit(inline="always")
 def _neumaier(total, compensation, x):
     """One step of Neumaier's compensated sum on a (sum, compensation) pair held in local variables."""
     t = total + x

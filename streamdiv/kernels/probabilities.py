@@ -72,7 +72,7 @@ def _label_logs(pred, labels, start, stop, row_terms):
         log_midpoint[j] = fast_log1p(v) - LN2
 
 
-@njit
+@njit(inline="always")
 def _probability_row_sums(row, terms, base, y, check):
     """One pass over a probability row and its q log q terms: (number of values NaN or outside [0, 1],
     sum q, H(Q), Brier = sum_k (q_k - [k = y])^2, argmax q (lowest index on ties), max q).  Written as
@@ -151,7 +151,7 @@ def _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms
             row_terms[ROW_STATUS, j] = _first_problem(pred[start + j], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE)
 
 
-@njit
+@njit(inline="always")
 def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value):
     row_terms[ROW_STATUS, j] = OK if bad == 0.0 else PREDICTION_OUT_OF_RANGE
     row_terms[ROW_TOTAL, j] = total
@@ -161,7 +161,7 @@ def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_
     row_top[j] = top
 
 
-@njit
+@njit(inline="always")
 def _score_hard_probabilities(row_terms, row_top, j, eps, log_eps):
     """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for row j of a block's row table:
     a probability row and its label y."""

@@ -41,7 +41,7 @@ SCORED_CLIPPED = 13  # 1.0 where eps clipping changed a term
 N_SCORED = 14
 
 
-@njit
+@njit(inline="always")
 def _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, reverse, js, brier, confidence,
                   observed, correct, y, unnormalized, clipped):
     scored[SCORED_STATUS, j] = code

@@ -29,7 +29,7 @@ VALUE_BAD_PREDICTION = 9  # 1.0 where q is NaN or outside [0, 1]
 N_VALUE_TERMS = 10
 
 
-@njit
+@njit(inline="always")
 def _soft_value_logs(pk, qk):
     """(log p, log q, log m) with m = (p + q)/2: -inf where p or q is 0; log m is 0 where m is (then unused)."""
     mk = 0.5 * (pk + qk)
@@ -37,7 +37,7 @@ def _soft_value_logs(pk, qk):
             fast_log(mk) if mk > 0.0 else 0.0)
 
 
-@njit
+@njit(inline="always")
 def _soft_value_term_set(pk, qk, log_p, log_q, log_m, eps, log_eps):
     """One value's terms, in VALUE_* order, from p, q and their logs (see _soft_value_logs); a term whose mass
     is 0 is 0, so 0 log 0 = 0, and log q is clipped at log eps inside H(P,Q) and KL(P||Q) only."""
@@ -72,7 +72,7 @@ def _soft_value_terms(pred, targets, start, stop, eps, log_eps, value_terms):
             value_terms[column, f] = terms[column]
 
 
-@njit
+@njit(inline="always")
 def _soft_row_sums(target, pred, value_terms, base):
     """The sums over one row's classes of its value terms, in class order, and of P and Q:
     (bad P, bad Q, sum P, sum Q, H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS, Brier, clipped terms)."""
@@ -139,7 +139,7 @@ def _wide_soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
             js if js > 0.0 else 0.0, brier, clipped > 0.0)
 
 
-@njit
+@njit(inline="always")
 def _score_soft_row(scored, j, pred_row, target_row, prediction_tolerance, target_tolerance, row_sums):
     """Row j of the scored table from a soft row's sums (see _soft_row_sums) and the argmaxes of Q and P."""
     (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,

@@ -23,7 +23,7 @@ from .status import LABEL_OUT_OF_RANGE
 # scored on every thread, see blocks), and a *span* function, which scores a tile and adds it, in row order.
 
 
-@njit
+@njit(inline="always")
 def _store_hard_row(scored, j, y, n_classes, prediction_tolerance, row):
     """Row j of the scored table for a hard label y from a family's row scores (see
     _score_hard_probabilities).  A label outside [0, K) is the row's problem, before any in its prediction."""
@@ -34,7 +34,7 @@ def _store_hard_row(scored, j, y, n_classes, prediction_tolerance, row):
                   1.0 if top == y else 0.0, top == y, y, abs(total - 1.0) > prediction_tolerance, clipped)
 
 
-@njit
+@njit(inline="always")
 def _probability_scratch(n_classes, tile):
     """(q log q terms, row table, row argmax) for a tile of probability rows."""
     return (np.empty(tile * n_classes), np.empty((N_ROW_TERMS, tile)), np.empty(tile, dtype=np.int64))
@@ -57,7 +57,7 @@ def _probability_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch,
                             _score_hard_probabilities(row_terms, row_top, j, eps, log_eps))
 
 
-@njit
+@njit(inline="always")
 def _logit_scratch(n_classes, tile):
     """(shifted logits d, exp(d), row table, row argmax) for a tile of logit rows."""
     return (np.empty(tile * n_classes), np.empty(tile * n_classes), np.empty((N_LOGIT_TERMS, tile)),
@@ -79,7 +79,7 @@ def _logit_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch, score
                             _score_hard_logits(row_terms, row_top, j, eps, log_eps))
 
 
-@njit
+@njit(inline="always")
 def _soft_scratch(n_classes, tile):
     """The VALUE_* terms (for many classes: log p, log q and log m in rows 0-2) of a tile of soft rows."""
     return np.empty((N_VALUE_TERMS, tile * n_classes))
