@@ -60,6 +60,8 @@ def per_row(p: np.ndarray, q: np.ndarray, log_q: np.ndarray | None = None,
             cross = -np.where(p > 0, p * log_clipped, 0.0).sum(axis=1)
             kl = np.where(p > 0, p * (np.log(p) - log_clipped), 0.0).sum(axis=1)
         entropy = -xlogy(p, p).sum(axis=1)
+        # q log q with the given log q: q = 1 - 1e-17 rounds to 1, but its log is still -1e-17
+        prediction_entropy = (-xlogy(q, q) if log_q is None else -np.where(q > 0, q * log_q, 0.0)).sum(axis=1)
         reverse = rel_entr(q, p).sum(axis=1)
         # JS = KL(P||M)/2 + KL(Q||M)/2 with M = (P+Q)/2, written with P+Q: half the smallest subnormal rounds
         # to 0, and M = 0 beside Q > 0 would make the term infinite.  p log(2p/(p+q)) = p log(p/(p+q)) + p log 2
@@ -69,7 +71,7 @@ def per_row(p: np.ndarray, q: np.ndarray, log_q: np.ndarray | None = None,
         "cross_entropy": cross,
         "entropy": entropy,
         "kl_divergence": kl,
-        "prediction_entropy": -xlogy(q, q).sum(axis=1),
+        "prediction_entropy": prediction_entropy,
         "reverse_kl_divergence": reverse,
         "js_divergence": np.maximum(js, 0.0),
         "brier": ((q - p) ** 2).sum(axis=1),
