@@ -119,6 +119,7 @@ def test_normalized_entropy_and_rig():
     assert m["normalized_entropy"] == pytest.approx(float(cross / prior), rel=REL)
 
 
+@pytest.mark.slow
 def test_ten_million_rows():
     """1e7 rows cycling through 7 adversarial float32 rows: the mean must still match mpmath to 1e-12."""
     logits = np.array([[30.0, 0.0, -5.0], [1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-3.0, 2.0, 50.0],
