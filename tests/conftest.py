@@ -1,9 +1,12 @@
-"""Seeded data factories shared by the tests."""
+"""Seeded data factories and the hypothesis profiles shared by the tests."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from reference import softmax
 
@@ -38,3 +41,13 @@ def hard():
 @pytest.fixture
 def soft():
     return make_soft()
+
+
+# Hypothesis: a modest number of examples by default, so that the whole suite stays quick; more with
+# HYPOTHESIS_PROFILE=thorough.  No deadline: the first example of a layout may compile its kernel (a minute
+# on a cold cache).
+settings.register_profile("quick", max_examples=25, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", max_examples=400, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))

@@ -1,6 +1,8 @@
 """Slow, obviously correct references: every metric from the definitions, in plain numpy float64.
 
-P is the target distribution (one-hot for hard labels), Q the prediction, w the row weights.
+P is the target distribution (one-hot for hard labels), Q the prediction, w the row weights.  Logits enter as
+Q = softmax(z) with log Q = log_softmax(z) given apart (Q underflows to 0 where log Q is still finite); a binary
+logit z is the two-class row (0, z).
 """
 
 from __future__ import annotations
@@ -21,22 +23,55 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def per_row(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-row terms in nats from the textbook definitions (scipy's xlogy / rel_entr handle 0 log 0)."""
+def log_softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """log Q of logit rows: with m = max z and s = sum over the other classes of exp(z_j - m),
+    log q_j = (z_j - m) - log1p(s).  (scipy's log_softmax takes log(1 + s), which is 0 for a confident row
+    where the true log q is -1e-21.)  -inf logits give -inf."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.argmax(axis=1)
+    shifted = z - z[np.arange(len(z)), top][:, None]
+    others = np.exp(shifted)
+    others[np.arange(len(z)), top] = 0.0
+    return shifted - np.log1p(others.sum(axis=1, keepdims=True))
+
+
+def binary_logit_rows(logits: np.ndarray) -> np.ndarray:
+    """A binary logit z as the two-class logit row (0, z): softmax gives (1 - sigmoid(z), sigmoid(z))."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.stack([np.zeros_like(z), z], axis=1)
+
+
+def per_row(p: np.ndarray, q: np.ndarray, log_q: np.ndarray | None = None,
+            eps: float | None = None) -> dict[str, np.ndarray]:
+    """Per-row terms in nats from the textbook definitions (scipy's xlogy / rel_entr handle 0 log 0).
+
+    ``log_q`` is log Q when it is known apart from Q (logits); ``eps`` clips Q at eps inside H(P,Q) and
+    KL(P||Q) only, so that a zero probability on what happened costs -log eps instead of +inf.
+    """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        m = 0.5 * (p + q)
-        cross = -np.where(p > 0, p * np.log(q), 0.0).sum(axis=1)
+        if log_q is None:
+            clipped_q = q if eps is None else np.maximum(q, eps)
+            cross = -np.where(p > 0, p * np.log(clipped_q), 0.0).sum(axis=1)
+            kl = rel_entr(p, clipped_q).sum(axis=1)
+        else:
+            log_clipped = log_q if eps is None else np.where(q < eps, np.log(eps), log_q)
+            cross = -np.where(p > 0, p * log_clipped, 0.0).sum(axis=1)
+            kl = np.where(p > 0, p * (np.log(p) - log_clipped), 0.0).sum(axis=1)
         entropy = -xlogy(p, p).sum(axis=1)
-        kl = rel_entr(p, q).sum(axis=1)
+        # q log q with the given log q: q = 1 - 1e-17 rounds to 1, but its log is still -1e-17
+        prediction_entropy = (-xlogy(q, q) if log_q is None else -np.where(q > 0, q * log_q, 0.0)).sum(axis=1)
         reverse = rel_entr(q, p).sum(axis=1)
-        js = 0.5 * rel_entr(p, m).sum(axis=1) + 0.5 * rel_entr(q, m).sum(axis=1)
+        # JS = KL(P||M)/2 + KL(Q||M)/2 with M = (P+Q)/2, written with P+Q: half the smallest subnormal rounds
+        # to 0, and M = 0 beside Q > 0 would make the term infinite.  p log(2p/(p+q)) = p log(p/(p+q)) + p log 2
+        total = p + q
+        js = 0.5 * (rel_entr(p, total) + rel_entr(q, total)).sum(axis=1) + 0.5 * np.log(2) * total.sum(axis=1)
     return {
         "cross_entropy": cross,
         "entropy": entropy,
         "kl_divergence": kl,
-        "prediction_entropy": -xlogy(q, q).sum(axis=1),
+        "prediction_entropy": prediction_entropy,
         "reverse_kl_divergence": reverse,
         "js_divergence": np.maximum(js, 0.0),
         "brier": ((q - p) ** 2).sum(axis=1),
@@ -61,18 +96,35 @@ def calibration(confidence: np.ndarray, observed: np.ndarray, weights: np.ndarra
 
 
 def metrics(p: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None, bins: int = 15,
-            binary: bool = False) -> dict[str, float]:
-    """Weighted means of the per-row terms plus calibration and normalized entropy.
+            binary: bool = False, log_q: np.ndarray | None = None, eps: float | None = None,
+            top: np.ndarray | None = None) -> dict[str, float | int | None]:
+    """Weighted means of the per-row terms plus calibration, normalized entropy and the row counts.
 
     With ``binary``, p and q are the positive-class columns of a two-class layout: Brier is (q1 - p1)^2, the
-    prediction is [q1 > 0.5] and calibration bins q1 against p1.
+    prediction is [q1 > 0.5] and calibration bins q1 against p1.  ``top`` is each row's predicted class when
+    it is known better than argmax Q (argmax of the logits: two logits can give the same rounded Q).  Rows
+    with zero weight count as rows but add nothing, even an infinite cross-entropy; without any weight, every
+    mean is None.
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = per_row(p, q)
+    rows = per_row(p, q, log_q, eps)
+    infinite = rows["cross_entropy"] == np.inf
+    finite_weight = w[~infinite].sum()
+    out: dict[str, float | int | None] = {
+        "rows": len(p),
+        "weight": float(w.sum()),
+        "infinite_rows": int(infinite.sum()),
+        "clipped_rows": 0 if eps is None else int(((p > 0) & (q < eps)).any(axis=1).sum()),
+        "cross_entropy_finite": (float((w[~infinite] * rows["cross_entropy"][~infinite]).sum() / finite_weight)
+                                 if finite_weight > 0 else None),
+    }
+    if w.sum() <= 0:
+        return out | {name: None for name in (*rows, "ece", "mce", "normalized_entropy", "perplexity")}
     used = w > 0  # a zero-weight row contributes nothing, even an infinite one
-    out = {name: float((w[used] * values[used]).sum() / w.sum()) for name, values in rows.items()}
+    out |= {name: float((w[used] * values[used]).sum() / w.sum()) for name, values in rows.items()}
+    top = q.argmax(axis=1) if top is None else np.asarray(top)
     if binary:
         out["brier"] = float((w * (q[:, 1] - p[:, 1]) ** 2).sum() / w.sum())
         predicted = (q[:, 1] > 0.5).astype(int)
@@ -80,11 +132,26 @@ def metrics(p: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None, bin
         out["accuracy"] = float((w * (predicted == actual)).sum() / w.sum())
         confidence, observed = q[:, 1], p[:, 1]
     else:
-        top = q.argmax(axis=1)
+        out["accuracy"] = float((w * (top == p.argmax(axis=1))).sum() / w.sum())
         confidence = q[np.arange(len(q)), top]
         observed = p[np.arange(len(p)), top]
     out["ece"], out["mce"] = calibration(confidence, observed, w, bins)
-    rates = (w[:, None] * p).sum(axis=0) / w.sum()
+    mass = (w[:, None] * p).sum(axis=0)
+    rates = mass / mass.sum()  # = mass / W, and exactly (0, ..., 1, ..., 0) when one class has all the mass
     prior = -xlogy(rates, rates).sum()
     out["normalized_entropy"] = out["cross_entropy"] / prior if prior > 0 else None
+    out["perplexity"] = float(np.exp(out["cross_entropy"])) if out["cross_entropy"] < 709.0 else np.inf
     return out
+
+
+def cross_entropy_stderr(p: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None,
+                         log_q: np.ndarray | None = None, eps: float | None = None) -> float | None:
+    """Standard error of the weighted mean cross-entropy, weights read as frequencies, from the two-pass
+    variance s^2 = sum w (x - mean)^2 / (W - 1): sqrt(s^2 / W).  None with W <= 1 or any infinite row."""
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64)
+    x = per_row(p, q, log_q, eps)["cross_entropy"]
+    total = w.sum()
+    if total <= 1 or (x == np.inf).any():
+        return None
+    mean = (w * x).sum() / total
+    return float(np.sqrt((w * (x - mean) ** 2).sum() / (total - 1) / total))

@@ -60,11 +60,28 @@ def test_guessed_columns_are_announced(preds):
 
 
 def test_table_format(preds):
+    """Every computed metric on a line with its value to 6 decimals (counts with thousands separators) and
+    its unit; then one line per group with the key metrics."""
     result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "table")
-    lines = result.stdout.splitlines()
+    report = streamdiv.evaluate(preds, probs="probs", labels="label", by="region")
+    overall, groups = result.stdout.rstrip("\n").split("\n\n")
+    lines = overall.splitlines()
     assert lines[0].split() == ["metric", "value", "unit"]
-    assert any(line.startswith("cross_entropy ") and line.endswith("nats") for line in lines)
-    assert any(line.split()[:1] == ["eu"] for line in lines) and any(line.split()[:1] == ["us"] for line in lines)
+    shown = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert list(shown) == [name for name in streamdiv.METRIC_NAMES if name != "reverse_kl_divergence"]
+    units = {"information": ["nats"], "count": ["rows"]}
+    for metric in streamdiv.METRICS:
+        if metric.name in shown:
+            value = report.metrics[metric.name]
+            text = f"{value:,}" if isinstance(value, int) else f"{value:.6f}"
+            assert shown[metric.name] == [text] + units.get(metric.kind, []), metric.name
+    header, _, *group_lines = groups.splitlines()
+    columns = ["rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece"]
+    assert header.split() == ["region"] + columns
+    by_region = {line.split()[0]: line.split()[1:] for line in group_lines}
+    assert by_region == {g["group"]["region"]: [f"{g['metrics']['rows']:,}"] + [f"{g['metrics'][name]:.6f}"
+                                                                             for name in columns[1:]]
+                         for g in report.groups}
 
 
 def test_csv_has_one_row_per_group(preds):
@@ -111,7 +128,8 @@ def test_fail_if_exit_codes(preds):
 
 
 def test_usage_and_data_errors(preds, tmp_path):
-    assert invoke("score", preds, "--probs", "probs", "--labels", "label", "--base", "3", code=2)
+    usage = invoke("score", preds, "--probs", "probs", "--labels", "label", "--base", "3", code=2)
+    assert "Invalid value for '--base': '3' is not one of 'e', '2', '10'" in usage.stderr and usage.stdout == ""
     missing = invoke("score", tmp_path / "nope.parquet", "--probs", "p", "--labels", "y", code=3)
     assert "nope.parquet" in missing.stderr and "Traceback" not in missing.stderr
     bad = TABLE.set_column(1, "label", pa.array(np.where(np.arange(3000) == 2500, 7, LABELS).astype(np.int32)))
@@ -145,8 +163,10 @@ def test_output_file_and_states_merge(preds, tmp_path):
         assert value == (pytest.approx(once[name], rel=1e-15) if isinstance(value, float) else once[name]), name
     again = invoke("merge", tmp_path / "all.state", "--format", "json")
     assert json.loads(again.stdout) == json.loads(merged.stdout)
-    assert invoke("merge", halves[0], "--fail-if", "rows>10", "-o", tmp_path / "m.prom", code=1)
-    assert (tmp_path / "m.prom").read_text().startswith("# HELP")
+    breached = invoke("merge", halves[0], "--fail-if", "rows>10", "-o", tmp_path / "m.prom", code=1)
+    assert "condition 'rows>10' holds: overall rows = 1700" in breached.stderr
+    written = {f.name: f for f in text_string_to_metric_families((tmp_path / "m.prom").read_text())}
+    assert next(s.value for s in written["streamdiv_rows"].samples if not s.labels) == 1700  # written first
     (tmp_path / "junk.state").write_bytes(b"nonsense")
     assert "junk.state" in invoke("merge", tmp_path / "junk.state", code=3).stderr
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
@@ -241,6 +261,7 @@ def test_merge_keeps_the_settings_of_the_states(preds, tmp_path):
            "--save-state", state, "--format", "json")
     merged = json.loads(invoke("merge", state, state, "--format", "json").stdout)
     assert merged["metrics"]["rows"] == 6000 and len(merged["calibration"]) == 7
+    assert (merged["layout"]["bins"], merged["layout"]["eps"]) == (7, 1e-9)
 
 
 def _compiled_signatures():

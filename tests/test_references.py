@@ -122,6 +122,7 @@ def test_weights_match_repetition(hard):
             assert weighted[name] is None
         else:
             assert weighted[name] == pytest.approx(repeated[name], rel=1e-12), name
+    assert weighted["rows"] == len(labels) and weighted["weight"] == repeated["rows"]  # zero weights count as rows
     assert weighted["cross_entropy"] == pytest.approx(log_loss(labels, probs, sample_weight=weights), rel=REL)
     assert weighted["brier"] == pytest.approx(
         reference.metrics(reference.one_hot(labels, 5), probs, weights)["brier"], rel=REL)
