@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .kernels.status import CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK, UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET
+from .kernels.status import (CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK,
+                             UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET)
 from .errors import SchemaError
 
 # A role's raw input: an Arrow array, a numpy array, or (wide layout) a sequence of per-class 1-D arrays.

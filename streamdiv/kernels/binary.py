@@ -16,11 +16,12 @@ from .loss import _accumulate_loss
 from .primitives import LN2, _add, _reject, _row_weight
 from .probabilities import N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL
 from .scored import N_SCORED, _accumulate_scored, _add_reverse_kl, _add_row, _store_scored
-from .status import CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN
+from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN,
+                     PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN)
 
 @njit(error_model="numpy")
 def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
-    """The loss table (as _loss_block_terms) of the rows [start, stop) of binary predictions: q_y = p for y =
+    """The loss table (as _loss_tile_terms) of the rows [start, stop) of binary predictions: q_y = p for y =
     1 and 1 - p otherwise, and log q_y, computed as _binary_logs computes them; the status as
     _binary_row_status gives it (a problem in the prediction before one in the label).  Branch-free, both
     logs of a row computed and one kept, so that the loop vectorises: 3.7 ns/row, against 4.9 with the status
@@ -88,7 +89,7 @@ def _binary_prediction(x, is_logits):
 
 
 BINARY_TILE_ROWS = 256  # rows whose logs are computed together, vectorised across rows, before the scalar accumulation
-# Columns of a binary block's row table (``row_terms[column, j]`` for the block's row j)
+# Columns of a binary tile's row table (``row_terms[column, j]`` for the tile's row j)
 BINARY_P = 0  # p, the positive-class probability
 BINARY_NOT_P = 1  # 1 - p (from a logit: exp(log(1 - p)), accurate where p is close to 1)
 BINARY_LOG_P = 2
@@ -147,7 +148,7 @@ def _binary_row_status(v, y, is_logits):
 @njit(error_model="numpy")
 def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored):
     """The scored terms of the rows [start, stop) of binary predictions against labels in {0, 1}, from the
-    block's table of logs.  A problem in the prediction comes before one in the label."""
+    tile's table of logs.  A problem in the prediction comes before one in the label."""
     for j in range(stop - start):
         y = labels[start + j]
         code = _binary_row_status(np.float64(pred[start + j]), y, is_logits)

@@ -20,7 +20,7 @@ from numba import njit
 
 from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
 from .loss import _loss_span
-from .primitives import _add, _table_block_rows
+from .primitives import _add, _tile_rows
 from .scored import _accumulate_scored
 from .table import (_general_span, _logit_scratch, _logit_span, _logit_tiles, _probability_scratch,
                     _probability_span, _probability_tiles, _soft_scratch, _soft_span, _soft_tiles)
@@ -149,7 +149,7 @@ def score_hard_probabilities(batch, settings, lo, hi, scored, at):
     """The scored terms of the rows [lo, hi) of probabilities against hard labels, into the columns from
     ``at`` of ``scored``."""
     n_classes = batch.pred.shape[1]
-    scratch = _probability_scratch(n_classes, _table_block_rows(n_classes, False))
+    scratch = _probability_scratch(n_classes, _tile_rows(n_classes, False))
     _probability_tiles(batch.pred, batch.labels, settings.eps, settings.prediction_tolerance, lo, hi, scratch,
                        scored, at)
 
@@ -159,7 +159,7 @@ def score_hard_logits(batch, settings, lo, hi, scored, at):
     """As score_hard_probabilities, for logits."""
     n_classes = batch.pred.shape[1]
     _logit_tiles(batch.pred, batch.labels, settings.eps, 1.0, lo, hi,
-                 _logit_scratch(n_classes, _table_block_rows(n_classes, False)), scored, at)
+                 _logit_scratch(n_classes, _tile_rows(n_classes, False)), scored, at)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -167,7 +167,7 @@ def score_soft_probabilities(batch, settings, lo, hi, scored, at):
     """As score_hard_probabilities, for soft targets."""
     n_classes = batch.pred.shape[1]
     _soft_tiles(batch.pred, batch.targets, settings.eps, settings.prediction_tolerance, settings.target_tolerance,
-                lo, hi, _soft_scratch(n_classes, _table_block_rows(n_classes, True)), scored, at)
+                lo, hi, _soft_scratch(n_classes, _tile_rows(n_classes, True)), scored, at)
 
 
 @njit(**KERNEL_OPTIONS)

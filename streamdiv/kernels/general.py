@@ -12,8 +12,11 @@ from numba import njit
 from .layout import IGNORED, SKIPPED, class_mass_slot
 from .primitives import LN2, _add, _reject, _row_weight
 from .scored import _add_reverse_kl, _add_row
-from .soft import VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY, VALUE_REVERSE_KL, _soft_value_term_set
-from .status import CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGITS_ALL_NEGATIVE_INFINITY, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN
+from .soft import (VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY,
+                   VALUE_REVERSE_KL, _soft_value_term_set)
+from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGITS_ALL_NEGATIVE_INFINITY,
+                     LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN,
+                     TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN)
 
 @njit
 def _load_probabilities(row, q, logq):
@@ -159,13 +162,13 @@ def _hard_row(y, q, logq, eps, log_eps):
 def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
                                 target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):
-    """The scalar pass of accumulate_multiclass over the rows [start, stop) of one block, for renormalized
+    """The scalar pass over the rows [start, stop) of one tile, for renormalized
     rows and soft logits (the common layouts go through the scored-row table: _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
     class_mass = class_mass_slot(n_bins)
     for i in range(start, stop):
         # The row preamble is written out in each row loop on purpose: the same lines behind a shared inline
-        # helper returning (group, weight) measured twice as slow (re-measured with the block passes:
+        # helper returning (group, weight) measured twice as slow (re-measured with the tile passes:
         # K=10 47 -> 101 ns/row, binary 33 -> 62).
         g = group_ids[i] if has_groups else 0
         code = status[i]

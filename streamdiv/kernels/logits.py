@@ -49,7 +49,7 @@ def _logit_row_sums(row, top_value, top, y):
     return s, weighted, squares, rest
 
 
-# Columns of a logit block's row table, with d_k = z_k - max z, e_k = exp(d_k) and s = sum_{k != argmax} e_k
+# Columns of a logit tile's row table, with d_k = z_k - max z, e_k = exp(d_k) and s = sum_{k != argmax} e_k
 LOGIT_STATUS = 0  # OK, LOGIT_NAN_OR_POSITIVE_INFINITY or LOGITS_ALL_NEGATIVE_INFINITY
 LOGIT_SUM = 1  # s: the softmax denominator is 1 + s
 LOGIT_WEIGHTED = 2  # W = sum_{k != argmax} e_k d_k
@@ -63,7 +63,7 @@ N_LOGIT_TERMS = 9
 
 
 @njit(error_model="numpy")
-def _logit_block_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
+def _logit_tile_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
     """Each logit row's argmax and sums over its classes for the rows [start, stop), then, vectorised
     across the rows, the logs of their softmax denominators, log q_y, q_y and the JS midpoints."""
     n_classes = pred.shape[1]
@@ -93,8 +93,8 @@ def _logit_block_sums(pred, labels, start, stop, row_terms, row_top, shifted, ex
 
 @njit(error_model="numpy")
 def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
-    """_logit_block_sums' row sums for rows of a few classes, in three loops: each row's argmax, then
-    d = z - max z and e = exp(d) for every value of the block in one flat loop that vectorises (a loop over a
+    """_logit_tile_sums' row sums for rows of a few classes, in three loops: each row's argmax, then
+    d = z - max z and e = exp(d) for every value of the tile in one flat loop that vectorises (a loop over a
     row's few classes spends its time in its scalar remainder), then each row's sums in class order.
     K = 10: 51 -> 40 ns/row, one thread."""
     n_classes = pred.shape[1]
@@ -149,7 +149,7 @@ def _logit_logs(start, stop, row_terms):
 
 @njit(inline="always")
 def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
-    """As _score_hard_probabilities, for row j of a logit block's row table: log q_y = d_y - log(1 + s),
+    """As _score_hard_probabilities, for row j of a logit tile's row table: log q_y = d_y - log(1 + s),
     H(Q) = log(1 + s) - W/(1 + s), Brier = (B + R^2)/(1 + s)^2 = sum_{k != y} q_k^2 + (1 - q_y)^2, and
     JS = -log(M_y)/2 + q_y (log q_y - log M_y)/2 + (ln 2 / 2) R/(1 + s) with M_y = (1 + q_y)/2."""
     code = int(row_terms[LOGIT_STATUS, j])

@@ -14,15 +14,18 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_log
-from .layout import CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, IGNORED, INFINITE, KL, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot
-from .primitives import _add, _first_problem, _neumaier, _reject, _row_weight, _table_block_rows
-from .probabilities import N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL, _gather_label_probabilities
+from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, IGNORED, INFINITE, KL,
+                     ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
+from .primitives import _add, _first_problem, _neumaier, _reject, _row_weight, _tile_rows
+from .probabilities import (N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL,
+                            _gather_label_probabilities)
 from .runs import _next_stretch
 from .scored import _add_label_counts, _add_pass_counts, _counts_labels, _unit_slots
-from .status import CODE_IGNORED, LABEL_OUT_OF_RANGE, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN
+from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE,
+                     WEIGHT_NEGATIVE_OR_NAN)
 
 @njit(error_model="numpy")
-def _loss_block_terms(pred, labels, start, stop, row_terms):
+def _loss_tile_terms(pred, labels, start, stop, row_terms):
     """Row table columns ROW_STATUS, ROW_TOTAL, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the rows [start, stop):
     a flat range check of every value (vectorised), each row's sum in class order, then q_y and log q_y.
     The status is the row's verdict, as the full pass gives it: a label outside [0, K) before any problem in
@@ -61,7 +64,7 @@ def _loss_block_terms(pred, labels, start, stop, row_terms):
 @njit(error_model="numpy")
 def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
                           prediction_tolerance, n_bins, counts, sums, row_terms, first, start, stop):
-    """Add the rows [start, stop) of a loss block's row table (row i in column i - first) in row order:
+    """Add the rows [start, stop) of a loss tile's row table (row i in column i - first) in row order:
     H(P,Q) = -log q_y (q_y clipped to eps when clipping), its square, the weights, KL = H(P,Q), and the
     label's class mass."""
     class_mass = class_mass_slot(n_bins)
@@ -188,10 +191,10 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
                n_bins, counts, sums, lo, hi):
     """The loss alone for the rows [lo, hi) of hard labels against probabilities, in row order."""
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
-    block = _table_block_rows(pred.shape[1], False)
-    row_terms = np.empty((N_ROW_TERMS, block))
-    for start in range(lo, hi, block):
-        stop = min(start + block, hi)
-        _loss_block_terms(pred, labels, start, stop, row_terms)
+    tile = _tile_rows(pred.shape[1], False)
+    row_terms = np.empty((N_ROW_TERMS, tile))
+    for start in range(lo, hi, tile):
+        stop = min(start + tile, hi)
+        _loss_tile_terms(pred, labels, start, stop, row_terms)
         _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
                          prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)

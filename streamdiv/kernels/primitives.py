@@ -103,8 +103,8 @@ def _row_weight(weights, has_weights, i):
 
 
 @njit
-def _table_block_rows(n_classes, soft):
-    """Rows per block pass: 128 KiB of q log q terms, 320 KiB of soft value terms (K <= SCALAR_ROW_CLASSES)
+def _tile_rows(n_classes, soft):
+    """Rows per tile pass: 128 KiB of q log q terms, 320 KiB of soft value terms (K <= SCALAR_ROW_CLASSES)
     or 384 KiB of soft logs stay in L2."""
     few = soft and n_classes <= SCALAR_ROW_CLASSES
     return max(1, (4096 if few else 16384) // max(n_classes, 1))

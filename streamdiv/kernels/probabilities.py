@@ -22,7 +22,7 @@ def _entropy_terms(pred, start, stop, terms):
     """terms[(i - start) * K + k] = q_ik log q_ik (0 where q = 0) for the rows [start, stop), as one flat
     loop over their values (``pred`` is C-contiguous): vectorised across rows, which a 10-class row loop
     is not (it spends its time in the scalar remainder).  Returns how many values are NaN or outside [0, 1],
-    so that the row pass checks each value only in a block that holds one."""
+    so that the row pass checks each value only in a tile that holds one."""
     flat = pred[start:stop].reshape(-1)
     bad = 0
     for j in range(flat.shape[0]):
@@ -33,8 +33,8 @@ def _entropy_terms(pred, start, stop, terms):
     return bad
 
 
-# Columns of a block's row table (``row_terms[column, j]`` for the block's row j): what the hard-probability
-# path computes for every row of a block before its scalar accumulation pass.
+# Columns of a tile's row table (``row_terms[column, j]`` for the tile's row j): what the hard-probability
+# path computes for every row of a tile before its scalar accumulation pass.
 ROW_STATUS = 0  # OK, PREDICTION_NAN if any value is NaN, else PREDICTION_OUT_OF_RANGE if one is outside [0, 1]
 ROW_TOTAL = 1  # sum_k q_k
 ROW_ENTROPY = 2  # H(Q) = -sum_k q_k log q_k
@@ -121,8 +121,8 @@ def _probability_row_sums_simd(row, terms, base, y):
 
 
 @njit(error_model="numpy")
-def _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top):
-    """Each row's sums over its classes for the rows [start, stop), into the block's row table.
+def _probability_tile_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top):
+    """Each row's sums over its classes for the rows [start, stop), into the tile's row table.
 
     A loop of its own, apart from the accumulation pass (see _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
@@ -163,7 +163,7 @@ def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_
 
 @njit(inline="always")
 def _score_hard_probabilities(row_terms, row_top, j, eps, log_eps):
-    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for row j of a block's row table:
+    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for row j of a tile's row table:
     a probability row and its label y."""
     code = int(row_terms[ROW_STATUS, j])
     total = row_terms[ROW_TOTAL, j]

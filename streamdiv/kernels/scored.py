@@ -15,14 +15,18 @@ import math
 import numpy as np
 from numba import njit
 
-from .layout import BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, bin_count_slot, bin_sum_slot, class_mass_slot
+from .layout import (BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT,
+                     BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY,
+                     IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL,
+                     REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, bin_count_slot, bin_sum_slot,
+                     class_mass_slot)
 from .primitives import _add, _neumaier, _reject, _row_weight, _whole, bin_index
 from .runs import _next_stretch
 from .status import CODE_IGNORED, OK, WEIGHT_NEGATIVE_OR_NAN
 
 # ---- scored rows: the terms one row adds to the state, for the common layouts (hard labels with
-# probabilities or logits, soft targets with probabilities, binary with labels).  A block's scoring pass fills
-# this table (``scored[column, j]`` for the block's row j); one accumulation pass, shared by those layouts,
+# probabilities or logits, soft targets with probabilities, binary with labels).  A tile's scoring pass fills
+# this table (``scored[column, j]`` for the tile's row j); one accumulation pass, shared by those layouts,
 # then adds the valid rows in row order.
 SCORED_STATUS = 0  # OK, or the problem found in the row's prediction, label or target
 SCORED_CROSS = 1  # H(P,Q): +inf where a class with p > 0 has q = 0; with clipping, q >= eps
@@ -172,7 +176,7 @@ def _add_reverse_kl(counts, sums, g, w, reverse):
 @njit(error_model="numpy")
 def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
                             counts, sums, first, start, stop):
-    """The scalar pass over the rows [start, stop) of one block (row i's terms in column i - first of
+    """The scalar pass over the rows [start, stop) of one tile (row i's terms in column i - first of
     ``scored``): adds each valid row's scored terms to its group's slots, in row order; a row with a hard
     label adds w to its class's mass, one with a soft target w p_k to each class's.  Rows of one group take
     the faster _accumulate_scored_rows_of_group.
@@ -339,7 +343,7 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
 @njit
 def _accumulate_scored(scored, targets, soft, weights, has_weights, group_ids, has_groups, status, n_bins,
                        counts, sums, start, stop):
-    """Add the rows [start, stop) of a block's scored table (its column 0 is row ``start``), in row order, each
+    """Add the rows [start, stop) of a tile's scored table (its column 0 is row ``start``), in row order, each
     stretch by the pass that suits it (see _next_stretch)."""
     i = start
     while i < stop:

@@ -14,7 +14,7 @@ from .primitives import SCALAR_ROW_CLASSES, _argmax, _first_problem
 from .scored import SCORED_STATUS, _store_scored
 from .status import OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE
 
-# Per-value terms of soft targets P against probabilities Q (``value_terms[column, f]`` for the block's flat
+# Per-value terms of soft targets P against probabilities Q (``value_terms[column, f]`` for the tile's flat
 # value index f = j K + k), every term with 0 log 0 = 0
 VALUE_CROSS = 0  # -p log q (q clipped to eps when clipping); +inf where p > 0 and q = 0
 VALUE_ENTROPY = 1  # -p log p
@@ -112,7 +112,7 @@ def _soft_logs(pred, targets, start, stop, log_p, log_q, log_m):
 @njit(fastmath={"reassoc"}, error_model="numpy")
 def _wide_soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
     """For rows of more than SCALAR_ROW_CLASSES classes: one pass in SIMD lanes over a soft target row P, a
-    probability row Q and their logs (from ``base`` in the block's flat log arrays), every term with
+    probability row Q and their logs (from ``base`` in the tile's flat log arrays), every term with
     0 log 0 = 0:
     (bad P, bad Q, sum P, sum Q, H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS, Brier, clipped terms).
     A zero q_k under p_k > 0 makes H(P,Q) and KL +inf; a zero p_k under q_k > 0 makes KL(Q||P) +inf."""
@@ -153,7 +153,7 @@ def _score_soft_row(scored, j, pred_row, target_row, prediction_tolerance, targe
 
 
 @njit(error_model="numpy")
-def _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance, scored,
+def _soft_tile_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance, scored,
                      at, value_terms):
     """The scored terms of the rows [start, stop) of probabilities against soft targets, into the columns
     from ``at`` of ``scored`` (a loop of its own: see _accumulate_scored_rows).  The status is the row's

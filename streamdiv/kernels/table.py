@@ -10,11 +10,12 @@ import numpy as np
 from numba import njit
 
 from .general import _accumulate_multiclass_rows
-from .logits import N_LOGIT_TERMS, _logit_block_sums, _score_hard_logits
-from .primitives import _table_block_rows
-from .probabilities import N_ROW_TERMS, _entropy_terms, _label_logs, _probability_block_sums, _score_hard_probabilities
+from .logits import N_LOGIT_TERMS, _logit_tile_sums, _score_hard_logits
+from .primitives import _tile_rows
+from .probabilities import (N_ROW_TERMS, _entropy_terms, _label_logs, _probability_tile_sums,
+                            _score_hard_probabilities)
 from .scored import N_SCORED, _accumulate_scored, _store_scored
-from .soft import N_VALUE_TERMS, _soft_block_sums
+from .soft import N_VALUE_TERMS, _soft_tile_sums
 from .status import LABEL_OUT_OF_RANGE
 
 
@@ -46,12 +47,12 @@ def _probability_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch,
     terms, row_terms, row_top = scratch
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     n_classes = pred.shape[1]
-    tile = _table_block_rows(n_classes, False)
+    tile = _tile_rows(n_classes, False)
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
         any_bad = _entropy_terms(pred, start, stop, terms) > 0
         _label_logs(pred, labels, start, stop, row_terms)
-        _probability_block_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
+        _probability_tile_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
         for j in range(stop - start):
             _store_hard_row(scored, at + start - lo + j, labels[start + j], n_classes, prediction_tolerance,
                             _score_hard_probabilities(row_terms, row_top, j, eps, log_eps))
@@ -70,10 +71,10 @@ def _logit_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch, score
     shifted, exps, row_terms, row_top = scratch
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     n_classes = pred.shape[1]
-    tile = _table_block_rows(n_classes, False)
+    tile = _tile_rows(n_classes, False)
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        _logit_block_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps)
+        _logit_tile_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps)
         for j in range(stop - start):
             _store_hard_row(scored, at + start - lo + j, labels[start + j], n_classes, prediction_tolerance,
                             _score_hard_logits(row_terms, row_top, j, eps, log_eps))
@@ -89,10 +90,10 @@ def _soft_scratch(n_classes, tile):
 def _soft_tiles(pred, targets, eps, prediction_tolerance, target_tolerance, lo, hi, value_terms, scored, at):
     """The scored terms of the rows [lo, hi) of probabilities against soft targets."""
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
-    tile = _table_block_rows(pred.shape[1], True)
+    tile = _tile_rows(pred.shape[1], True)
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        _soft_block_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance,
+        _soft_tile_sums(pred, targets, start, stop, eps, log_eps, prediction_tolerance, target_tolerance,
                          scored, at + start - lo, value_terms)
 
 
@@ -100,7 +101,7 @@ def _soft_tiles(pred, targets, eps, prediction_tolerance, target_tolerance, lo, 
 def _probability_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps,
                       prediction_tolerance, n_bins, counts, sums, lo, hi):
     """Score the rows [lo, hi) of probabilities against hard labels into ``counts``/``sums``, in row order."""
-    tile = _table_block_rows(pred.shape[1], False)
+    tile = _tile_rows(pred.shape[1], False)
     scratch = _probability_scratch(pred.shape[1], tile)
     scored = np.empty((N_SCORED, tile))
     no_targets = np.empty((0, 0))
@@ -115,7 +116,7 @@ def _probability_span(pred, labels, weights, has_weights, group_ids, has_groups,
 def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps, n_bins, counts, sums,
                 lo, hi):
     """Score the rows [lo, hi) of logits against hard labels into ``counts``/``sums``, in row order."""
-    tile = _table_block_rows(pred.shape[1], False)
+    tile = _tile_rows(pred.shape[1], False)
     scratch = _logit_scratch(pred.shape[1], tile)
     scored = np.empty((N_SCORED, tile))
     no_targets = np.empty((0, 0))
@@ -130,7 +131,7 @@ def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, statu
 def _soft_span(pred, targets, weights, has_weights, group_ids, has_groups, status, eps, prediction_tolerance,
                target_tolerance, n_bins, counts, sums, lo, hi):
     """Score the rows [lo, hi) of probabilities against soft targets into ``counts``/``sums``, in row order."""
-    tile = _table_block_rows(pred.shape[1], True)
+    tile = _tile_rows(pred.shape[1], True)
     value_terms = _soft_scratch(pred.shape[1], tile)
     scored = np.empty((N_SCORED, tile))
     for start in range(lo, hi, tile):
@@ -151,7 +152,7 @@ def _general_span(pred, is_logits, labels, targets, has_targets, weights, has_we
     logq = np.empty(n_classes)
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
-    tile = _table_block_rows(n_classes, False)
+    tile = _tile_rows(n_classes, False)
     for start in range(lo, hi, tile):
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
