@@ -69,7 +69,7 @@ class CompileNotice:
         if key in self._seen:
             return _Notice(None)
         self._seen.add(key)
-        message = (f"streamdiv: compiling the kernels for this layout ({what}), once: about half a minute on "
+        message = (f"streamdiv: compiling the kernels for this layout ({what}), once: about 10-15 s on "
                    f"2 cores; later runs load them from numba's cache (`streamdiv warmup` compiles every "
                    f"layout ahead of time)")
         return _Notice(threading.Timer(self.delay, self._say, (message,)))
