@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -76,15 +75,9 @@ class Accumulator:
         first_bad: tuple[columns.Prepared, int, Location] | None = None
         n_bad = 0
         for start, stop in _slices(inputs, mapping):
-            prepared = columns.prepare(**{role: _rows(value, start, stop) for role, value in inputs.items()},
-                                       class_names=self._state.config.class_names,
-                                       expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
-            if mapping is None:
-                names: tuple[str, ...] = ()
-                keys, inverse = [()], None
-            else:
-                names = tuple(str(name) for name in mapping)
-                keys, inverse = columns.group_keys([_rows(value, start, stop) for value in mapping.values()])
+            prepared, names, keys, inverse = self._prepare(
+                {role: _rows(value, start, stop) for role, value in inputs.items()},
+                None if mapping is None else {name: _rows(value, start, stop) for name, value in mapping.items()})
             location = Location(first_row=start)
             try:
                 self.update_prepared(prepared, names, keys, inverse, location)
@@ -102,14 +95,22 @@ class Accumulator:
         ``groups`` by group column name, possibly empty), naming ``location``'s file, rows and columns in any
         error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
         has none of its own.  This is the one entry of ``evaluate`` and the command line."""
+        return self.update_prepared(*self._prepare(inputs, groups, class_names), location)
+
+    def _prepare(self, inputs: Mapping[str, Any], groups: Mapping[str, Any] | None,
+                 class_names: Sequence[str] | None = None) -> tuple[columns.Prepared, tuple[str, ...], list[tuple],
+                                                                    np.ndarray | None]:
+        """(prepared batch, group names, group keys, each row's index into them) of one batch's inputs."""
         prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
                                    expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
-        keys, inverse = columns.group_keys(list(groups.values())) if groups else ([()], None)
-        return self.update_prepared(prepared, tuple(groups), keys, inverse, location)
+        if not groups:
+            return prepared, (), [()], None
+        keys, inverse = columns.group_keys(list(groups.values()))
+        return prepared, tuple(str(name) for name in groups), keys, inverse
 
     def update_prepared(self, prepared: columns.Prepared, group_names: tuple[str, ...], keys: list[tuple],
                         inverse: np.ndarray | None, location: Location) -> Accumulator:
-        """Run the kernel on a prepared batch (the driver's entry point; ``update`` is the user's)."""
+        """Run the kernels on a prepared batch (``update`` and ``add_batch`` both come here)."""
         state = self._state
         state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
                          soft_targets=prepared.targets is not None, class_names=prepared.class_names,
