@@ -145,10 +145,9 @@ def _run_on_threads(task: Callable[[int], None], n_tasks: int, threads: int) -> 
 def score_batch(family: Family, batch: Batch, settings: Settings, counts: np.ndarray, sums: np.ndarray,
                 open_block: Partial, lanes: Lanes | None, first_row: int) -> None:
     """Score every row of ``batch`` (whose first row is row ``first_row`` of the stream) into the totals
-    (``counts``, ``sums``) and
-    the open block.  Rows before the batch's first full block and after its last go into the open block,
-    closed into the totals where a block ends; the full blocks are scored at once on the lanes, in waves,
-    and closed in block order."""
+    (``counts``, ``sums``) and the open block.  Rows before the batch's first full block and after its last go
+    into the open block, closed into the totals where a block ends; the full blocks are scored at once on the
+    lanes, in waves, and closed in block order."""
     n_rows = batch.status.shape[0]
     threads = scoring_threads()
     n_lanes = len(lanes.partials) if lanes is not None else 0
