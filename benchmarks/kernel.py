@@ -37,9 +37,12 @@ def layouts(rows: int) -> dict[str, dict]:
     binary_labels = (rng.random(rows) < binary).astype(np.int8)
     return {
         "hard K=10 probs": {"probs": q10, "labels": labels10},
+        "hard K=10 probs, classwise off": {"probs": q10, "labels": labels10, "classwise": False},
         "hard K=10 probs, metrics=loss": {"probs": q10, "labels": labels10, "metrics": "loss"},
         "hard K=10 logits": {"logits": np.log(q10), "labels": labels10},
         "hard K=100 probs (rows/10)": {"probs": q100, "labels": rng.integers(0, 100, rows // 10)},
+        "hard K=100 probs (rows/10), classwise off": {"probs": q100, "labels": rng.integers(0, 100, rows // 10),
+                                                      "classwise": False},
         "soft K=10 probs": {"probs": q10, "targets": p10},
         "binary probs": {"probs": binary, "labels": binary_labels},
         "binary probs, metrics=loss": {"probs": binary, "labels": binary_labels, "metrics": "loss"},
@@ -50,8 +53,9 @@ def layouts(rows: int) -> dict[str, dict]:
 
 
 def time_once(inputs: dict) -> float:
-    arrays = {name: value for name, value in inputs.items() if name != "metrics"}
-    accumulator = Accumulator(metrics=inputs.get("metrics", "all"))
+    options = {name: inputs[name] for name in ("metrics", "classwise") if name in inputs}
+    arrays = {name: value for name, value in inputs.items() if name not in options}
+    accumulator = Accumulator(**options)
     started = time.perf_counter()
     accumulator.update(**arrays)
     return time.perf_counter() - started
@@ -65,8 +69,7 @@ def main() -> None:
     cases = layouts(args.rows)
     threads = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
     for inputs in cases.values():  # compile (or load from cache) before timing
-        Accumulator(metrics=inputs.get("metrics", "all")).update(
-            **{k: v[:1000] for k, v in inputs.items() if k != "metrics"})
+        time_once({k: v if k in ("metrics", "classwise") else v[:1000] for k, v in inputs.items()})
     times: dict[tuple[str, int], list[float]] = {(name, t): [] for name in cases for t in threads}
     for _ in range(args.repeats):
         for name, inputs in cases.items():

@@ -15,7 +15,7 @@ from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
 from .progress import COMPILE_NOTICE
 from .report import Report
-from .state import Config, State
+from .state import CLASSWISE_MAX_CLASSES, Config, State
 
 ON_INVALID = ("error", "skip")
 
@@ -38,13 +38,19 @@ class Accumulator:
 
     def __init__(self, *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
                  base: str | int = "e", bins: int = 15, eps: float | None = None, renormalize: bool = False,
-                 on_invalid: str = "error", ignore_label: Any = None, metrics: str = "all"):
+                 on_invalid: str = "error", ignore_label: Any = None, metrics: str = "all",
+                 classwise: bool | None = None):
         if on_invalid not in ON_INVALID:
             raise StreamdivError(f"on_invalid must be 'error' or 'skip', not {on_invalid!r}")
         if metrics not in METRIC_SETS:
             raise StreamdivError(f"metrics must be one of {', '.join(map(repr, METRIC_SETS))}, not {metrics!r}")
         if not isinstance(bins, int) or bins < 1:
             raise StreamdivError(f"bins must be a positive whole number, not {bins!r}")
+        if classwise not in (None, True, False):
+            raise StreamdivError(f"classwise must be True, False or None (on up to {CLASSWISE_MAX_CLASSES} classes), "
+                                 f"not {classwise!r}")
+        if classwise and metrics != "all":
+            raise StreamdivError("class-wise calibration needs the full metric set: metrics='all' (--metrics all)")
         if eps is not None and not (0.0 < eps < 1.0):
             raise StreamdivError(f"eps must lie in (0, 1), not {eps!r}")
         names = tuple(str(name) for name in class_names) if class_names is not None else None
@@ -55,7 +61,7 @@ class Accumulator:
         self.ignore_label = ignore_label
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
         self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize,
-                                   metrics=metrics))
+                                   metrics=metrics, classwise=classwise))
         self._lanes: driver.Lanes | None = None
 
     # ---- feeding
@@ -179,7 +185,8 @@ class Accumulator:
         a newer format version, :class:`StateLayoutError` for a state of another slot layout."""
         state = state_format.decode(data)
         accumulator = cls(bins=state.config.bins, eps=state.config.eps, renormalize=state.config.renormalize,
-                          base=base, on_invalid=on_invalid, ignore_label=ignore_label, metrics=state.config.metrics)
+                          base=base, on_invalid=on_invalid, ignore_label=ignore_label, metrics=state.config.metrics,
+                          classwise=state.config.classwise)
         accumulator._state = state
         return accumulator
 
@@ -203,7 +210,7 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
         columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status)
     settings = driver.Settings(bool(prepared.is_logits), float(config.eps) if config.eps is not None else 0.0,
                                bool(config.renormalize), float(prepared.prediction_tolerance),
-                               float(prepared.target_tolerance), int(config.bins))
+                               float(prepared.target_tolerance), int(config.bins), state.slot_layout.class_bins)
     family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
                                renormalize=config.renormalize, loss_only=config.metrics == "loss")
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)

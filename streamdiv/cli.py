@@ -170,6 +170,9 @@ def _label_value(text: str | None) -> Any:
               help="'loss': cross-entropy, KL, perplexity, normalized entropy and row counts only; a lighter "
               "pass for hard labels against probabilities, and for binary predictions.")
 @click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
+@click.option("--classwise/--no-classwise", default=None,
+              help="Class-wise calibration: per-class reliability, classwise_ece, the Brier decomposition "
+                   "[default: on up to 100 classes].")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
 @click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "
               "(every core unless set) [default: that many]. Results are the same bits for any number.")
@@ -177,7 +180,8 @@ def _label_value(text: str | None) -> Any:
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
           targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int | None,
           on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool, metric_set: str,
-          class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
+          class_names: str | None, classwise: bool | None, progress: bool | None, threads: int | None,
+          fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
@@ -213,7 +217,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
                    **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, eps=eps,
                               renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label),
-                              metrics=metric_set)
+                              metrics=metric_set, classwise=classwise)
     _score_with_progress(accumulator, source, plan, batch_size, progress)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:

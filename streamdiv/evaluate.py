@@ -34,7 +34,7 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
              by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
              eps: float | None = None, batch_size: int | None = None, on_invalid: str = "error",
              ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
-             metrics: str = "all", progress: ProgressCallback | None = None,
+             metrics: str = "all", classwise: bool | None = None, progress: ProgressCallback | None = None,
              accumulator: Accumulator | None = None) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
 
@@ -48,7 +48,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
     ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
     normalized entropy and the row counts; the others are None), which for hard labels against probabilities,
-    and for binary predictions against labels, is a lighter pass.
+    and for binary predictions against labels, is a lighter pass.  ``classwise`` keeps class-wise calibration
+    bins (``report.classes``, ``classwise_ece``, the Brier decomposition): by default on up to 100 classes.
     """
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
@@ -56,7 +57,7 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     if accumulator is None:
         accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, eps=eps,
                                   renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
-                                  metrics=metrics)
+                                  metrics=metrics, classwise=classwise)
     score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)
     report = accumulator.report()
     unnormalized = report.metrics["unnormalized_rows"]

@@ -18,6 +18,8 @@ from .report import Report
 
 FORMATS = ("table", "json", "csv", "prometheus")
 GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece")
+CLASS_COLUMNS = ("ece", "mean_prediction", "observed_frequency", "calibration_ratio")
+TABLE_CLASSES = 20  # the table lists the classes' calibration up to this many classes (JSON: always)
 
 
 def render(report: Report, fmt: str) -> str:
@@ -60,7 +62,8 @@ def table(report: Report) -> str:
     for metric in METRICS:
         value = report.metrics[metric.name]
         if metric.name not in computed or (
-                value is None and metric.name in ("reverse_kl_divergence", "cross_entropy_stderr")):
+                value is None and metric.name in ("reverse_kl_divergence", "cross_entropy_stderr",
+                                                  "calibration_ratio")):
             continue
         kind = {"information": unit, "count": "rows"}.get(metric.kind, "")
         rows.append([metric.name, _number(value), kind])
@@ -73,7 +76,19 @@ def table(report: Report) -> str:
             group_rows.append([_text(v) for v in group["group"].values()] +
                               [_number(group["metrics"][name]) for name in columns])
         text += "\n\n" + _aligned(group_rows, right_from=len(report.groups[0]["group"]))
+    if report.classes:
+        text += "\n\n" + _class_table(report)
     return text + "\n"
+
+
+def _class_table(report: Report) -> str:
+    """Each class's calibration (report.classes), or a line saying where to find it for many classes."""
+    if len(report.classes) > TABLE_CLASSES:
+        return (f"class-wise calibration of {len(report.classes)} classes: see --format json "
+                f"(classes[].ece, .calibration_ratio, .calibration)")
+    rows = [["class", *CLASS_COLUMNS]]
+    rows += [[str(entry["class"]), *(_number(entry[name]) for name in CLASS_COLUMNS)] for entry in report.classes]
+    return _aligned(rows)
 
 
 def _text(value: Any) -> str:
@@ -122,6 +137,14 @@ def prometheus(report: Report) -> str:
             label_text = ",".join(f'{_label_name(k)}="{_escape(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{label_text}}} {_prometheus_value(value)}" if label_text
                          else f"{name} {_prometheus_value(value)}")
+    for column, suffix, help_text in (("ece", "_ratio", "each class's calibration error over bins of q_k"),
+                                      ("calibration_ratio", "", "each class's mean prediction / observed frequency")):
+        samples = [(entry["class"], entry[column]) for entry in report.classes if entry[column] is not None]
+        if not samples:
+            continue
+        name = f"streamdiv_class_{column}{suffix}"
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        lines += [f'{name}{{class="{_escape(label)}"}} {_prometheus_value(value)}' for label, value in samples]
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,30 @@ class Totals:
     bins: int
     class_mass_slot: int
     soft_targets: bool
+    slots: layout.Layout | None = None  # the state's slot layout (None: top-label bins and class masses only)
+    binary: bool = False
+
+    @property
+    def slot_layout(self) -> layout.Layout:
+        return self.slots or layout.Layout(self.bins, len(self.sums) - self.class_mass_slot)
+
+    def class_values(self, name: str) -> np.ndarray:
+        """One CLASS_SLOTS entry (``"target_mass"``, ...), class by class."""
+        return self.sums[self.slot_layout.class_slot(name)]
+
+    @property
+    def classwise_classes(self) -> np.ndarray:
+        """The state's class index of each class-wise class (one binary column: the positive class only)."""
+        return np.array([1]) if self.binary else np.arange(self.slot_layout.classes)
+
+    def class_bins(self, field: int) -> np.ndarray:
+        """One CLASS_BIN_* field as (class-wise classes, bins)."""
+        shape = (self.slot_layout.classwise_classes, self.slot_layout.class_bins)
+        return self.sums[self.slot_layout.class_bin_field(field)].reshape(shape)
+
+    def class_bin_rows(self) -> np.ndarray:
+        shape = (self.slot_layout.classwise_classes, self.slot_layout.class_bins)
+        return self.counts[self.slot_layout.class_bin_counts].reshape(shape)
 
     def count(self, slot: int) -> int:
         return int(self.counts[slot])
@@ -117,7 +141,7 @@ def base_rate_entropy(t: Totals) -> Value:
     weight = t.sums[WEIGHT]
     if weight <= 0:
         return None
-    mass = t.sums[t.class_mass_slot:]
+    mass = t.class_values("target_mass")
     rates = mass[mass > 0] / mass[mass > 0].sum()
     return float(-(rates * np.log(rates)).sum())
 
@@ -130,12 +154,126 @@ def _normalized_entropy(t: Totals) -> Value:
     return cross / prior
 
 
+def _relative_information_gain(t: Totals) -> Value:
+    """RIG = 1 - NE (Yi et al. 2013): the share of the base rates' entropy the model explains."""
+    ratio = _normalized_entropy(t)
+    return None if ratio is None else 1.0 - ratio
+
+
+def _prior_kl(t: Totals) -> Value:
+    """KL(observed class frequencies || mean predicted distribution) = sum_k o_k log(o_k / q_k), with
+    o_k = sum_i w_i P_ik / W and q_k = sum_i w_i Q_ik / W (q rescaled to sum to 1); 0 when the average
+    prediction matches the base rates, +inf when a class that occurs is never predicted."""
+    observed, predicted = t.class_values("target_mass"), t.class_values("prediction_mass")
+    if observed.sum() <= 0 or predicted.sum() <= 0:
+        return None
+    observed, predicted = observed / observed.sum(), predicted / predicted.sum()
+    occurs = observed > 0
+    if (predicted[occurs] <= 0).any():
+        return math.inf
+    gaps = np.log(observed[occurs]) - np.log(predicted[occurs])  # a ratio overflows where q_k is subnormal
+    return max(float((observed[occurs] * gaps).sum()), 0.0)
+
+
+def _binary_calibration_ratio(t: Totals) -> Value:
+    """sum_i w_i p_i / sum_i w_i y_i for one binary column (TFMA's and torchrec's calibration): 1 when the
+    predictions add up to the positives; None without positives or for several classes (see
+    ``report.classes``)."""
+    if not t.binary:
+        return None
+    positives = t.class_values("target_mass")[1]
+    return float(t.class_values("prediction_mass")[1] / positives) if positives > 0 else None
+
+
+@dataclass(frozen=True)
+class ClassBins:
+    """The class-wise bins' sums, (class-wise classes, bins) each, and the total weight W."""
+
+    weight: np.ndarray
+    prediction: np.ndarray
+    observed: np.ndarray
+    prediction_squares: np.ndarray
+    prediction_observed: np.ndarray
+    target_squares: np.ndarray  # sum w y_k^2 per class-wise class
+    total: float
+
+    @property
+    def used(self) -> np.ndarray:
+        return self.weight > 0
+
+    def per_bin(self, numerator: np.ndarray) -> np.ndarray:
+        """numerator / bin weight, 0 in empty bins."""
+        return np.divide(numerator, self.weight, out=np.zeros_like(numerator), where=self.used)
+
+    @property
+    def base_rates(self) -> np.ndarray:
+        """o_k = sum_b O_bk / W."""
+        return self.observed.sum(axis=1) / self.total
+
+
+def class_bins(t: Totals) -> ClassBins | None:
+    """The class-wise bins of a state that keeps them and has weight; None otherwise."""
+    if t.slot_layout.class_bins == 0 or t.sums[WEIGHT] <= 0:
+        return None
+    observed = t.class_bins(layout.CLASS_BIN_OBSERVED)
+    if t.soft_targets:
+        target_squares = t.class_values("target_squares")[t.classwise_classes]
+    else:
+        target_squares = observed.sum(axis=1)  # P_k^2 = P_k for hard labels
+    return ClassBins(t.class_bins(layout.CLASS_BIN_WEIGHT), t.class_bins(layout.CLASS_BIN_PREDICTION), observed,
+                     t.class_bins(layout.CLASS_BIN_PREDICTION_SQUARES),
+                     t.class_bins(layout.CLASS_BIN_PREDICTION_OBSERVED), target_squares, float(t.sums[WEIGHT]))
+
+
+def _classwise(term: Callable[[ClassBins], float]) -> Callable[[Totals], Value]:
+    def compute(t: Totals) -> Value:
+        bins = class_bins(t)
+        return None if bins is None else float(term(bins))
+    return compute
+
+
+def classwise_ece_per_class(bins: ClassBins) -> np.ndarray:
+    """Each class's ECE: sum_b |sum_{i in b} w_i q_ik - sum_{i in b} w_i y_ik| / W."""
+    return np.abs(bins.prediction - bins.observed).sum(axis=1) / bins.total
+
+
+def _brier_reliability(bins: ClassBins) -> float:
+    """REL = sum_k sum_b W_bk (f_bk - o_bk)^2 / W, f and o the bin's mean prediction and outcome."""
+    return float((bins.per_bin((bins.prediction - bins.observed) ** 2)).sum() / bins.total)
+
+
+def _brier_resolution(bins: ClassBins) -> float:
+    """RES = sum_k sum_b W_bk (o_bk - o_k)^2 / W."""
+    spread = bins.per_bin(bins.observed) - bins.base_rates[:, None]
+    return float((bins.weight * spread * spread).sum() / bins.total)
+
+
+def _brier_uncertainty(bins: ClassBins) -> float:
+    """UNC = sum_k (sum_i w_i y_ik^2 / W - o_k^2): sum_k o_k (1 - o_k) for hard labels; for soft targets
+    less the targets' own spread, sum_k sum_i w_i y_ik (1 - y_ik) / W, which keeps the identity exact."""
+    rates = bins.base_rates
+    return float((bins.target_squares / bins.total - rates * rates).sum())
+
+
+def _brier_within_bin_variance(bins: ClassBins) -> float:
+    """WBV = sum_k sum_b sum_{i in b} w_i (q_ik - f_bk)^2 / W = sum (Q2_bk - F_bk^2 / W_bk) / W."""
+    return float((bins.prediction_squares - bins.per_bin(bins.prediction * bins.prediction)).sum() / bins.total)
+
+
+def _brier_within_bin_covariance(bins: ClassBins) -> float:
+    """WBC = sum_k sum_b sum_{i in b} w_i (q_ik - f_bk)(y_ik - o_bk) / W = sum (QO_bk - F_bk O_bk / W_bk) / W."""
+    return float((bins.prediction_observed - bins.per_bin(bins.prediction * bins.observed)).sum() / bins.total)
+
+
 def _count(slot: int) -> Callable[[Totals], Value]:
     return lambda t: t.count(slot)
 
 
 _CROSS_ENTROPY_READS = ("cross_entropy", "cross_entropy_weight", "infinite", "weight")
 _BIN_READS = ("bin.weight", "bin.confidence", "bin.observed")
+_CLASS_BIN_READS = ("weight", "class_bin.weight", "class_bin.prediction", "class_bin.observed")
+_DECOMPOSITION_READS = _CLASS_BIN_READS + ("class_bin.prediction_squares", "class_bin.prediction_observed",
+                                           "class.target_squares")
 
 METRICS: tuple[Metric, ...] = (
     Metric("rows", "count", "rows evaluated", _count(ROWS),
@@ -191,6 +329,31 @@ METRICS: tuple[Metric, ...] = (
     Metric("normalized_entropy", "ratio", "cross-entropy / entropy of the class base rates",
            _normalized_entropy,
            reads=_CROSS_ENTROPY_READS + ("class.target_mass",)),
+    Metric("relative_information_gain", "ratio", "1 - normalized_entropy", _relative_information_gain,
+           reads=_CROSS_ENTROPY_READS + ("class.target_mass",)),
+    Metric("prior_kl", "information", "KL(observed class frequencies || mean predicted distribution)", _prior_kl,
+           reads=("class.target_mass", "class.prediction_mass")),
+    Metric("calibration_ratio", "ratio", "sum w p / sum w y (one binary column; per class in report.classes)",
+           _binary_calibration_ratio,
+           reads=("class.target_mass", "class.prediction_mass")),
+    Metric("classwise_ece", "probability", "mean over classes of each class's ECE over bins of q_k",
+           _classwise(lambda bins: classwise_ece_per_class(bins).mean()),
+           reads=_CLASS_BIN_READS),
+    Metric("brier_reliability", "probability", "REL = sum_k sum_b W_bk (f_bk - o_bk)^2 / W",
+           _classwise(_brier_reliability),
+           reads=_CLASS_BIN_READS),
+    Metric("brier_resolution", "probability", "RES = sum_k sum_b W_bk (o_bk - o_k)^2 / W",
+           _classwise(_brier_resolution),
+           reads=_CLASS_BIN_READS),
+    Metric("brier_uncertainty", "probability", "UNC = sum_k (mean y_k^2 - o_k^2); o_k (1 - o_k) for hard labels",
+           _classwise(_brier_uncertainty),
+           reads=_DECOMPOSITION_READS),
+    Metric("brier_within_bin_variance", "probability", "WBV = sum_k sum_i w_i (q_ik - f_bk)^2 / W",
+           _classwise(_brier_within_bin_variance),
+           reads=_DECOMPOSITION_READS),
+    Metric("brier_within_bin_covariance", "probability", "WBC = sum_k sum_i w_i (q_ik - f_bk)(y_ik - o_bk) / W",
+           _classwise(_brier_within_bin_covariance),
+           reads=_DECOMPOSITION_READS),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
 # What each metric set computes: the metrics whose slots its passes fill (kernels.layout).  "loss" skips the
@@ -215,14 +378,17 @@ def parse_base(base: object) -> str | int:
     raise StreamdivError(f"base must be 'e', 2 or 10, not {base!r}")
 
 
-def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all") -> dict[str, Value]:
+def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all",
+                    absent_slots: tuple[str, ...] = ()) -> dict[str, Value]:
     """Every registered metric for one set of totals, information metrics in the unit of ``base``; those
-    outside ``metric_set`` are None (not computed)."""
+    outside ``metric_set``, and those reading a slot the state lacks (``absent_slots``: saved by an earlier
+    streamdiv), are None (not computed)."""
     _, divisor = UNITS[base]
     computed = METRIC_SETS[metric_set]
     values: dict[str, Value] = {}
     for metric in METRICS:
-        value = metric.compute(totals) if metric.name in computed else None
+        known = not set(metric.reads) & set(absent_slots)
+        value = metric.compute(totals) if metric.name in computed and known else None
         if value is not None and metric.kind == "information":
             value = value / divisor
         values[metric.name] = value

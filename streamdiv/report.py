@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, Layout
-from .metrics import UNITS, Totals, Value, compute_metrics
+from .metrics import UNITS, ClassBins, Totals, Value, class_bins, classwise_ece_per_class, compute_metrics
 from .state import State
 
 
@@ -18,7 +18,10 @@ class Report:
 
     ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
     ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table, and ``to_dict()`` all of it as JSON-able data.
+    overall reliability table, ``classes`` one entry per class with class-wise calibration on (the positive
+    class alone for one binary column): its name, ``ece``, ``mean_prediction``, ``observed_frequency``,
+    ``calibration_ratio`` (mean prediction / observed frequency) and its own reliability table over bins of
+    q_k; and ``to_dict()`` all of it as JSON-able data.
     """
 
     def __init__(self, state: State, base: str | int):
@@ -27,15 +30,17 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics)
+        absent = state.config.absent_slots
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent)
         self.calibration: list[dict[str, Value]] = (_reliability_table(overall) if state.config.metrics == "all"
                                                     else [])
+        self.classes: list[dict[str, Any]] = _classes(overall, state)
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
             for g, key in enumerate(state.group_keys):
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent)})
 
     @property
     def rows_read(self) -> int:
@@ -55,12 +60,14 @@ class Report:
                 "num_classes": config.num_classes,
                 "classes": list(config.class_names) if config.class_names else None,
                 "bins": config.bins,
+                "classwise": bool(config.classwise),
                 "eps": config.eps,
                 "renormalize": config.renormalize,
             },
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
             "calibration": [_json_values(row) for row in self.calibration],
+            "classes": [_json_class(entry) for entry in self.classes],
         }
         if config.group_names:
             result["by"] = list(config.group_names)
@@ -78,7 +85,52 @@ class Report:
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
     return Totals(counts=counts, sums=sums, bins=state.config.bins, class_mass_slot=state.class_mass_slot,
-                  soft_targets=state.config.soft_targets)
+                  soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary)
+
+
+def _classes(t: Totals, state: State) -> list[dict[str, Any]]:
+    """report.classes: each class-wise class's calibration (empty without class-wise bins)."""
+    bins = class_bins(t)
+    if bins is None or state.config.absent_slots:
+        return []
+    names = state.config.class_names or tuple(str(k) for k in range(state.config.num_classes or 0))
+    prediction, observed = t.class_values("prediction_mass"), t.class_values("target_mass")
+    eces = classwise_ece_per_class(bins)
+    rows = t.class_bin_rows()
+    entries = []
+    for position, k in enumerate(t.classwise_classes):
+        mean_prediction, frequency = prediction[k] / bins.total, observed[k] / bins.total
+        entries.append({
+            "class": names[k],
+            "ece": float(eces[position]),
+            "mean_prediction": float(mean_prediction),
+            "observed_frequency": float(frequency),
+            "calibration_ratio": float(mean_prediction / frequency) if frequency > 0 else None,
+            "calibration": _class_reliability_table(bins, rows, position),
+        })
+    return entries
+
+
+def _class_reliability_table(bins: ClassBins, rows: np.ndarray, position: int) -> list[dict[str, Value]]:
+    """Per class-wise bin of one class: edges k/M, row count, weight, mean q_k and mean observed y_k."""
+    n_bins = bins.weight.shape[1]
+    table = []
+    for b in range(n_bins):
+        weight = bins.weight[position, b]
+        table.append({
+            "lower": b / n_bins,
+            "upper": (b + 1) / n_bins,
+            "rows": int(rows[position, b]),
+            "weight": float(weight),
+            "prediction": float(bins.prediction[position, b] / weight) if weight > 0 else None,
+            "observed": float(bins.observed[position, b] / weight) if weight > 0 else None,
+        })
+    return table
+
+
+def _json_class(entry: dict[str, Any]) -> dict[str, Any]:
+    values = {name: _json_value(value) for name, value in entry.items() if name != "calibration"}
+    return values | {"calibration": [_json_values(row) for row in entry["calibration"]]}
 
 
 def _reliability_table(t: Totals) -> list[dict[str, Value]]:

@@ -41,10 +41,14 @@ class Config:
     renormalize: bool = False
     group_names: tuple[str, ...] = ()
     metrics: str = "all"  # a key of metrics.METRIC_SETS: "loss" fills only the slots of the loss metrics
+    classwise: bool | None = None  # class-wise calibration bins; None until the first batch: on up to
+    # CLASSWISE_MAX_CLASSES classes with the full metric set
+    absent_slots: tuple[str, ...] = ()  # slots (as Layout.describe names them) that a state saved by an earlier
+    # streamdiv did not have: they hold zeros, and the metrics that read them are None
 
     def describe_difference(self, other: Config) -> str | None:
         for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
-                     "group_names", "metrics"):
+                     "group_names", "metrics", "classwise"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
@@ -69,7 +73,7 @@ class State:
     # ---- layout
     @property
     def slot_layout(self) -> layout.Layout:
-        return layout.Layout(self.config.bins, self.config.num_classes or 0)
+        return slot_layout(self.config)
 
     @property
     def n_count_slots(self) -> int:
@@ -96,7 +100,8 @@ class State:
                    class_names: tuple[str, ...] | None, group_names: tuple[str, ...]) -> None:
         """Fix the layout on the first batch; every later batch must agree with it."""
         wanted = replace(self.config, num_classes=num_classes, binary=binary, soft_targets=soft_targets,
-                         class_names=self.config.class_names or class_names, group_names=group_names)
+                         class_names=self.config.class_names or class_names, group_names=group_names,
+                         classwise=resolve_classwise(self.config.classwise, num_classes, self.config.metrics))
         if self.config.num_classes is None:
             self.config = wanted
             self._allocate(self.counts.shape[0])
@@ -176,11 +181,16 @@ class State:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
             self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
                                   renormalize=self.config.renormalize, metrics=self.config.metrics,
-                                  class_names=self.config.class_names or other.config.class_names)
+                                  class_names=self.config.class_names or other.config.class_names,
+                                  classwise=(other.config.classwise if self.config.classwise is None
+                                             else self.config.classwise))
             self._allocate(0)
         difference = self.config.describe_difference(other.config)
         if difference:
             raise IncompatibleStateError(f"cannot merge these results: {difference}")
+        if other.config.absent_slots:
+            absent = tuple(sorted(set(self.config.absent_slots) | set(other.config.absent_slots)))
+            self.config = replace(self.config, absent_slots=absent)
         ids = self.group_ids(other.group_keys)
         self.close_open_block()
         other_counts, other_sums = other.settled()
@@ -217,11 +227,33 @@ class State:
         return state
 
 
+# Class-wise calibration keeps classes x bins x 6 slots per group (16 bytes a sum, 8 a count): on by default up
+# to this many classes, where a group's state stays under 1 MiB at 15 bins.
+CLASSWISE_MAX_CLASSES = 100
+
+
+def resolve_classwise(requested: bool | None, num_classes: int, metrics: str) -> bool:
+    """Whether a state of ``num_classes`` classes keeps class-wise bins: as requested, or by default with the
+    full metric set and at most CLASSWISE_MAX_CLASSES classes."""
+    if metrics != "all":
+        if requested:
+            raise StreamdivError("class-wise calibration needs the full metric set: metrics='all' (--metrics all)")
+        return False
+    return num_classes <= CLASSWISE_MAX_CLASSES if requested is None else bool(requested)
+
+
+def slot_layout(config: Config) -> layout.Layout:
+    """The slot layout of one group's arrays under ``config``."""
+    classes = config.num_classes or 0
+    if not config.classwise:
+        return layout.Layout(config.bins, classes)
+    return layout.Layout(config.bins, classes, 1 if config.binary else classes, config.bins)
+
+
 def layout_description(config: Config) -> dict[str, Any]:
     """The slot layout of one group's arrays under ``config``, by name, in the order of the slots' positions
-    (see :meth:`streamdiv.kernels.layout.Layout.describe`); a saved state records it and is refused where it
-    differs."""
-    return layout.Layout(config.bins, config.num_classes or 0).describe()
+    (see :meth:`streamdiv.kernels.layout.Layout.describe`); a saved state records it."""
+    return slot_layout(config).describe()
 
 
 def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type, kept: int) -> np.ndarray:

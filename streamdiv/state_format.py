@@ -16,8 +16,12 @@ Version 3, little-endian::
 The first 32 bytes keep this form in every later version, so a reader checks the length and the checksum
 before it trusts anything else, the version field included: bytes that changed are refused as corrupt
 (:class:`CorruptStateError`), and a newer version only when its bytes are intact (:class:`StateVersionError`).
-``"layout"`` is :func:`streamdiv.state.layout_description` of the configuration; a state whose layout is not
-this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), never converted.
+``"layout"`` is :func:`streamdiv.state.layout_description` of the configuration.  A state written by an
+earlier streamdiv, whose layout lacks slots this one has, is converted by the slots' names: each slot it has
+keeps its values, each it lacks is zero and named in the configuration's ``absent_slots``, so the metrics
+reading it are None (never a number computed from a zero).  A state with a slot this streamdiv does not have,
+or whose slots of one kind come in another order, is refused (:class:`StateLayoutError`, naming the first
+difference).
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -30,12 +34,14 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .errors import CorruptStateError, StateLayoutError, StateVersionError
 from .metrics import METRIC_SETS
+from .kernels import layout
 from .state import Config, State, layout_description
 
 MAGIC = b"STREAMDIV-STATE\n"
@@ -61,6 +67,12 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "num_classes": (int, type(None)), "binary": (bool,), "soft_targets": (bool,), "class_names": (list, type(None)),
     "bins": (int,), "eps": (float, type(None)), "renormalize": (bool,), "group_names": (list,), "metrics": (str,),
 }
+# Fields that a streamdiv added to the config after version 3 began, with the value that a state written
+# before them means.
+LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "classwise": ((bool, type(None)), False),
+    "absent_slots": ((list,), []),
+}
 
 
 def encode(state: State) -> bytes:
@@ -77,6 +89,8 @@ def encode(state: State) -> bytes:
             "renormalize": config.renormalize,
             "group_names": list(config.group_names),
             "metrics": config.metrics,
+            "classwise": config.classwise,
+            "absent_slots": list(config.absent_slots),
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -120,10 +134,11 @@ def decode(data: bytes) -> State:
         raise _corrupt(f"its header of {header_length:,} bytes would end past the file's {len(data):,}")
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
-    _check_layout(_field(header, "layout", (dict,)), config,
-                  "this state's slot layout is not this streamdiv's: {}; it was written by another version of "
-                  "streamdiv: read it with that one")
-    return _restored(data, offset + header_length, header, config, with_open_block=True)
+    recorded = _field(header, "layout", (dict,))
+    config = _check_layout(recorded, config,
+                           "this state's slot layout is not this streamdiv's: {}; it was written by another "
+                           "version of streamdiv: read it with that one")
+    return _restored(data, offset + header_length, header, config, recorded, with_open_block=True)
 
 
 def _check_intact(data: bytes) -> None:
@@ -153,18 +168,21 @@ def _decode_legacy(data: bytes, version: int) -> State:
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
     legacy = {name: list(slots) for name, slots in LEGACY_SLOTS.items()}
-    _check_layout(legacy | {"bins": config.bins, "classes": config.num_classes or 0}, config,
-                  f"format version {version} has the slot layout of the streamdiv that wrote it, which is not this "
-                  f"streamdiv's: {{}}; read it with a streamdiv that writes version {version}")
-    state = _restored(data, offset + header_length, header, config, with_open_block=version >= 2)
+    recorded = legacy | {"bins": config.bins, "classes": config.num_classes or 0}
+    config = _check_layout(recorded, config,
+                           f"format version {version} has the slot layout of the streamdiv that wrote it, which is "
+                           f"not this streamdiv's: {{}}; read it with a streamdiv that writes version {version}")
+    state = _restored(data, offset + header_length, header, config, recorded, with_open_block=version >= 2)
     if "rows_read" in header and header["rows_read"] != state.rows_read:  # the first writers of version 2
         raise _corrupt(f"its header's rows_read is {_short(header['rows_read'])} where its counts make "
                        f"{state.rows_read:,}")
     return state
 
 
-def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, *, with_open_block: bool) -> State:
-    """The state of a checked header and configuration, its arrays read from ``offset`` to the end of ``data``."""
+def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, recorded: dict[str, Any], *,
+              with_open_block: bool) -> State:
+    """The state of a checked header and configuration, its arrays (of the ``recorded`` layout, checked by
+    _check_layout) read from ``offset`` to the end of ``data`` and placed by slot name."""
     group_names = config.group_names
     keys = []
     for key in _field(header, "group_keys", (list,)):
@@ -176,8 +194,8 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         raise _corrupt("its header lists a group key twice")
     if keys and config.num_classes is None:
         raise _corrupt(f"it holds {len(keys)} groups but no number of classes")
-    layout = State(config)
-    n, count_slots, sum_slots = len(keys), layout.n_count_slots, layout.n_sum_slots
+    count_positions, sum_positions = layout.positions(recorded)
+    n, count_slots, sum_slots = len(keys), len(count_positions), len(sum_positions)
     for name, wanted in (("counts_shape", [n, count_slots]), ("sums_shape", [n, sum_slots, 2])):
         if _field(header, name, (list,)) != wanted:
             raise _corrupt(f"its header's {name} is {_short(header[name])} where {n} groups of its configuration "
@@ -195,7 +213,24 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
                       .astype(np.int64 if dtype == "<i8" else np.float64))
         offset += count * 8
-    return State.restored(config, keys, *arrays)
+    return State.restored(config, keys, *_placed(arrays, recorded, layout_description(config)))
+
+
+def _placed(arrays: list[np.ndarray], recorded: dict[str, Any], expected: dict[str, Any]) -> list[np.ndarray]:
+    """Arrays of the ``recorded`` layout moved to the positions of the same slots in the ``expected`` one (the
+    slots it lacks zero); the arrays themselves when the layouts agree."""
+    if recorded == expected:
+        return arrays
+    mine = layout.positions(recorded)
+    theirs = layout.positions(expected)
+    placed = []
+    for position, array in enumerate(arrays):
+        source, target = mine[position % 2], theirs[position % 2]
+        index = {slot: at for at, slot in enumerate(target)}
+        moved = np.zeros((array.shape[0], len(target), *array.shape[2:]), dtype=array.dtype)
+        moved[:, [index[slot] for slot in source]] = array
+        placed.append(moved)
+    return placed
 
 
 def _read_header(raw: bytes) -> dict[str, Any]:
@@ -212,7 +247,10 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     """The configuration of a header, each field checked."""
     if version == 1 or (version == 2 and "metrics" not in raw):
         raw = raw | {"metrics": "all"}  # written before metric sets: every metric was computed
-    fields = {name: _field(raw, name, types, "config.") for name, types in CONFIG_TYPES.items()}
+    raw = {name: default for name, (_, default) in LATER_CONFIG_FIELDS.items()} | raw
+    fields = {name: _field(raw, name, types, "config.")
+              for name, types in CONFIG_TYPES.items() | {name: types for name, (types, _) in
+                                                          LATER_CONFIG_FIELDS.items()}.items()}
     num_classes, class_names = fields["num_classes"], fields["class_names"]
     problems = [
         (num_classes is not None and num_classes < 1, "num_classes"),
@@ -222,6 +260,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
         (class_names is not None and (len(class_names) != num_classes
                                       or any(type(name) is not str for name in class_names)), "class_names"),
         (any(type(name) is not str for name in fields["group_names"]), "group_names"),
+        (any(type(name) is not str for name in fields["absent_slots"]), "absent_slots"),
     ]
     for wrong, name in problems:
         if wrong:
@@ -229,31 +268,41 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     return Config(num_classes=num_classes, binary=fields["binary"], soft_targets=fields["soft_targets"],
                   class_names=tuple(class_names) if class_names else None, bins=fields["bins"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
-                  metrics=fields["metrics"])
+                  metrics=fields["metrics"], classwise=fields["classwise"],
+                  absent_slots=tuple(fields["absent_slots"]))
 
 
-def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> None:
-    """Refuse a layout whose slot names are not this streamdiv's (``message`` says so), or whose sizes are not
-    the ones its own configuration makes (corrupt: the header disagrees with itself)."""
+def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> Config:
+    """The configuration of a state of the ``recorded`` layout: ``config`` itself when the layout is this
+    streamdiv's, else with the slots it lacks added to ``absent_slots``.  Refuses a layout with a slot this
+    streamdiv does not have or in another order (``message`` says so), and one whose sizes are not those its
+    own configuration makes (corrupt: the header disagrees with itself)."""
     expected = layout_description(config)
     for name, wanted in expected.items():
-        if not isinstance(wanted, list) and name in recorded and recorded[name] != wanted:
-            raise _corrupt(f"its layout records {name} = {_short(recorded[name])} where its configuration "
+        if not isinstance(wanted, list) and recorded.get(name, 0) != wanted:
+            raise _corrupt(f"its layout records {name} = {_short(recorded.get(name))} where its configuration "
                            f"makes {wanted!r}")
+    if recorded == expected:
+        return config
     difference = describe_layout_difference(recorded, expected)
     if difference:
         raise StateLayoutError(message.format(difference))
+    had = {name for positions in layout.positions(recorded) for name, _ in positions}
+    lacking = {name for positions in layout.positions(expected) for name, _ in positions} - had
+    return replace(config, absent_slots=tuple(sorted(set(config.absent_slots) | lacking)))
 
 
 def describe_layout_difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str | None:
-    """The first difference between a file's slot layout and this streamdiv's, in words (None if they agree)."""
+    """The first difference between a file's slot layout and this streamdiv's that forbids converting it, in
+    words: a slot it has that this streamdiv lacks, or slots of one kind in another order (None when each of
+    its slots is one of this streamdiv's, in the same order)."""
     for name, wanted in expected.items():
         label = name.replace("_", " ").replace("per ", "per-")
-        if name not in recorded:
-            return f"the file records no {label}"
-        found = recorded[name]
+        found = recorded.get(name, [] if isinstance(wanted, list) else 0)
         if found == wanted:
             continue
+        if isinstance(found, list) and isinstance(wanted, list) and _in_order(found, wanted):
+            continue  # an earlier streamdiv's slots of this kind: converted, the rest absent
         if isinstance(found, list) and isinstance(wanted, list):
             position = next((i for i, (mine, theirs) in enumerate(zip(found, wanted)) if mine != theirs),
                             min(len(found), len(wanted)))
@@ -265,6 +314,12 @@ def describe_layout_difference(recorded: dict[str, Any], expected: dict[str, Any
     if unknown:
         return f"the file records {', '.join(map(repr, unknown))}, which this streamdiv does not have"
     return None
+
+
+def _in_order(found: list[Any], wanted: list[str]) -> bool:
+    """Whether ``found`` is ``wanted`` with some slots left out, the rest in the same order."""
+    remaining = iter(wanted)
+    return all(any(slot == candidate for candidate in remaining) for slot in found)
 
 
 def _field(mapping: dict[str, Any], name: str, types: tuple[type, ...], where: str = "") -> Any:

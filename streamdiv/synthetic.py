@@ -1,8 +1,10 @@
 """Deterministic synthetic prediction sets with a known miscalibration, for the demo and the benchmarks.
 
 True class probabilities are softmax(z) with z ~ N(0, 2^2); labels are drawn from them.  A model sees the
-same logits through a temperature: it predicts softmax(z / T), so T < 1 is overconfident, T > 1
-underconfident and T = 1 calibrated.  Each region gets its own temperature.
+same logits through a temperature: it predicts softmax(z / T + b), so T < 1 is overconfident, T > 1
+underconfident and T = 1 calibrated.  Each region gets its own temperature; every region's model also
+favours the first class (b = CLASS_BIAS on its logit, 0 elsewhere), which the class-wise calibration shows
+and the top-label one barely does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pyarrow.parquet as pq
 
 # region -> temperature of its model: "eu" is calibrated, "us" overconfident, "apac" underconfident
 REGIONS = {"eu": 1.0, "us": 0.6, "apac": 1.6}
+CLASS_BIAS = 0.5  # added to the first class's logit: the model predicts it too often
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -31,7 +34,9 @@ def prediction_batch(n_rows: int, num_classes: int, rng: np.random.Generator,
     names = np.array(list(REGIONS))
     region_index = rng.integers(0, len(names), n_rows)
     temperature = np.array(list(REGIONS.values()))[region_index][:, None]
-    probs = softmax(logits / temperature).astype(dtype)
+    bias = np.zeros(num_classes)
+    bias[0] = CLASS_BIAS
+    probs = softmax(logits / temperature + bias).astype(dtype)
     flat = pa.array(probs.reshape(-1))
     return pa.record_batch({
         "probs": pa.FixedSizeListArray.from_arrays(flat, num_classes),

@@ -38,7 +38,7 @@ import numpy as np
 
 import streamdiv
 from streamdiv.kernels import layout as kernels
-from streamdiv.state import State
+from streamdiv.state import State, layout_description
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bits.json"
 STREAM_ROWS = 40_000  # more than two blocks of kernels.ROW_BLOCK = 16,384 rows
@@ -63,34 +63,16 @@ def slot_values(state: State) -> dict[str, str]:
     """Every count and every (sum, compensation) pair of every group, by name, as strings.
 
     Names: ``group[g].counts.<slot>``, ``group[g].counts.bin_rows[b]``, ``group[g].sums.<slot>.<part>``,
-    ``group[g].bins[b].<field>.<part>`` and ``group[g].class_mass[k].<part>``, with part ``sum`` or
-    ``compensation``.  This function is the only place that knows where a slot lives.
+    ``group[g].bins[b].<field>.<part>``, ``group[g].class_mass[k].<part>`` and, for the slots added since,
+    ``group[g].classes[k].<slot>.<part>``, ``group[g].counts.class_bin_rows[k][b]`` and
+    ``group[g].class_bins[k][b].<field>.<part>``, with part ``sum`` or ``compensation``.  The positions come
+    from the state's own layout description (``kernels.layout.positions``), so every slot is named.
     """
-    count_names = {"rows": kernels.ROWS, "skipped": kernels.SKIPPED, "ignored": kernels.IGNORED,
-                   "infinite": kernels.INFINITE, "infinite_reverse": kernels.INFINITE_REVERSE,
-                   "unnormalized": kernels.UNNORMALIZED, "clipped": kernels.CLIPPED}
-    sum_names = {"weight": kernels.WEIGHT, "cross_entropy": kernels.CROSS_ENTROPY,
-                 "cross_entropy_squares": kernels.CROSS_ENTROPY_SQUARES,
-                 "cross_entropy_weight": kernels.CROSS_ENTROPY_WEIGHT, "entropy": kernels.ENTROPY,
-                 "kl": kernels.KL, "prediction_entropy": kernels.PREDICTION_ENTROPY,
-                 "reverse_kl": kernels.REVERSE_KL, "reverse_kl_weight": kernels.REVERSE_KL_WEIGHT,
-                 "js": kernels.JS, "correct": kernels.CORRECT, "brier": kernels.BRIER}
-    bin_field_names = {"weight": kernels.BIN_WEIGHT, "confidence": kernels.BIN_CONFIDENCE,
-                       "observed": kernels.BIN_OBSERVED, "confidence_squares": kernels.BIN_CONFIDENCE_SQUARES,
-                       "confidence_observed": kernels.BIN_CONFIDENCE_OBSERVED}
-    bins = state.config.bins
-    classes = state.config.num_classes or 0
-    counts_at = {f"counts.{name}": slot for name, slot in count_names.items()}
-    counts_at.update({f"counts.bin_rows[{b}]": kernels.N_COUNTS + b for b in range(bins)})
-    sums_at = {f"sums.{name}": slot for name, slot in sum_names.items()}
-    for b in range(bins):
-        sums_at.update({f"bins[{b}].{name}": kernels.N_SUMS + b * kernels.BIN_FIELDS + offset
-                        for name, offset in bin_field_names.items()})
-    class_mass = kernels.N_SUMS + bins * kernels.BIN_FIELDS
-    sums_at.update({f"class_mass[{index}]": class_mass + index for index in range(classes)})
-    # Every position named once: a slot added to the state without a name here would go unrecorded.
-    assert sorted(counts_at.values()) == list(range(state.n_count_slots)), counts_at
-    assert sorted(sums_at.values()) == list(range(state.n_sum_slots)), sums_at
+    count_positions, sum_positions = kernels.positions(layout_description(state.config))
+    counts_at = {_slot_name("counts", name, where): slot for slot, (name, where) in enumerate(count_positions)}
+    sums_at = {_slot_name("sums", name, where): slot for slot, (name, where) in enumerate(sum_positions)}
+    # Every position named once: two slots under one name would go unrecorded.
+    assert len(counts_at) == state.n_count_slots and len(sums_at) == state.n_sum_slots
 
     counts, sums = state.settled()
     values: dict[str, str] = {}
@@ -103,12 +85,30 @@ def slot_values(state: State) -> dict[str, str]:
     return values
 
 
+def _slot_name(array: str, name: str, where: tuple[int, ...]) -> str:
+    """A position's name in the fixture (see slot_values)."""
+    kind, _, field_name = name.rpartition(".")
+    if kind == "bin":
+        return f"counts.bin_rows[{where[0]}]" if array == "counts" else f"bins[{where[0]}].{field_name}"
+    if kind == "class":
+        return f"class_mass[{where[0]}]" if field_name == "target_mass" else f"classes[{where[0]}].{field_name}"
+    if kind == "class_bin":
+        cell = f"[{where[0]}][{where[1]}]"
+        return f"counts.class_bin_rows{cell}" if array == "counts" else f"class_bins{cell}.{field_name}"
+    return f"{array}.{name}"
+
+
 def reported_values(report: streamdiv.Report) -> dict[str, str | None]:
-    """The report's values by name: ``metrics.<m>``, ``calibration[b].<field>``, ``group[g].key`` and
-    ``group[g].metrics.<m>``."""
+    """The report's values by name: ``metrics.<m>``, ``calibration[b].<field>``, ``classes[k].<field>``,
+    ``classes[k].calibration[b].<field>``, ``group[g].key`` and ``group[g].metrics.<m>``."""
     values: dict[str, str | None] = {f"metrics.{name}": _text(value) for name, value in report.metrics.items()}
     for b, row in enumerate(report.calibration):
         values.update({f"calibration[{b}].{name}": _text(value) for name, value in row.items()})
+    for k, entry in enumerate(report.classes):
+        values.update({f"classes[{k}].{name}": _text(value) if name != "class" else value
+                       for name, value in entry.items() if name != "calibration"})
+        for b, row in enumerate(entry["calibration"]):
+            values.update({f"classes[{k}].calibration[{b}].{name}": _text(value) for name, value in row.items()})
     for g, group in enumerate(report.groups):
         values[f"group[{g}].key"] = json.dumps(group["group"], sort_keys=True)
         values.update({f"group[{g}].metrics.{name}": _text(value) for name, value in group["metrics"].items()})

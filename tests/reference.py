@@ -155,3 +155,47 @@ def cross_entropy_stderr(p: np.ndarray, q: np.ndarray, weights: np.ndarray | Non
         return None
     mean = (w * x).sum() / total
     return float(np.sqrt((w * (x - mean) ** 2).sum() / (total - 1) / total))
+
+
+def classwise_calibration(q: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None, bins: int = 15) -> dict:
+    """Class-wise calibration and the Brier decomposition, row by row over each class's bins of q_k.
+
+    q, p: rows x C predictions and targets of the classes calibrated one by one (for one binary column, the
+    positive class alone: q = p_hat[:, None], p = y[:, None]).  Bins [b/M, (b+1)/M), the last closed.  Returns
+    the per-class ECE, their mean, REL, RES, UNC, WBV, WBC, each straight from its definition."""
+    w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w.sum()
+    edges = np.arange(bins + 1) / bins
+    eces, rel, res, unc, wbv, wbc = [], 0.0, 0.0, 0.0, 0.0, 0.0
+    for k in range(q.shape[1]):
+        qk, yk = q[:, k].astype(np.float64), p[:, k].astype(np.float64)
+        index = np.clip(np.searchsorted(edges, qk, side="right") - 1, 0, bins - 1)
+        base = (w * yk).sum() / total
+        unc += (w * yk * yk).sum() / total - base * base
+        gap = 0.0
+        for b in range(bins):
+            inside = index == b
+            weight = w[inside].sum()
+            if weight == 0:
+                continue
+            mean_q = (w[inside] * qk[inside]).sum() / weight
+            mean_y = (w[inside] * yk[inside]).sum() / weight
+            gap += abs((w[inside] * qk[inside]).sum() - (w[inside] * yk[inside]).sum())
+            rel += weight * (mean_q - mean_y) ** 2 / total
+            res += weight * (mean_y - base) ** 2 / total
+            wbv += (w[inside] * (qk[inside] - mean_q) ** 2).sum() / total
+            wbc += (w[inside] * (qk[inside] - mean_q) * (yk[inside] - mean_y)).sum() / total
+        eces.append(gap / total)
+    return {"per_class_ece": np.array(eces), "classwise_ece": float(np.mean(eces)), "brier_reliability": rel,
+            "brier_resolution": res, "brier_uncertainty": unc, "brier_within_bin_variance": wbv,
+            "brier_within_bin_covariance": wbc}
+
+
+def prior_kl(q: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """KL(observed class frequencies || mean predicted distribution), in nats, from rows x K q and p."""
+    w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
+    observed = (w[:, None] * p).sum(axis=0)
+    predicted = (w[:, None] * q).sum(axis=0)
+    observed, predicted = observed / observed.sum(), predicted / predicted.sum()
+    occurs = observed > 0
+    return float((observed[occurs] * np.log(observed[occurs] / predicted[occurs])).sum())

@@ -17,6 +17,8 @@ from conftest import make_soft
 from state_bytes import header_of, legacy
 
 import streamdiv
+from streamdiv.kernels import layout
+from streamdiv.state_format import LEGACY_SLOTS
 from streamdiv import accumulator as accumulator_module
 from streamdiv.kernels import driver
 from streamdiv.kernels.layout import ROW_BLOCK
@@ -179,16 +181,32 @@ def test_merge_closes_the_open_blocks_and_adds_the_rows():
 
 
 def test_version_1_states_are_still_read():
-    """A version-1 state (no open block) written by hand in that format reads back with the same results."""
-    accumulator = streamdiv.Accumulator(on_invalid="skip").update(**INPUTS["logits"])
+    """A version-1 state (no open block, the slots of its time) written by hand in that format reads back with
+    the same results; the metrics of the slots it lacks are None."""
+    accumulator = streamdiv.Accumulator(on_invalid="skip", classwise=False).update(**INPUTS["logits"])
     state = accumulator._state
     state.close_open_block()
     counts, sums = state.settled()
     header = header_of(accumulator.to_bytes())
+    legacy_layout = {name: list(slots) for name, slots in LEGACY_SLOTS.items()} | {
+        "bins": header["layout"]["bins"], "classes": header["layout"]["classes"]}
+    now_counts, now_sums = layout.positions(header["layout"])
+    then_counts, then_sums = layout.positions(legacy_layout)
+    counts = counts[:, [now_counts.index(slot) for slot in then_counts]]
+    sums = sums[:, [now_sums.index(slot) for slot in then_sums]]
+    header["counts_shape"], header["sums_shape"] = list(counts.shape), list(sums.shape)
     del header["layout"], header["config"]["metrics"]  # version 1 recorded neither
+    for later in ("classwise", "absent_slots"):
+        del header["config"][later]
     version_1 = legacy(header, counts.astype("<i8").tobytes() + sums.astype("<f8").tobytes(), version=1)
     restored = streamdiv.Accumulator.from_bytes(version_1)
-    assert restored.report().to_dict() == accumulator.report().to_dict()
+    lacking = {"class.prediction_mass", "class.target_squares"}
+    assert set(restored._state.config.absent_slots) == lacking
+    expected = accumulator.report().to_dict()
+    for metric in streamdiv.METRICS:
+        if lacking & set(metric.reads):
+            expected["metrics"][metric.name] = None
+    assert restored.report().to_dict() == expected
     assert restored.rows == accumulator.rows == restored._state.rows_read
 
 

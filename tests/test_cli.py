@@ -60,21 +60,32 @@ def test_guessed_columns_are_announced(preds):
 
 
 def test_table_format(preds):
-    """Every computed metric on a line with its value to 6 decimals (counts with thousands separators) and
-    its unit; then one line per group with the key metrics."""
+    """Every computed metric on a line with its value to 6 decimals (below 1e-4 in scientific notation; counts
+    with thousands separators) and its unit; then one line per group with the key metrics; then one line per
+    class with its calibration."""
     result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--by", "region", "--format", "table")
     report = streamdiv.evaluate(preds, probs="probs", labels="label", by="region")
-    overall, groups = result.stdout.rstrip("\n").split("\n\n")
+    overall, groups, classes = result.stdout.rstrip("\n").split("\n\n")
     lines = overall.splitlines()
     assert lines[0].split() == ["metric", "value", "unit"]
     shown = {line.split()[0]: line.split()[1:] for line in lines[2:]}
-    assert list(shown) == [name for name in streamdiv.METRIC_NAMES if name != "reverse_kl_divergence"]
+    hidden = ("reverse_kl_divergence", "calibration_ratio")  # soft targets only, one binary column only
+    assert list(shown) == [name for name in streamdiv.METRIC_NAMES if name not in hidden]
     units = {"information": ["nats"], "count": ["rows"]}
+
+    def text(value):
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:.6e}" if 0 < abs(value) < 1e-4 else f"{value:.6f}"
+
     for metric in streamdiv.METRICS:
         if metric.name in shown:
-            value = report.metrics[metric.name]
-            text = f"{value:,}" if isinstance(value, int) else f"{value:.6f}"
-            assert shown[metric.name] == [text] + units.get(metric.kind, []), metric.name
+            assert shown[metric.name] == [text(report.metrics[metric.name])] + units.get(metric.kind, []), metric.name
+    class_header, _, *class_lines = classes.splitlines()
+    class_columns = ["ece", "mean_prediction", "observed_frequency", "calibration_ratio"]
+    assert class_header.split() == ["class"] + class_columns
+    assert [line.split() for line in class_lines] == [[entry["class"]] + [text(entry[name]) for name in class_columns]
+                                                      for entry in report.classes]
     header, _, *group_lines = groups.splitlines()
     columns = ["rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece"]
     assert header.split() == ["region"] + columns

@@ -13,29 +13,49 @@ def test_the_loss_set_is_the_metrics_whose_slots_the_loss_passes_fill():
     assert METRIC_SETS["loss"] == (
         "rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows", "clipped_rows",
         "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence", "perplexity",
-        "normalized_entropy")
+        "normalized_entropy", "relative_information_gain")
     assert METRIC_SETS["all"] == tuple(metric.name for metric in METRICS)
 
 
 def test_every_slot_a_metric_reads_is_in_the_layout_and_only_the_brier_terms_are_read_by_none():
-    described = layout.Layout(bins=3, classes=2).describe()
-    names = set(described["count_slots"] + described["per_bin_count_slots"] + described["sum_slots"]
-                + described["per_bin_sum_slots"] + described["per_class_sum_slots"])
+    described = layout.Layout(bins=3, classes=2, classwise_classes=2, class_bins=3).describe()
+    names = {name for key, slots in described.items() if isinstance(slots, list) for name in slots}
     read = {name for metric in METRICS for name in metric.reads}
     assert read <= names
-    # bin.count is the report's calibration table's; the two others are filled for the within-bin terms of
-    # the Brier score's decomposition, which no metric reports yet.
-    assert names - read == {"bin.count", "bin.confidence_squares", "bin.confidence_observed"}
+    # The counts are the report's calibration tables'; the two others are the top-label bins' within-bin
+    # terms, which no metric reports (the Brier decomposition is over the class-wise bins).
+    assert names - read == {"bin.count", "class_bin.count", "bin.confidence_squares", "bin.confidence_observed"}
 
 
 def test_positions_follow_the_table_and_size_the_state():
     assert [layout.ROWS, layout.SKIPPED, layout.CLIPPED] == [0, 1, len(layout.COUNT_SLOTS) - 1]
     assert layout.BRIER == len(layout.SUM_SLOTS) - 1
-    shape = layout.Layout(bins=4, classes=3)
-    accumulator = streamdiv.Accumulator(bins=4).update(probs=np.full((5, 3), 1 / 3), labels=np.arange(5) % 3)
+    shape = layout.Layout(bins=4, classes=3, classwise_classes=3, class_bins=4)
+    probabilities = np.array([[0.5, 0.25, 0.25]] * 5)
+    accumulator = streamdiv.Accumulator(bins=4).update(probs=probabilities, labels=np.arange(5) % 3)
     counts, sums = accumulator._state.settled()
-    assert counts.shape[1] == shape.n_count_slots == len(layout.COUNT_SLOTS) + 4
-    assert sums.shape[1] == shape.n_sum_slots == len(layout.SUM_SLOTS) + 4 * len(layout.BIN_FIELD_SLOTS) + 3
+    assert counts.shape[1] == shape.n_count_slots == len(layout.COUNT_SLOTS) + 4 + 3 * 4
+    assert sums.shape[1] == shape.n_sum_slots == (len(layout.SUM_SLOTS) + 4 * len(layout.BIN_FIELD_SLOTS)
+                                                  + 3 * len(layout.CLASS_SLOTS)
+                                                  + 3 * 4 * len(layout.CLASS_BIN_FIELD_SLOTS))
     assert sums[0, shape.class_mass, 0].tolist() == [2.0, 2.0, 1.0]  # the labels 0, 1, 2, 0, 1
+    assert sums[0, shape.class_slot("prediction_mass"), 0].tolist() == [2.5, 1.25, 1.25]
     assert counts[0, shape.bin_counts].sum() == 5
     assert sums[0, shape.bin_field(layout.BIN_WEIGHT), 0].sum() == 5.0
+    class_rows = counts[0, shape.class_bin_counts].reshape(3, 4)
+    assert class_rows.tolist() == [[0, 0, 5, 0], [0, 5, 0, 0], [0, 5, 0, 0]]  # q = 0.5 in [0.5, 0.75), ...
+    observed = sums[0, shape.class_bin_field(layout.CLASS_BIN_OBSERVED), 0].reshape(3, 4)
+    assert observed.tolist() == [[0, 0, 2, 0], [0, 2, 0, 0], [0, 1, 0, 0]]
+
+
+def test_the_positions_of_a_description_name_every_slot_once_in_the_order_of_the_arrays():
+    shape = layout.Layout(bins=2, classes=3, classwise_classes=3, class_bins=2)
+    counts, sums = layout.positions(shape.describe())
+    assert len(counts) == shape.n_count_slots and len(sums) == shape.n_sum_slots
+    assert len(set(counts)) == len(counts) and len(set(sums)) == len(sums)
+    assert counts[layout.bin_count_slot(1)] == ("bin.count", (1,))
+    assert counts[layout.class_bin_count_slot(2, 2, 1, 0)] == ("class_bin.count", (1, 0))
+    assert sums[layout.bin_sum_slot(1, layout.BIN_OBSERVED)] == ("bin.observed", (1,))
+    assert sums[layout.prediction_mass_slot(2, 3) + 2] == ("class.prediction_mass", (2,))
+    assert sums[layout.class_bin_sum_slot(2, 3, 2, 2, 1, layout.CLASS_BIN_PREDICTION)] == ("class_bin.prediction",
+                                                                                          (2, 1))

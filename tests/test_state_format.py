@@ -10,6 +10,7 @@ import json
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from state_bytes import arrays_of, header_of, legacy, legacy_arrays_of, legacy_header_of, rewritten
@@ -94,18 +95,24 @@ def test_a_flip_in_a_legacy_header_loads_or_is_refused_never_anything_else():
     assert loaded < 0.05 * 8 * end  # letters of group names and keys
 
 
+def _swap(names: list[str], first: str, second: str) -> None:
+    a, b = names.index(first), names.index(second)
+    names[a], names[b] = names[b], names[a]
+
+
 @pytest.mark.parametrize("edit, message", [
-    (lambda layout: layout["sum_slots"].remove("correct"),
-     r"sum slots differ: the file has 11 \(weight, cross_entropy, .*, js, brier\), this streamdiv has 12 "
+    (lambda layout: _swap(layout["sum_slots"], "correct", "brier"),
+     r"sum slots differ: the file has 12 \(weight, cross_entropy, .*, js, brier, correct\), this streamdiv has 12 "
      r"\(weight, .*, correct, brier\); the first difference is slot 10: 'brier' in the file, 'correct' here"),
     (lambda layout: layout["per_bin_sum_slots"].__setitem__(1, "bin.top_confidence"),
      "per-bin sum slots differ: .* slot 1: 'bin.top_confidence' in the file, 'bin.confidence' here"),
     (lambda layout: layout["count_slots"].append("nan_rows"),
      "count slots differ: the file has 8 .* slot 7: 'nan_rows' in the file, nothing here"),
-    (lambda layout: layout.pop("per_class_sum_slots"), "the file records no per-class sum slots"),
+    (lambda layout: layout["per_class_sum_slots"].__setitem__(0, "class.label_mass"),
+     "per-class sum slots differ: .* slot 0: 'class.label_mass' in the file, 'class.target_mass' here"),
     (lambda layout: layout.update(per_group_sketch=["t_digest"]),
      "the file records 'per_group_sketch', which this streamdiv does not have"),
-], ids=["sum-slot-missing", "bin-slot-renamed", "count-slot-added", "region-missing", "region-unknown"])
+], ids=["sum-slots-reordered", "bin-slot-renamed", "count-slot-added", "class-slot-renamed", "region-unknown"])
 def test_a_state_of_another_slot_layout_is_refused_naming_the_difference(edit, message):
     other = rewritten(SMALL, lambda header: edit(header["layout"]))
     with pytest.raises(StateLayoutError, match="this state's slot layout is not this streamdiv's: " + message):
@@ -113,15 +120,67 @@ def test_a_state_of_another_slot_layout_is_refused_naming_the_difference(edit, m
     assert isinstance(StateLayoutError("x"), streamdiv.IncompatibleStateError)
 
 
-def test_legacy_versions_are_refused_if_this_streamdivs_layout_ever_differs_from_theirs(monkeypatch):
+def test_legacy_versions_are_refused_if_their_layout_has_a_slot_this_streamdiv_lacks(monkeypatch):
     assert LEGACY_SLOTS == {name: tuple(slots) for name, slots in header_of(SMALL)["layout"].items()
-                            if name in LEGACY_SLOTS}  # today they agree
-    monkeypatch.setitem(LEGACY_SLOTS, "sum_slots", LEGACY_SLOTS["sum_slots"][:-1])
+                            if name in LEGACY_SLOTS}  # the first version 3 states had the legacy layout
+    monkeypatch.setitem(LEGACY_SLOTS, "sum_slots", LEGACY_SLOTS["sum_slots"] + ("mystery",))
     for version in (1, 2):
         with pytest.raises(StateLayoutError, match=f"format version {version} has the slot layout of the "
                            f"streamdiv that wrote it, which is not this streamdiv's: sum slots differ: the file "
-                           f"has 11 .* slot 11: nothing in the file, 'brier' here"):
+                           f"has 13 .* slot 12: 'mystery' in the file, nothing here"):
             streamdiv.Accumulator.from_bytes(_fixture(f"v{version}-binary"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_of_an_earlier_layout_names_the_slots_it_lacks_and_their_metrics_are_none(name):
+    """The fixtures predate the class slots and the class-wise bins: those slots are absent, never zeros
+    taken for data."""
+    accumulator = streamdiv.Accumulator.from_bytes(_fixture(name))
+    config = accumulator._state.config
+    assert {"class.prediction_mass", "class.target_squares"} <= set(config.absent_slots)
+    report = accumulator.report()
+    assert report.metrics["prior_kl"] is None and report.metrics["calibration_ratio"] is None
+    assert report.metrics["rows"] > 0 and report.classes == []
+    assert streamdiv.Accumulator.from_bytes(accumulator.to_bytes())._state.config.absent_slots == config.absent_slots
+
+
+def test_a_converted_state_keeps_every_slot_it_had_to_the_bit():
+    """Drop one slot from a state of this streamdiv (as an earlier one would have written it): every other
+    slot keeps its value, the dropped one is absent, and only the metrics reading it go None."""
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(4), size=500)
+    labels = rng.integers(0, 4, size=500)
+    full = streamdiv.Accumulator(classwise=False).update(probs=probabilities, labels=labels)
+    data = full.to_bytes()
+    header = header_of(data)
+    names = header["layout"]["per_class_sum_slots"]
+    dropped = names.index("class.prediction_mass")
+    classes = header["layout"]["classes"]
+    start = len(header["layout"]["sum_slots"]) + header["layout"]["bins"] * len(header["layout"]["per_bin_sum_slots"])
+    keep = [i for i in range(header["sums_shape"][1]) if not start + dropped * classes <= i < start + (dropped + 1) * classes]
+    counts_size = int(np.prod(header["counts_shape"])) * 8
+    raw = arrays_of(data)
+    blocks = []
+    for part in range(2):  # totals, then the open block
+        offset = part * (counts_size + 2 * counts_size // header["counts_shape"][1] * header["sums_shape"][1])
+        counts = raw[offset: offset + counts_size]
+        sums = np.frombuffer(raw, dtype="<f8", count=int(np.prod(header["sums_shape"])), offset=offset + counts_size)
+        blocks.append(counts + sums.reshape(header["sums_shape"])[:, keep].tobytes())
+    def edit(header):
+        header["layout"]["per_class_sum_slots"].remove("class.prediction_mass")
+        header["sums_shape"][1] = len(keep)
+    older = rewritten(data, edit, arrays=b"".join(blocks))
+    converted = streamdiv.Accumulator.from_bytes(older)
+    assert converted._state.config.absent_slots == ("class.prediction_mass",)
+    before, after = full.report().metrics, converted.report().metrics
+    for metric in streamdiv.metrics.METRICS:
+        if "class.prediction_mass" in metric.reads:
+            assert after[metric.name] is None, metric.name
+        else:
+            assert after[metric.name] == before[metric.name] or before[metric.name] is None, metric.name
+    merged = converted + full
+    assert merged._state.config.absent_slots == ("class.prediction_mass",)
+    assert merged.report().metrics["prior_kl"] is None and merged.report().metrics["rows"] == 1000
 
 
 def test_a_legacy_state_whose_arrays_are_not_its_layouts_is_refused_not_zero_filled():
@@ -191,7 +250,7 @@ def test_an_intact_state_whose_sizes_disagree_is_refused():
 def _damaged_states(directory: Path) -> dict[str, Path]:
     flipped = bytearray(SMALL)
     flipped[len(flipped) // 2] ^= 0x10
-    other = rewritten(SMALL, lambda header: header["layout"]["sum_slots"].remove("correct"))
+    other = rewritten(SMALL, lambda header: _swap(header["layout"]["sum_slots"], "correct", "brier"))
     states = {"corrupt": bytes(flipped), "truncated": SMALL[:-100], "layout": other,
               "newer": rewritten(SMALL, version=FORMAT_VERSION + 1)}
     for name, data in states.items():

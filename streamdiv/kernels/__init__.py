@@ -15,6 +15,8 @@ rooms, from the bottom up:
 * ``scored``: the scored-row table and the call-free loops that add its valid rows to the state, in row order.
 * ``loss``: the loss metrics alone (``metrics="loss"``): one log per row, the loss slots only.
 * ``runs``: stretches of rows of one group, added with their running sums in local variables.
+* ``classwise``: the class-wise pass, run after a family's pass over the same rows: each accepted row's
+  predicted distribution into the class masses and the class-wise calibration bins.
 * ``general``: the per-row path for renormalized rows and soft targets with logits.
 * ``table``: the multi-class span: which family's tile passes score a stretch of rows.
 * ``blocks``: the 16,384-row compensation blocks, their lanes, and the cached entry points.

@@ -62,7 +62,7 @@ def _binary_loss_span(pred, is_logits, labels, weights, has_weights, group_ids, 
         stop = min(start + BINARY_LOSS_TILE_ROWS, hi)
         _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms)
         _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps, 1.0, n_bins,
-                         counts, sums, row_terms, start, stop)
+                         2, counts, sums, row_terms, start, stop)
 
 
 @njit
@@ -179,7 +179,7 @@ def _binary_label_span(pred, is_logits, labels, weights, has_weights, group_ids,
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     row_terms = np.empty((N_BINARY_TERMS, BINARY_TILE_ROWS))
     scored = np.empty((N_SCORED, BINARY_TILE_ROWS))
-    no_targets = np.empty((0, 0))
+    no_targets = np.empty((0, 2))
     for start in range(lo, hi, BINARY_TILE_ROWS):
         stop = min(start + BINARY_TILE_ROWS, hi)
         _binary_logs(pred, is_logits, labels, start, stop, row_terms)

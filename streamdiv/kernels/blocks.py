@@ -19,6 +19,7 @@ from __future__ import annotations
 from numba import njit
 
 from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
+from .classwise import classwise_binary_span, classwise_multiclass_span
 from .loss import _loss_span
 from .primitives import _add, _tile_rows
 from .scored import _accumulate_scored
@@ -74,6 +75,7 @@ def hard_probabilities(batch, settings, partial, lo, hi):
     _probability_span(batch.pred, batch.labels, batch.weights, batch.weights.shape[0] > 0, batch.group_ids,
                       batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.prediction_tolerance,
                       settings.n_bins, partial.counts, partial.sums, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -92,6 +94,7 @@ def hard_logits(batch, settings, partial, lo, hi):
     _logit_span(batch.pred, batch.labels, batch.weights, batch.weights.shape[0] > 0, batch.group_ids,
                 batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins, partial.counts,
                 partial.sums, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -101,6 +104,7 @@ def soft_probabilities(batch, settings, partial, lo, hi):
     _soft_span(batch.pred, batch.targets, batch.weights, batch.weights.shape[0] > 0, batch.group_ids,
                batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.prediction_tolerance,
                settings.target_tolerance, settings.n_bins, partial.counts, partial.sums, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -111,6 +115,7 @@ def row_by_row(batch, settings, partial, lo, hi):
                   batch.weights, batch.weights.shape[0] > 0, batch.group_ids, batch.group_ids.shape[0] > 0,
                   batch.status, settings.eps, settings.renormalize, settings.prediction_tolerance,
                   settings.target_tolerance, settings.n_bins, partial.counts, partial.sums, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -120,6 +125,7 @@ def binary_labels(batch, settings, partial, lo, hi):
     _binary_label_span(batch.pred, settings.is_logits, batch.labels, batch.weights, batch.weights.shape[0] > 0,
                        batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                        partial.counts, partial.sums, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -138,6 +144,7 @@ def binary_soft(batch, settings, partial, lo, hi):
     _binary_soft_span(batch.pred, settings.is_logits, batch.targets, batch.weights, batch.weights.shape[0] > 0,
                       batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                       partial.counts, partial.sums, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi)
 
 
 # ---- wide rows: a span shorter than a block, scored on every thread (each its own columns of one table),
@@ -177,3 +184,4 @@ def add_scored(batch, settings, scored, partial, lo, hi):
     _accumulate_scored(scored, batch.targets, batch.targets.shape[0] > 0, batch.weights,
                        batch.weights.shape[0] > 0, batch.group_ids, batch.group_ids.shape[0] > 0, batch.status,
                        settings.n_bins, partial.counts, partial.sums, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)

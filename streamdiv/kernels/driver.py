@@ -40,7 +40,8 @@ class Settings(NamedTuple):
     renormalize: bool
     prediction_tolerance: float
     target_tolerance: float
-    n_bins: int
+    n_bins: int  # top-label bins
+    class_bins: int  # class-wise bins per class: 0 with class-wise calibration off
 
 
 class Partial(NamedTuple):

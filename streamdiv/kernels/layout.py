@@ -4,9 +4,17 @@ and the metric sets that fill it.  Every offset into the state's arrays is compu
 One group's state is two rows:
 
 * ``counts[g, :]`` (int64): the COUNT_SLOTS, then one row count per calibration bin;
+* ``counts[g, :]`` continues, with class-wise calibration on, with one row count per class-wise bin
+  (class k's bin b at ``class_bin_count_slot(n_bins, n_class_bins, k, b)``);
 * ``sums[g, :, 0:2]`` (float64 sum and Neumaier compensation): the SUM_SLOTS, then the BIN_FIELDS of each
-  calibration bin (bin b's field f at ``bin_sum_slot(b, f)``), then one target mass per class from
-  ``class_mass_slot(n_bins)``.
+  calibration bin (bin b's field f at ``bin_sum_slot(b, f)``), then the CLASS_SLOTS, each once per class
+  (class k's target mass at ``class_mass_slot(n_bins) + k``, its prediction mass at
+  ``prediction_mass_slot(n_bins, n_classes) + k``, ...), then, with class-wise calibration on, the
+  CLASS_BIN_FIELDS of each class-wise bin (``class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, f)``).
+
+Class-wise bins cover the classes whose calibration is measured one by one (every class; for one binary
+column only the positive class, whose probability is the column) and bin each row's q_k over all rows, with
+the same k/M edges as the top-label bins.
 
 Merge rules: counts add; compensated sums add as (sum, compensation) pairs (``state.add_compensated``).  The
 kernels read the positions as module constants (``ROWS``, ``WEIGHT``, ...), looked up in the tables by name;
@@ -73,7 +81,24 @@ BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("confidence_squares", "sum w c^2", loss=False),
     _slot("confidence_observed", "sum w c o", loss=False),
 )
-CLASS_MASS = _slot("target_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
+# Once per class k of the state (a binary column's two classes: negative, positive).
+CLASS_SLOTS: tuple[Slot, ...] = (
+    _slot("target_mass", "sum w P_k (hard labels: the weight of the rows labelled k)"),
+    _slot("prediction_mass", "sum w Q_k, the mean predicted distribution's numerator", loss=False),
+    _slot("target_squares", "sum w P_k^2 (soft targets only; hard labels: P_k^2 = P_k, the target mass)",
+          loss=False),
+)
+CLASS_MASS = CLASS_SLOTS[0]
+# Per class-wise bin (class k, bin b), over the rows whose q_k falls in it, with y = P_k (hard labels: [y = k];
+# binary: the label or target).  The squares and cross products are the Brier decomposition's within-bin terms.
+CLASS_BIN_COUNT = _slot("count", "rows whose q_k is in the bin", loss=False)
+CLASS_BIN_FIELD_SLOTS: tuple[Slot, ...] = (
+    _slot("weight", "sum w", loss=False),
+    _slot("prediction", "sum w q_k", loss=False),
+    _slot("observed", "sum w y_k", loss=False),
+    _slot("prediction_squares", "sum w q_k^2", loss=False),
+    _slot("prediction_observed", "sum w q_k y_k", loss=False),
+)
 
 
 def _position(slots: tuple[Slot, ...], name: str) -> np.int64:
@@ -112,6 +137,14 @@ BIN_OBSERVED = _position(BIN_FIELD_SLOTS, "observed")
 BIN_CONFIDENCE_SQUARES = _position(BIN_FIELD_SLOTS, "confidence_squares")
 BIN_CONFIDENCE_OBSERVED = _position(BIN_FIELD_SLOTS, "confidence_observed")
 
+N_CLASS_SLOTS = np.int64(len(CLASS_SLOTS))
+CLASS_BIN_FIELDS = np.int64(len(CLASS_BIN_FIELD_SLOTS))
+CLASS_BIN_WEIGHT = _position(CLASS_BIN_FIELD_SLOTS, "weight")
+CLASS_BIN_PREDICTION = _position(CLASS_BIN_FIELD_SLOTS, "prediction")
+CLASS_BIN_OBSERVED = _position(CLASS_BIN_FIELD_SLOTS, "observed")
+CLASS_BIN_PREDICTION_SQUARES = _position(CLASS_BIN_FIELD_SLOTS, "prediction_squares")
+CLASS_BIN_PREDICTION_OBSERVED = _position(CLASS_BIN_FIELD_SLOTS, "prediction_observed")
+
 
 @njit
 def bin_count_slot(b):
@@ -131,25 +164,73 @@ def class_mass_slot(n_bins):
     return N_SUMS + n_bins * BIN_FIELDS
 
 
+@njit
+def prediction_mass_slot(n_bins, n_classes):
+    """The sum slot of class 0's prediction mass; class k's follows at + k."""
+    return class_mass_slot(n_bins) + n_classes
+
+
+@njit
+def target_squares_slot(n_bins, n_classes):
+    """The sum slot of class 0's sum of squared targets; class k's follows at + k."""
+    return class_mass_slot(n_bins) + 2 * n_classes
+
+
+@njit
+def class_bin_count_slot(n_bins, n_class_bins, k, b):
+    """The count slot of class-wise bin b of class k (k counted among the class-wise classes)."""
+    return N_COUNTS + n_bins + k * n_class_bins + b
+
+
+@njit
+def class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, field):
+    """The sum slot of field ``field`` (CLASS_BIN_*) of class-wise bin b of class k."""
+    return class_mass_slot(n_bins) + N_CLASS_SLOTS * n_classes + (k * n_class_bins + b) * CLASS_BIN_FIELDS + field
+
+
 @dataclass(frozen=True)
 class Layout:
-    """The slot layout of a state with ``bins`` calibration bins and ``classes`` class masses."""
+    """The slot layout of a state with ``bins`` calibration bins, ``classes`` classes, and ``class_bins``
+    class-wise bins for each of ``classwise_classes`` classes (0 and 0 with class-wise calibration off)."""
 
     bins: int
     classes: int
+    classwise_classes: int = 0
+    class_bins: int = 0
+
+    @property
+    def n_class_bin_slots(self) -> int:
+        return self.classwise_classes * self.class_bins
 
     @property
     def n_count_slots(self) -> int:
-        return int(N_COUNTS) + self.bins
+        return int(N_COUNTS) + self.bins + self.n_class_bin_slots
 
     @property
     def n_sum_slots(self) -> int:
-        return int(N_SUMS + self.bins * BIN_FIELDS) + self.classes
+        return (int(N_SUMS + self.bins * BIN_FIELDS + N_CLASS_SLOTS * self.classes)
+                + self.n_class_bin_slots * int(CLASS_BIN_FIELDS))
+
+    def class_slot(self, name: str) -> slice:
+        """The sum slots of one CLASS_SLOTS entry, class by class."""
+        start = int(N_SUMS + self.bins * BIN_FIELDS) + [slot.name for slot in CLASS_SLOTS].index(name) * self.classes
+        return slice(start, start + self.classes)
 
     @property
     def class_mass(self) -> slice:
-        start = int(N_SUMS + self.bins * BIN_FIELDS)
-        return slice(start, start + self.classes)
+        return self.class_slot(CLASS_MASS.name)
+
+    @property
+    def class_bin_counts(self) -> slice:
+        """The count slots of the class-wise bins, class-major (reshape to (classwise_classes, class_bins))."""
+        start = int(N_COUNTS) + self.bins
+        return slice(start, start + self.n_class_bin_slots)
+
+    def class_bin_field(self, field: int) -> slice:
+        """The sum slots of one CLASS_BIN_* field, class-major (reshape to (classwise_classes, class_bins))."""
+        start = int(N_SUMS + self.bins * BIN_FIELDS + N_CLASS_SLOTS * self.classes)
+        stop = start + self.n_class_bin_slots * int(CLASS_BIN_FIELDS)
+        return slice(start + int(field), stop, int(CLASS_BIN_FIELDS))
 
     @property
     def bin_counts(self) -> slice:
@@ -166,8 +247,11 @@ class Layout:
                 "per_bin_count_slots": [f"bin.{BIN_COUNT.name}"],
                 "sum_slots": [slot.name for slot in SUM_SLOTS],
                 "per_bin_sum_slots": [f"bin.{slot.name}" for slot in BIN_FIELD_SLOTS],
-                "per_class_sum_slots": [f"class.{CLASS_MASS.name}"],
-                "bins": self.bins, "classes": self.classes}
+                "per_class_sum_slots": [f"class.{slot.name}" for slot in CLASS_SLOTS],
+                "per_class_bin_count_slots": [f"class_bin.{CLASS_BIN_COUNT.name}"],
+                "per_class_bin_sum_slots": [f"class_bin.{slot.name}" for slot in CLASS_BIN_FIELD_SLOTS],
+                "bins": self.bins, "classes": self.classes, "classwise_classes": self.classwise_classes,
+                "class_bins": self.class_bins}
 
 
 def filled_by(metric_set: str) -> frozenset[str]:
@@ -175,5 +259,29 @@ def filled_by(metric_set: str) -> frozenset[str]:
     ``class.target_mass``) that the passes of a metric set fill."""
     names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS if metric_set in slot.filled_by}
     names |= {f"bin.{slot.name}" for slot in (BIN_COUNT, *BIN_FIELD_SLOTS) if metric_set in slot.filled_by}
-    names |= {f"class.{CLASS_MASS.name}"} if metric_set in CLASS_MASS.filled_by else set()
+    names |= {f"class.{slot.name}" for slot in CLASS_SLOTS if metric_set in slot.filled_by}
+    names |= {f"class_bin.{slot.name}" for slot in (CLASS_BIN_COUNT, *CLASS_BIN_FIELD_SLOTS)
+              if metric_set in slot.filled_by}
     return frozenset(names)
+
+
+def positions(description: dict[str, object]) -> tuple[list[tuple[str, tuple[int, ...]]],
+                                                       list[tuple[str, tuple[int, ...]]]]:
+    """Every position of a layout described by ``Layout.describe`` (this streamdiv's, or one a saved state
+    recorded, which may lack the newer keys), as (slot name, (bin,) or (class,) or (class, bin) or ()): the
+    count positions and the sum positions, in order.  Saved states of another layout are converted by these
+    names."""
+    def names(key: str) -> list[str]:
+        return list(description.get(key, []))  # type: ignore[arg-type]
+
+    bins, classes = int(description["bins"]), int(description["classes"])  # type: ignore[arg-type]
+    classwise, class_bins = (int(description.get(key, 0)) for key in ("classwise_classes", "class_bins"))  # type: ignore[arg-type]
+    per_class_bin = [(k, b) for k in range(classwise) for b in range(class_bins)]
+    counts = ([(name, ()) for name in names("count_slots")]
+              + [(name, (b,)) for b in range(bins) for name in names("per_bin_count_slots")]
+              + [(name, kb) for kb in per_class_bin for name in names("per_class_bin_count_slots")])
+    sums = ([(name, ()) for name in names("sum_slots")]
+            + [(name, (b,)) for b in range(bins) for name in names("per_bin_sum_slots")]
+            + [(name, (k,)) for name in names("per_class_sum_slots") for k in range(classes)]
+            + [(name, kb) for kb in per_class_bin for name in names("per_class_bin_sum_slots")])
+    return counts, sums

@@ -104,7 +104,7 @@ def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, s
 
 @njit(error_model="numpy")
 def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
-                                   n_bins, counts, sums, g, row_terms, first, start, stop):
+                                   n_bins, n_classes, counts, sums, g, row_terms, first, start, stop):
     """_accumulate_loss_rows for rows all of group g (see _next_stretch), with the running (sum,
     compensation) pairs in local variables (see _accumulate_scored_rows_of_group): 13.8 -> 11.8 ns/row at K =
     10 on one thread.  KL takes the cross-entropy's pair at the end: the same steps on the same values, so the
@@ -112,8 +112,8 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
     (benchmarks/kernel.py, one thread: binary 10.4 -> 9.0 ns/row, K = 10 11.7 -> 9.7)."""
     class_mass = class_mass_slot(n_bins)
     unit = _unit_slots(sums, g, n_bins, has_weights)  # the slots it does not fill hold 0: whole
-    counted = _counts_labels(sums, g, class_mass, stop - start, unit)
-    label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
+    counted = _counts_labels(sums, g, class_mass, n_classes, stop - start, unit)
+    label_counts = np.zeros(n_classes if counted else 0, dtype=np.int64)
     weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
     cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
     squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
@@ -170,7 +170,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
 
 @njit
 def _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps, prediction_tolerance,
-                     n_bins, counts, sums, row_terms, start, stop):
+                     n_bins, n_classes, counts, sums, row_terms, start, stop):
     """Add the rows [start, stop) of a loss table (its column 0 is row ``start``), in row order, each stretch
     by the pass that suits it (see _next_stretch)."""
     i = start
@@ -178,7 +178,7 @@ def _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status
         end, one_group = _next_stretch(group_ids, has_groups, i, stop)
         if one_group:
             _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, log_eps, prediction_tolerance,
-                                           n_bins, counts, sums, group_ids[i] if has_groups else 0, row_terms,
+                                           n_bins, n_classes, counts, sums, group_ids[i] if has_groups else 0, row_terms,
                                            start, i, end)
         else:
             _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
@@ -197,4 +197,4 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
         stop = min(start + tile, hi)
         _loss_tile_terms(pred, labels, start, stop, row_terms)
         _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
-                         prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)
+                         prediction_tolerance, n_bins, pred.shape[1], counts, sums, row_terms, start, stop)

@@ -142,12 +142,11 @@ def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_rever
 
 
 @njit
-def _counts_labels(sums, g, class_mass, rows, unit):
+def _counts_labels(sums, g, class_mass, n_classes, rows, unit):
     """Whether a call for one group may count its rows' labels and add each class's count once, rather than
     add w = 1.0 to a class mass row by row (the same bits: see above): unit weights, every class mass a whole
     number, and as many rows as classes at least, so that the array of counts costs less than it saves.  A
     class mass kept in ``sums`` is a chain through memory that rows of one class wait on (binary labels)."""
-    n_classes = sums.shape[1] - class_mass
     if not unit or rows < n_classes:
         return False
     for k in range(n_classes):
@@ -228,8 +227,8 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
     against none, and rows reordered into runs against mixed ones)."""
     class_mass = class_mass_slot(n_bins)
     unit = not soft and _unit_slots(sums, g, n_bins, has_weights)  # soft rows observe fractions
-    counted = _counts_labels(sums, g, class_mass, stop - start, unit)
-    label_counts = np.zeros(sums.shape[1] - class_mass if counted else 0, dtype=np.int64)
+    counted = _counts_labels(sums, g, class_mass, targets.shape[1], stop - start, unit)  # targets: (0, K) if hard
+    label_counts = np.zeros(targets.shape[1] if counted else 0, dtype=np.int64)
     rows_before, infinite_before = counts[g, ROWS], counts[g, INFINITE]
     bins_before = np.empty(n_bins, dtype=np.int64)
     for b in range(n_bins):

@@ -104,7 +104,7 @@ def _probability_span(pred, labels, weights, has_weights, group_ids, has_groups,
     tile = _tile_rows(pred.shape[1], False)
     scratch = _probability_scratch(pred.shape[1], tile)
     scored = np.empty((N_SCORED, tile))
-    no_targets = np.empty((0, 0))
+    no_targets = np.empty((0, pred.shape[1]))
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
         _probability_tiles(pred, labels, eps, prediction_tolerance, start, stop, scratch, scored, 0)
@@ -119,7 +119,7 @@ def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, statu
     tile = _tile_rows(pred.shape[1], False)
     scratch = _logit_scratch(pred.shape[1], tile)
     scored = np.empty((N_SCORED, tile))
-    no_targets = np.empty((0, 0))
+    no_targets = np.empty((0, pred.shape[1]))
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
         _logit_tiles(pred, labels, eps, 1.0, start, stop, scratch, scored, 0)

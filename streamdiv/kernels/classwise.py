@@ -1,0 +1,142 @@
+"""The class-wise pass: each valid row's predicted distribution, class by class, into the class masses and the
+class-wise calibration bins.
+
+It runs over a span after the family's own pass has scored it, so it reads the rows that pass accepted
+(status OK) and nothing else, and adds them in row order into the same block partial: the block contract
+holds for its slots as for every other.  For each row with weight w, predicted q and target P (a hard label
+y: P_k = [k = y]), and each class k:
+
+* ``class.prediction_mass[k] += w q_k``, and, for soft targets, ``class.target_squares[k] += w P_k^2``;
+* with class-wise bins, in class k's bin b of q_k (edges k/M, as the top-label bins):
+  ``count += 1``, ``weight += w``, ``prediction += w q_k``, ``prediction_squares += w q_k^2`` and, where
+  P_k > 0, ``observed += w P_k``, ``prediction_observed += w q_k P_k``.
+
+q is the prediction as the model gave it: softmax of logits, the row divided by its sum with
+``renormalize``, never clipped by ``eps`` (calibration is about the probabilities themselves).  One binary
+column has two classes, (1 - p, p), and class-wise bins for the positive class only, whose y is the label
+(or target t).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .layout import (CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
+                     CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
+                     prediction_mass_slot, target_squares_slot)
+from .primitives import _add, _row_weight, bin_index
+from .status import OK
+
+
+@njit(inline="always")
+def _add_to_class_bin(counts, sums, g, n_bins, n_classes, n_class_bins, k, w, q, y):
+    """Add one row's (q_k, y_k) to class k's class-wise bin of q_k."""
+    b = bin_index(q, n_class_bins)
+    counts[g, class_bin_count_slot(n_bins, n_class_bins, k, b)] += 1
+    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_WEIGHT), w)
+    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION), w * q)
+    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION_SQUARES),
+         w * q * q)
+    if y != 0.0:
+        _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_OBSERVED), w * y)
+        _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION_OBSERVED),
+             w * q * y)
+
+
+@njit(inline="always")
+def _row_distribution(pred, i, is_logits, renormalize, q):
+    """Row i's predicted distribution into q: softmax of logits, or the probabilities (divided by their sum
+    with renormalize)."""
+    n_classes = pred.shape[1]
+    if is_logits:
+        top = -math.inf
+        for k in range(n_classes):
+            top = max(top, np.float64(pred[i, k]))
+        total = 0.0
+        for k in range(n_classes):
+            q[k] = math.exp(np.float64(pred[i, k]) - top)
+            total += q[k]
+        for k in range(n_classes):
+            q[k] /= total
+        return
+    total = 0.0
+    for k in range(n_classes):
+        q[k] = np.float64(pred[i, k])
+        total += q[k]
+    if renormalize and total > 0.0:
+        for k in range(n_classes):
+            q[k] /= total
+
+
+@njit(error_model="numpy")
+def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights, group_ids, status, n_bins,
+                          n_class_bins, counts, sums, lo, hi):
+    """The class-wise pass over the rows [lo, hi) of rows x K predictions."""
+    n_classes = pred.shape[1]
+    has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
+    prediction_mass = prediction_mass_slot(n_bins, n_classes)
+    target_squares = target_squares_slot(n_bins, n_classes)
+    q = np.empty(n_classes)
+    for i in range(lo, hi):
+        if status[i] != OK:
+            continue
+        g = group_ids[i] if has_groups else 0
+        w = _row_weight(weights, has_weights, i)
+        _row_distribution(pred, i, is_logits, renormalize, q)
+        for k in range(n_classes):
+            _add(sums, g, prediction_mass + k, w * q[k])
+        if soft:
+            for k in range(n_classes):
+                target = np.float64(targets[i, k])
+                if target != 0.0:
+                    _add(sums, g, target_squares + k, w * target * target)
+        if n_class_bins == 0:
+            continue
+        for k in range(n_classes):
+            y = np.float64(targets[i, k]) if soft else (1.0 if labels[i] == k else 0.0)
+            _add_to_class_bin(counts, sums, g, n_bins, n_classes, n_class_bins, k, w, q[k], y)
+
+
+@njit(error_model="numpy")
+def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, status, n_bins, n_class_bins, counts,
+                      sums, lo, hi):
+    """The class-wise pass over the rows [lo, hi) of one positive-class probability (or logit) per row."""
+    has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
+    prediction_mass = prediction_mass_slot(n_bins, 2)
+    target_squares = target_squares_slot(n_bins, 2)
+    for i in range(lo, hi):
+        if status[i] != OK:
+            continue
+        g = group_ids[i] if has_groups else 0
+        w = _row_weight(weights, has_weights, i)
+        p = np.float64(pred[i])
+        if is_logits:
+            p = 1.0 / (1.0 + math.exp(-p)) if p >= 0.0 else math.exp(p) / (1.0 + math.exp(p))
+        _add(sums, g, prediction_mass, w * (1.0 - p))
+        _add(sums, g, prediction_mass + 1, w * p)
+        y = np.float64(targets[i]) if soft else np.float64(labels[i])
+        if soft:
+            if y != 1.0:
+                _add(sums, g, target_squares, w * (1.0 - y) * (1.0 - y))
+            if y != 0.0:
+                _add(sums, g, target_squares + 1, w * y * y)
+        if n_class_bins > 0:
+            _add_to_class_bin(counts, sums, g, n_bins, 2, n_class_bins, 0, w, p, y)
+
+
+@njit(inline="always")
+def classwise_multiclass_span(batch, settings, partial, lo, hi):
+    """The class-wise pass over the rows [lo, hi) of rows x K predictions already scored into ``partial``."""
+    _classwise_multiclass(batch.pred, settings.is_logits, settings.renormalize, batch.labels, batch.targets,
+                          batch.weights, batch.group_ids, batch.status, settings.n_bins, settings.class_bins,
+                          partial.counts, partial.sums, lo, hi)
+
+
+@njit(inline="always")
+def classwise_binary_span(batch, settings, partial, lo, hi):
+    """The class-wise pass over the rows [lo, hi) of one binary column already scored into ``partial``."""
+    _classwise_binary(batch.pred, settings.is_logits, batch.labels, batch.targets, batch.weights, batch.group_ids,
+                      batch.status, settings.n_bins, settings.class_bins, partial.counts, partial.sums, lo, hi)
