@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, Layout
 from .metrics import UNITS, Totals, Value, compute_metrics
 from .state import State
 
@@ -18,7 +17,10 @@ class Report:
 
     ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
     ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table, and ``to_dict()`` all of it as JSON-able data.
+    overall reliability table (each bin's edges: k/M with binning="uniform", equal-weight cuts of the fine
+    histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
+    that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), and ``to_dict()`` all
+    of it as JSON-able data.
     """
 
     def __init__(self, state: State, base: str | int):
@@ -28,8 +30,9 @@ class Report:
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
         self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics)
-        self.calibration: list[dict[str, Value]] = (_reliability_table(overall) if state.config.metrics == "all"
-                                                    else [])
+        calibrated = state.config.metrics == "all"
+        self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
+        self.calibration_bound: Value = overall.calibration.bound if calibrated else None
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
             for g, key in enumerate(state.group_keys):
@@ -55,12 +58,14 @@ class Report:
                 "num_classes": config.num_classes,
                 "classes": list(config.class_names) if config.class_names else None,
                 "bins": config.bins,
+                "binning": config.binning,
                 "eps": config.eps,
                 "renormalize": config.renormalize,
             },
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
             "calibration": [_json_values(row) for row in self.calibration],
+            "calibration_bound": _json_value(self.calibration_bound),
         }
         if config.group_names:
             result["by"] = list(config.group_names)
@@ -77,26 +82,25 @@ class Report:
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
-    return Totals(counts=counts, sums=sums, bins=state.config.bins, class_mass_slot=state.class_mass_slot,
-                  soft_targets=state.config.soft_targets)
+    return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
+                  soft_targets=state.config.soft_targets, binning=state.config.binning,
+                  calibration_bins=state.config.bins)
 
 
 def _reliability_table(t: Totals) -> list[dict[str, Value]]:
-    """Per calibration bin: edges k/M, row count, weight, mean confidence and mean observed outcome."""
-    weight = t.bin_field(BIN_WEIGHT)
-    confidence = t.bin_field(BIN_CONFIDENCE)
-    observed = t.bin_field(BIN_OBSERVED)
-    rows = t.counts[Layout(t.bins, 0).bin_counts]
+    """Per calibration bin: its edges (the rows of the bin are those with lower <= c < upper, the last bin
+    closed), row count, weight, mean confidence and mean observed outcome."""
+    bins = t.calibration
     table = []
-    for b in range(t.bins):
-        used = weight[b] > 0
+    for b in range(len(bins.weight)):
+        used = bins.weight[b] > 0
         table.append({
-            "lower": b / t.bins,
-            "upper": (b + 1) / t.bins,
-            "rows": int(rows[b]),
-            "weight": float(weight[b]),
-            "confidence": float(confidence[b] / weight[b]) if used else None,
-            "observed": float(observed[b] / weight[b]) if used else None,
+            "lower": float(bins.lower[b]),
+            "upper": float(bins.upper[b]),
+            "rows": int(bins.rows[b]),
+            "weight": float(bins.weight[b]),
+            "confidence": float(bins.confidence[b] / bins.weight[b]) if used else None,
+            "observed": float(bins.observed[b] / bins.weight[b]) if used else None,
         })
     return table
 

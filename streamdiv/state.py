@@ -6,8 +6,9 @@ bits do not depend on where batches were cut.  Readers see the two folded togeth
 
 A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
 ``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
-holds the sum slots ``weight`` ... ``brier``, then five sums per bin (``bin.weight`` ...
-``bin.confidence_observed``), then one target mass per class.
+holds the sum slots ``weight`` ... ``brier``, then six sums per bin (``bin.weight`` ...
+``bin.weight_squares``), then one target mass per class.  The bins are the report's (binning="uniform") or the
+fine histogram that the report regroups (binning="quantile": ``layout.FINE_BINS`` of them).
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
@@ -36,14 +37,15 @@ class Config:
     binary: bool = False  # one positive-class probability column
     soft_targets: bool = False
     class_names: tuple[str, ...] | None = None
-    bins: int = 15
+    bins: int = 15  # calibration bins of the report
+    binning: str = "uniform"  # layout.BINNINGS: "quantile" keeps a fine histogram, regrouped at report time
     eps: float | None = None
     renormalize: bool = False
     group_names: tuple[str, ...] = ()
     metrics: str = "all"  # a key of metrics.METRIC_SETS: "loss" fills only the slots of the loss metrics
 
     def describe_difference(self, other: Config) -> str | None:
-        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
+        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "binning", "eps", "renormalize",
                      "group_names", "metrics"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
@@ -69,7 +71,7 @@ class State:
     # ---- layout
     @property
     def slot_layout(self) -> layout.Layout:
-        return layout.Layout(self.config.bins, self.config.num_classes or 0)
+        return layout.Layout(layout.stored_bins(self.config.bins, self.config.binning), self.config.num_classes or 0)
 
     @property
     def n_count_slots(self) -> int:
@@ -174,8 +176,8 @@ class State:
             return
         if self.config.num_classes is None and self.is_empty:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
-            self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
-                                  renormalize=self.config.renormalize, metrics=self.config.metrics,
+            self.config = replace(other.config, bins=self.config.bins, binning=self.config.binning,
+                                  eps=self.config.eps, renormalize=self.config.renormalize, metrics=self.config.metrics,
                                   class_names=self.config.class_names or other.config.class_names)
             self._allocate(0)
         difference = self.config.describe_difference(other.config)
@@ -221,7 +223,7 @@ def layout_description(config: Config) -> dict[str, Any]:
     """The slot layout of one group's arrays under ``config``, by name, in the order of the slots' positions
     (see :meth:`streamdiv.kernels.layout.Layout.describe`); a saved state records it and is refused where it
     differs."""
-    return layout.Layout(config.bins, config.num_classes or 0).describe()
+    return layout.Layout(layout.stored_bins(config.bins, config.binning), config.num_classes or 0).describe()
 
 
 def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type, kept: int) -> np.ndarray:

@@ -17,7 +17,10 @@ The first 32 bytes keep this form in every later version, so a reader checks the
 before it trusts anything else, the version field included: bytes that changed are refused as corrupt
 (:class:`CorruptStateError`), and a newer version only when its bytes are intact (:class:`StateVersionError`).
 ``"layout"`` is :func:`streamdiv.state.layout_description` of the configuration; a state whose layout is not
-this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), never converted.
+this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), with one exception: a
+state whose per-bin sum slots lack only fields of :data:`ADDED_BIN_FIELDS` (written before those existed)
+loads with those fields NaN, unknown, so that the metrics reading them are None for it and for what it merges
+into.  A config without ``"binning"`` (written before it existed) is ``"uniform"``.
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -36,6 +39,7 @@ import numpy as np
 
 from .errors import CorruptStateError, StateLayoutError, StateVersionError
 from .metrics import METRIC_SETS
+from .kernels.layout import BINNINGS, N_SUMS, Layout
 from .state import Config, State, layout_description
 
 MAGIC = b"STREAMDIV-STATE\n"
@@ -56,10 +60,13 @@ LEGACY_SLOTS: dict[str, tuple[str, ...]] = {
     "per_class_sum_slots": ("class.target_mass",),
 }
 
+# Per-bin sum slots added after states were written without them: such a state loads with them NaN.
+ADDED_BIN_FIELDS = ("bin.weight_squares",)
+
 # The JSON types of each config field (exact types: a bool is not a whole number here).
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "num_classes": (int, type(None)), "binary": (bool,), "soft_targets": (bool,), "class_names": (list, type(None)),
-    "bins": (int,), "eps": (float, type(None)), "renormalize": (bool,), "group_names": (list,), "metrics": (str,),
+    "bins": (int,), "binning": (str,), "eps": (float, type(None)), "renormalize": (bool,), "group_names": (list,), "metrics": (str,),
 }
 
 
@@ -73,6 +80,7 @@ def encode(state: State) -> bytes:
             "soft_targets": config.soft_targets,
             "class_names": list(config.class_names) if config.class_names else None,
             "bins": config.bins,
+            "binning": config.binning,
             "eps": config.eps,
             "renormalize": config.renormalize,
             "group_names": list(config.group_names),
@@ -120,10 +128,10 @@ def decode(data: bytes) -> State:
         raise _corrupt(f"its header of {header_length:,} bytes would end past the file's {len(data):,}")
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
-    _check_layout(_field(header, "layout", (dict,)), config,
-                  "this state's slot layout is not this streamdiv's: {}; it was written by another version of "
-                  "streamdiv: read it with that one")
-    return _restored(data, offset + header_length, header, config, with_open_block=True)
+    bin_fields = _check_layout(_field(header, "layout", (dict,)), config,
+                               "this state's slot layout is not this streamdiv's: {}; it was written by another "
+                               "version of streamdiv: read it with that one")
+    return _restored(data, offset + header_length, header, config, with_open_block=True, bin_fields=bin_fields)
 
 
 def _check_intact(data: bytes) -> None:
@@ -153,18 +161,21 @@ def _decode_legacy(data: bytes, version: int) -> State:
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
     legacy = {name: list(slots) for name, slots in LEGACY_SLOTS.items()}
-    _check_layout(legacy | {"bins": config.bins, "classes": config.num_classes or 0}, config,
-                  f"format version {version} has the slot layout of the streamdiv that wrote it, which is not this "
-                  f"streamdiv's: {{}}; read it with a streamdiv that writes version {version}")
-    state = _restored(data, offset + header_length, header, config, with_open_block=version >= 2)
+    bin_fields = _check_layout(legacy | {"bins": config.bins, "classes": config.num_classes or 0}, config,
+                               f"format version {version} has the slot layout of the streamdiv that wrote it, which "
+                               f"is not this streamdiv's: {{}}; read it with a streamdiv that writes version {version}")
+    state = _restored(data, offset + header_length, header, config, with_open_block=version >= 2,
+                      bin_fields=bin_fields)
     if "rows_read" in header and header["rows_read"] != state.rows_read:  # the first writers of version 2
         raise _corrupt(f"its header's rows_read is {_short(header['rows_read'])} where its counts make "
                        f"{state.rows_read:,}")
     return state
 
 
-def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, *, with_open_block: bool) -> State:
-    """The state of a checked header and configuration, its arrays read from ``offset`` to the end of ``data``."""
+def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, *, with_open_block: bool,
+              bin_fields: list[str]) -> State:
+    """The state of a checked header and configuration, its arrays read from ``offset`` to the end of ``data``,
+    which has the per-bin sum slots ``bin_fields`` (those of ADDED_BIN_FIELDS it lacks become NaN)."""
     group_names = config.group_names
     keys = []
     for key in _field(header, "group_keys", (list,)):
@@ -177,7 +188,9 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
     if keys and config.num_classes is None:
         raise _corrupt(f"it holds {len(keys)} groups but no number of classes")
     layout = State(config)
-    n, count_slots, sum_slots = len(keys), layout.n_count_slots, layout.n_sum_slots
+    missing_fields = len(layout_description(config)["per_bin_sum_slots"]) - len(bin_fields)
+    n, count_slots = len(keys), layout.n_count_slots
+    sum_slots = layout.n_sum_slots - missing_fields * layout.slot_layout.bins
     for name, wanted in (("counts_shape", [n, count_slots]), ("sums_shape", [n, sum_slots, 2])):
         if _field(header, name, (list,)) != wanted:
             raise _corrupt(f"its header's {name} is {_short(header[name])} where {n} groups of its configuration "
@@ -195,7 +208,23 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
                       .astype(np.int64 if dtype == "<i8" else np.float64))
         offset += count * 8
+    if missing_fields:
+        arrays = [array if array.ndim == 2 else _widened(array, config, bin_fields) for array in arrays]
     return State.restored(config, keys, *arrays)
+
+
+def _widened(sums: np.ndarray, config: Config, bin_fields: list[str]) -> np.ndarray:
+    """Sums of a state with the per-bin sum slots ``bin_fields``, in this streamdiv's layout: each field where
+    this layout has it, the fields the file lacks NaN."""
+    wide = State(config).slot_layout
+    narrow = Layout(wide.bins, wide.classes, bin_fields=len(bin_fields))
+    widened = np.full((sums.shape[0], wide.n_sum_slots, 2), np.nan)
+    widened[:, : int(N_SUMS)] = sums[:, : int(N_SUMS)]
+    names = layout_description(config)["per_bin_sum_slots"]
+    for position, name in enumerate(bin_fields):
+        widened[:, wide.bin_field(names.index(name))] = sums[:, narrow.bin_field(position)]
+    widened[:, wide.class_mass] = sums[:, narrow.class_mass]
+    return widened
 
 
 def _read_header(raw: bytes) -> dict[str, Any]:
@@ -212,11 +241,14 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     """The configuration of a header, each field checked."""
     if version == 1 or (version == 2 and "metrics" not in raw):
         raw = raw | {"metrics": "all"}  # written before metric sets: every metric was computed
+    if "binning" not in raw:
+        raw = raw | {"binning": "uniform"}  # written before quantile bins
     fields = {name: _field(raw, name, types, "config.") for name, types in CONFIG_TYPES.items()}
     num_classes, class_names = fields["num_classes"], fields["class_names"]
     problems = [
         (num_classes is not None and num_classes < 1, "num_classes"),
         (fields["bins"] < 1, "bins"),
+        (fields["binning"] not in BINNINGS, "binning"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
         (fields["metrics"] not in METRIC_SETS, "metrics"),
         (class_names is not None and (len(class_names) != num_classes
@@ -227,15 +259,21 @@ def _config(raw: dict[str, Any], version: int) -> Config:
         if wrong:
             raise _corrupt(f"its header's config.{name} is {_short(fields[name])}, which no streamdiv writes")
     return Config(num_classes=num_classes, binary=fields["binary"], soft_targets=fields["soft_targets"],
-                  class_names=tuple(class_names) if class_names else None, bins=fields["bins"], eps=fields["eps"],
+                  class_names=tuple(class_names) if class_names else None, bins=fields["bins"],
+                  binning=fields["binning"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"])
 
 
-def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> None:
+def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> list[str]:
     """Refuse a layout whose slot names are not this streamdiv's (``message`` says so), or whose sizes are not
-    the ones its own configuration makes (corrupt: the header disagrees with itself)."""
+    the ones its own configuration makes (corrupt: the header disagrees with itself); return its per-bin sum
+    slots (this streamdiv's, or those less some of ADDED_BIN_FIELDS)."""
     expected = layout_description(config)
+    found = recorded.get("per_bin_sum_slots")
+    if isinstance(found, list) and found == [name for name in expected["per_bin_sum_slots"]
+                                             if name in found or name not in ADDED_BIN_FIELDS]:
+        expected = expected | {"per_bin_sum_slots": found}
     for name, wanted in expected.items():
         if not isinstance(wanted, list) and name in recorded and recorded[name] != wanted:
             raise _corrupt(f"its layout records {name} = {_short(recorded[name])} where its configuration "
@@ -243,6 +281,7 @@ def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> Non
     difference = describe_layout_difference(recorded, expected)
     if difference:
         raise StateLayoutError(message.format(difference))
+    return expected["per_bin_sum_slots"]
 
 
 def describe_layout_difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str | None:
