@@ -9,7 +9,7 @@ import numpy as np
 
 from . import columns, state_format
 from .kernels import driver
-from .kernels.layout import IGNORED, ROWS, SKIPPED
+from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
 from .kernels.status import CODE_IGNORED, OK, PROBLEMS
 from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
@@ -37,15 +37,22 @@ class Accumulator:
     """
 
     def __init__(self, *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                 base: str | int = "e", bins: int = 15, eps: float | None = None, renormalize: bool = False,
-                 on_invalid: str = "error", ignore_label: Any = None, metrics: str = "all",
-                 classwise: bool | None = None):
+                 base: str | int = "e", bins: int = 15, binning: str = "uniform", eps: float | None = None,
+                 renormalize: bool = False, on_invalid: str = "error", ignore_label: Any = None,
+                 metrics: str = "all", classwise: bool | None = None):
         if on_invalid not in ON_INVALID:
             raise StreamdivError(f"on_invalid must be 'error' or 'skip', not {on_invalid!r}")
         if metrics not in METRIC_SETS:
             raise StreamdivError(f"metrics must be one of {', '.join(map(repr, METRIC_SETS))}, not {metrics!r}")
         if not isinstance(bins, int) or bins < 1:
             raise StreamdivError(f"bins must be a positive whole number, not {bins!r}")
+        if binning not in BINNINGS:
+            raise StreamdivError(f"binning must be 'uniform' or 'quantile' (--binning uniform|quantile), "
+                                 f"not {binning!r}")
+        if bins == FINE_BINS:
+            # the kernels tell the quantile mode's fine histogram by its number of bins (class-wise bins too)
+            raise StreamdivError(f"bins={FINE_BINS} is the size of the quantile mode's fine histogram; choose "
+                                 f"{FINE_BINS - 1} or {FINE_BINS + 1}")
         if classwise not in (None, True, False):
             raise StreamdivError(f"classwise must be True, False or None (on up to {CLASSWISE_MAX_CLASSES} classes), "
                                  f"not {classwise!r}")
@@ -60,8 +67,8 @@ class Accumulator:
         self.on_invalid = on_invalid
         self.ignore_label = ignore_label
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
-        self._state = State(Config(class_names=names, bins=bins, eps=eps, renormalize=renormalize,
-                                   metrics=metrics, classwise=classwise))
+        self._state = State(Config(class_names=names, bins=bins, binning=binning, eps=eps,
+                                   renormalize=renormalize, metrics=metrics, classwise=classwise))
         self._lanes: driver.Lanes | None = None
 
     # ---- feeding
@@ -184,9 +191,9 @@ class Accumulator:
         Raises :class:`CorruptStateError` for bytes that are not an intact state, :class:`StateVersionError` for
         a newer format version, :class:`StateLayoutError` for a state of another slot layout."""
         state = state_format.decode(data)
-        accumulator = cls(bins=state.config.bins, eps=state.config.eps, renormalize=state.config.renormalize,
-                          base=base, on_invalid=on_invalid, ignore_label=ignore_label, metrics=state.config.metrics,
-                          classwise=state.config.classwise)
+        accumulator = cls(bins=state.config.bins, binning=state.config.binning, eps=state.config.eps,
+                          renormalize=state.config.renormalize, base=base, on_invalid=on_invalid,
+                          ignore_label=ignore_label, metrics=state.config.metrics, classwise=state.config.classwise)
         accumulator._state = state
         return accumulator
 
@@ -210,7 +217,8 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
         columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status)
     settings = driver.Settings(bool(prepared.is_logits), float(config.eps) if config.eps is not None else 0.0,
                                bool(config.renormalize), float(prepared.prediction_tolerance),
-                               float(prepared.target_tolerance), int(config.bins), state.slot_layout.class_bins)
+                               float(prepared.target_tolerance), int(state.slot_layout.bins),
+                               state.slot_layout.class_bins)
     family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
                                renormalize=config.renormalize, loss_only=config.metrics == "loss")
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)

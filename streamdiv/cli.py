@@ -22,7 +22,7 @@ from .conditions import Condition, breaches
 from .errors import StreamdivError
 from .evaluate import score_source
 from .formats import FORMATS, render, write_atomically
-from .metrics import METRIC_NAMES, METRIC_SETS, parse_base
+from .metrics import BINNINGS, METRIC_NAMES, METRIC_SETS, parse_base
 from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
@@ -158,6 +158,9 @@ def _label_value(text: str | None) -> Any:
 @click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
               help="Log base: e (nats), 2 (bits), 10 (hartleys).")
 @click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration bins.")
+@click.option("--binning", default="uniform", show_default=True, type=click.Choice(list(BINNINGS)),
+              help="Calibration bins of equal width (edges k/bins) or of equal weight (quantile: edges from the "
+              "data, within the bound reported as calibration_bound).")
 @click.option("--batch-size", type=click.IntRange(1),
               help="Rows per batch [default: about 4 MiB of decoded columns per batch].")
 @click.option("--on-invalid", default="error", show_default=True, type=click.Choice(["error", "skip"]),
@@ -178,7 +181,8 @@ def _label_value(text: str | None) -> Any:
               "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
-          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int | None,
+          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, binning: str,
+          batch_size: int | None,
           on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool, metric_set: str,
           class_names: str | None, classwise: bool | None, progress: bool | None, threads: int | None,
           fmt: str | None,
@@ -215,9 +219,9 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
             click.echo(f"streamdiv: using {' '.join(taken)} (guessed from the column names)", err=True)
     plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
                    **columns)
-    accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, eps=eps,
-                              renormalize=renormalize, on_invalid=on_invalid, ignore_label=_label_value(ignore_label),
-                              metrics=metric_set, classwise=classwise)
+    accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, binning=binning,
+                              eps=eps, renormalize=renormalize, on_invalid=on_invalid,
+                              ignore_label=_label_value(ignore_label), metrics=metric_set, classwise=classwise)
     _score_with_progress(accumulator, source, plan, batch_size, progress)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:

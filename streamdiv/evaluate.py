@@ -32,7 +32,8 @@ ProgressCallback = Callable[[int, int], None]  # (rows done in this chunk, bytes
 def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: str | Sequence[str] | None = None,
              labels: str | None = None, targets: str | Sequence[str] | None = None, weights: str | None = None,
              by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
-             eps: float | None = None, batch_size: int | None = None, on_invalid: str = "error",
+             binning: str = "uniform", eps: float | None = None, batch_size: int | None = None,
+             on_invalid: str = "error",
              ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
              metrics: str = "all", classwise: bool | None = None, progress: ProgressCallback | None = None,
              accumulator: Accumulator | None = None) -> Report:
@@ -46,7 +47,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     Returns a :class:`~streamdiv.Report`; cross_entropy = entropy + kl_divergence, in the unit of ``base``.
     ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
     ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
-    ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
+    ``binning="quantile"`` makes the ``bins`` calibration bins hold equal weight (their edges come from the
+    data), ``"uniform"`` gives them edges k/bins.  ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
     normalized entropy and the row counts; the others are None), which for hard labels against probabilities,
     and for binary predictions against labels, is a lighter pass.  ``classwise`` keeps class-wise calibration
     bins (``report.classes``, ``classwise_ece``, the Brier decomposition): by default on up to 100 classes.
@@ -55,7 +57,7 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
                    by=by, class_names=class_names)
     if accumulator is None:
-        accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, eps=eps,
+        accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
                                   renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
                                   metrics=metrics, classwise=classwise)
     score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)

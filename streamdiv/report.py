@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, Layout
 from .metrics import UNITS, ClassBins, Totals, Value, class_bins, classwise_ece_per_class, compute_metrics
 from .state import State
 
@@ -18,10 +17,12 @@ class Report:
 
     ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
     ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table, ``classes`` one entry per class with class-wise calibration on (the positive
-    class alone for one binary column): its name, ``ece``, ``mean_prediction``, ``observed_frequency``,
-    ``calibration_ratio`` (mean prediction / observed frequency) and its own reliability table over bins of
-    q_k; and ``to_dict()`` all of it as JSON-able data.
+    overall reliability table (each bin's edges: k/M with binning="uniform", equal-weight cuts of the fine
+    histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
+    that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
+    per class with class-wise calibration on (the positive class alone for one binary column): its name,
+    ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
+    frequency) and its own reliability table over bins of q_k; and ``to_dict()`` all of it as JSON-able data.
     """
 
     def __init__(self, state: State, base: str | int):
@@ -32,8 +33,9 @@ class Report:
         overall = _totals(state, state.total_counts(), state.total_sums())
         absent = state.config.absent_slots
         self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent)
-        self.calibration: list[dict[str, Value]] = (_reliability_table(overall) if state.config.metrics == "all"
-                                                    else [])
+        calibrated = state.config.metrics == "all"
+        self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
+        self.calibration_bound: Value = overall.calibration.bound if calibrated else None
         self.classes: list[dict[str, Any]] = _classes(overall, state)
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
@@ -60,6 +62,7 @@ class Report:
                 "num_classes": config.num_classes,
                 "classes": list(config.class_names) if config.class_names else None,
                 "bins": config.bins,
+                "binning": config.binning,
                 "classwise": bool(config.classwise),
                 "eps": config.eps,
                 "renormalize": config.renormalize,
@@ -67,6 +70,7 @@ class Report:
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
             "calibration": [_json_values(row) for row in self.calibration],
+            "calibration_bound": _json_value(self.calibration_bound),
             "classes": [_json_class(entry) for entry in self.classes],
         }
         if config.group_names:
@@ -84,8 +88,9 @@ class Report:
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
-    return Totals(counts=counts, sums=sums, bins=state.config.bins, class_mass_slot=state.class_mass_slot,
-                  soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary)
+    return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
+                  soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary,
+                  binning=state.config.binning, calibration_bins=state.config.bins)
 
 
 def _classes(t: Totals, state: State) -> list[dict[str, Any]]:
@@ -134,21 +139,19 @@ def _json_class(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reliability_table(t: Totals) -> list[dict[str, Value]]:
-    """Per calibration bin: edges k/M, row count, weight, mean confidence and mean observed outcome."""
-    weight = t.bin_field(BIN_WEIGHT)
-    confidence = t.bin_field(BIN_CONFIDENCE)
-    observed = t.bin_field(BIN_OBSERVED)
-    rows = t.counts[Layout(t.bins, 0).bin_counts]
+    """Per calibration bin: its edges (the rows of the bin are those with lower <= c < upper, the last bin
+    closed), row count, weight, mean confidence and mean observed outcome."""
+    bins = t.calibration
     table = []
-    for b in range(t.bins):
-        used = weight[b] > 0
+    for b in range(len(bins.weight)):
+        used = bins.weight[b] > 0
         table.append({
-            "lower": b / t.bins,
-            "upper": (b + 1) / t.bins,
-            "rows": int(rows[b]),
-            "weight": float(weight[b]),
-            "confidence": float(confidence[b] / weight[b]) if used else None,
-            "observed": float(observed[b] / weight[b]) if used else None,
+            "lower": float(bins.lower[b]),
+            "upper": float(bins.upper[b]),
+            "rows": int(bins.rows[b]),
+            "weight": float(bins.weight[b]),
+            "confidence": float(bins.confidence[b] / bins.weight[b]) if used else None,
+            "observed": float(bins.observed[b] / bins.weight[b]) if used else None,
         })
     return table
 

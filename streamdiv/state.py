@@ -6,8 +6,9 @@ bits do not depend on where batches were cut.  Readers see the two folded togeth
 
 A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
 ``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
-holds the sum slots ``weight`` ... ``brier``, then five sums per bin (``bin.weight`` ...
-``bin.confidence_observed``), then one target mass per class.
+holds the sum slots ``weight`` ... ``brier``, then six sums per bin (``bin.weight`` ...
+``bin.weight_squares``), then one target mass per class.  The bins are the report's (binning="uniform") or the
+fine histogram that the report regroups (binning="quantile": ``layout.FINE_BINS`` of them).
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
@@ -36,7 +37,8 @@ class Config:
     binary: bool = False  # one positive-class probability column
     soft_targets: bool = False
     class_names: tuple[str, ...] | None = None
-    bins: int = 15
+    bins: int = 15  # calibration bins of the report
+    binning: str = "uniform"  # layout.BINNINGS: "quantile" keeps a fine histogram, regrouped at report time
     eps: float | None = None
     renormalize: bool = False
     group_names: tuple[str, ...] = ()
@@ -47,8 +49,8 @@ class Config:
     # streamdiv did not have: they hold zeros, and the metrics that read them are None
 
     def describe_difference(self, other: Config) -> str | None:
-        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
-                     "group_names", "metrics", "classwise"):
+        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "binning", "eps",
+                     "renormalize", "group_names", "metrics", "classwise"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
@@ -179,8 +181,9 @@ class State:
             return
         if self.config.num_classes is None and self.is_empty:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
-            self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
-                                  renormalize=self.config.renormalize, metrics=self.config.metrics,
+            self.config = replace(other.config, bins=self.config.bins, binning=self.config.binning,
+                                  eps=self.config.eps, renormalize=self.config.renormalize,
+                                  metrics=self.config.metrics,
                                   class_names=self.config.class_names or other.config.class_names,
                                   classwise=(other.config.classwise if self.config.classwise is None
                                              else self.config.classwise))
@@ -245,9 +248,10 @@ def resolve_classwise(requested: bool | None, num_classes: int, metrics: str) ->
 def slot_layout(config: Config) -> layout.Layout:
     """The slot layout of one group's arrays under ``config``."""
     classes = config.num_classes or 0
+    stored = layout.stored_bins(config.bins, config.binning)  # the top-label bins: the fine histogram for quantile
     if not config.classwise:
-        return layout.Layout(config.bins, classes)
-    return layout.Layout(config.bins, classes, 1 if config.binary else classes, config.bins)
+        return layout.Layout(stored, classes)
+    return layout.Layout(stored, classes, 1 if config.binary else classes, config.bins)
 
 
 def layout_description(config: Config) -> dict[str, Any]:

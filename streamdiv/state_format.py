@@ -70,6 +70,7 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 # Fields that a streamdiv added to the config after version 3 began, with the value that a state written
 # before them means.
 LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "binning": ((str,), "uniform"),
     "classwise": ((bool, type(None)), False),
     "absent_slots": ((list,), []),
 }
@@ -85,6 +86,7 @@ def encode(state: State) -> bytes:
             "soft_targets": config.soft_targets,
             "class_names": list(config.class_names) if config.class_names else None,
             "bins": config.bins,
+            "binning": config.binning,
             "eps": config.eps,
             "renormalize": config.renormalize,
             "group_names": list(config.group_names),
@@ -255,6 +257,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     problems = [
         (num_classes is not None and num_classes < 1, "num_classes"),
         (fields["bins"] < 1, "bins"),
+        (fields["binning"] not in layout.BINNINGS, "binning"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
         (fields["metrics"] not in METRIC_SETS, "metrics"),
         (class_names is not None and (len(class_names) != num_classes
@@ -266,7 +269,8 @@ def _config(raw: dict[str, Any], version: int) -> Config:
         if wrong:
             raise _corrupt(f"its header's config.{name} is {_short(fields[name])}, which no streamdiv writes")
     return Config(num_classes=num_classes, binary=fields["binary"], soft_targets=fields["soft_targets"],
-                  class_names=tuple(class_names) if class_names else None, bins=fields["bins"], eps=fields["eps"],
+                  class_names=tuple(class_names) if class_names else None, bins=fields["bins"],
+                  binning=fields["binning"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"], classwise=fields["classwise"],
                   absent_slots=tuple(fields["absent_slots"]))

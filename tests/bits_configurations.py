@@ -76,10 +76,16 @@ def slot_values(state: State) -> dict[str, str]:
 
     counts, sums = state.settled()
     values: dict[str, str] = {}
+    # the fine histogram of binning="quantile" (kernels.FINE_BINS bins): its empty bins go unrecorded
+    fine = state.config.binning == "quantile"
     for g in range(state.n_groups):
         for name, slot in counts_at.items():
+            if fine and name.startswith("counts.bin_rows") and counts[g, slot] == 0:
+                continue
             values[f"group[{g}].{name}"] = str(int(counts[g, slot]))
         for name, slot in sums_at.items():
+            if fine and name.startswith("bins[") and not sums[g, slot].any():
+                continue
             values[f"group[{g}].{name}.sum"] = float.hex(float(sums[g, slot, 0]))
             values[f"group[{g}].{name}.compensation"] = float.hex(float(sums[g, slot, 1]))
     return values
@@ -353,6 +359,12 @@ def _configurations() -> list[Configuration]:
         c("binary_probs_extremes_eps_weighted", partial(binary, 5_000, 33, extremes=True, weighted=True), eps),
         c("binary_probs_extremes_loss", partial(binary, 5_000, 33, extremes=True), loss),
         c("binary_logits", partial(binary, 5_000, 34, logits=True), small),
+        # equal-mass bins: the fine histogram, regrouped
+        c("binary_probs_extremes_quantile_weighted", partial(binary, 5_000, 33, extremes=True, weighted=True),
+          {**small, "binning": "quantile"}),
+        c("hard_f32_k10_quantile", partial(hard, 10, 9, dtype=np.float32), {**small, "binning": "quantile"}),
+        c("hard_f32_k10_quantile_cut_2_threads", partial(hard, 10, 9, dtype=np.float32),
+          {**small, "binning": "quantile"}, batches=(1_001,), threads=2, same_as="hard_f32_k10_quantile"),
         c("binary_logits_loss_weighted", partial(binary, 5_000, 35, logits=True, weighted=True), loss),
         c("binary_soft", partial(binary, 5_000, 36, soft=True), small),
         c("binary_soft_logits_eps", partial(binary, 5_000, 37, soft=True, logits=True), eps),

@@ -199,3 +199,34 @@ def prior_kl(q: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None) ->
     observed, predicted = observed / observed.sum(), predicted / predicted.sum()
     occurs = observed > 0
     return float((observed[occurs] * np.log(observed[occurs] / predicted[occurs])).sum())
+
+
+def debiased_calibration_error(confidence: np.ndarray, observed: np.ndarray, weights: np.ndarray | None,
+                               edges: np.ndarray) -> float:
+    """Kumar et al. (2019)'s debiased RMS calibration error, bin by bin from the rows (edges ascending, bins
+    [e_k, e_k+1), the last closed): sqrt(max(0, sum_b (W_b / W) [(conf_b - obs_b)^2 - obs_b (1 - obs_b) /
+    (n_b - 1)])) over bins with n_b >= 2, n_b = W_b^2 / sum w^2 in the bin (the row count without weights)."""
+    w = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
+    index = np.minimum(np.searchsorted(edges, confidence, "right") - 1, len(edges) - 2)
+    total = 0.0
+    for b in range(len(edges) - 1):
+        rows = index == b
+        weight = w[rows].sum()
+        if weight <= 0:
+            continue
+        effective = weight ** 2 / (w[rows] ** 2).sum()
+        if effective < 2:
+            continue
+        conf = (w[rows] * confidence[rows]).sum() / weight
+        obs = (w[rows] * observed[rows]).sum() / weight
+        total += weight * ((conf - obs) ** 2 - obs * (1 - obs) / (effective - 1))
+    return float(np.sqrt(max(0.0, total / w.sum())))
+
+
+def equal_mass_calibration_error(confidence: np.ndarray, observed: np.ndarray, bins: int) -> float:
+    """ECE over exact equal-mass bins: the rows sorted by confidence, cut into ``bins`` runs of equal count
+    (the row count a multiple of ``bins``)."""
+    assert len(confidence) % bins == 0
+    order = np.argsort(confidence, kind="stable")
+    gaps = (np.asarray(confidence, dtype=np.float64) - observed)[order].reshape(bins, -1).sum(axis=1)
+    return float(np.abs(gaps).sum() / len(confidence))

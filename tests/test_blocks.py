@@ -196,11 +196,11 @@ def test_version_1_states_are_still_read():
     sums = sums[:, [now_sums.index(slot) for slot in then_sums]]
     header["counts_shape"], header["sums_shape"] = list(counts.shape), list(sums.shape)
     del header["layout"], header["config"]["metrics"]  # version 1 recorded neither
-    for later in ("classwise", "absent_slots"):
+    for later in ("binning", "classwise", "absent_slots"):
         del header["config"][later]
     version_1 = legacy(header, counts.astype("<i8").tobytes() + sums.astype("<f8").tobytes(), version=1)
     restored = streamdiv.Accumulator.from_bytes(version_1)
-    lacking = {"class.prediction_mass", "class.target_squares"}
+    lacking = {"class.prediction_mass", "class.target_squares", "bin.weight_squares"}
     assert set(restored._state.config.absent_slots) == lacking
     expected = accumulator.report().to_dict()
     for metric in streamdiv.METRICS:

@@ -80,6 +80,8 @@ BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("observed", "sum w o", loss=False),
     _slot("confidence_squares", "sum w c^2", loss=False),
     _slot("confidence_observed", "sum w c o", loss=False),
+    _slot("weight_squares", "sum w^2: the bin's effective row count (sum w)^2 / sum w^2, for ece_debiased",
+          loss=False),
 )
 # Once per class k of the state (a binary column's two classes: negative, positive).
 CLASS_SLOTS: tuple[Slot, ...] = (
@@ -136,6 +138,32 @@ BIN_CONFIDENCE = _position(BIN_FIELD_SLOTS, "confidence")
 BIN_OBSERVED = _position(BIN_FIELD_SLOTS, "observed")
 BIN_CONFIDENCE_SQUARES = _position(BIN_FIELD_SLOTS, "confidence_squares")
 BIN_CONFIDENCE_OBSERVED = _position(BIN_FIELD_SLOTS, "confidence_observed")
+BIN_WEIGHT_SQUARES = _position(BIN_FIELD_SLOTS, "weight_squares")
+
+# ---- the bins a state keeps.  binning="uniform": the M bins asked for, edges k/M.  binning="quantile": a fine
+# histogram of confidences, regrouped into M bins of equal weight when a report is made (metrics).  Its edges
+# are exact binary fractions, symmetric around 1/2 in d = min(c, 1 - c): 0, then (1 + j/S) 2^-k for
+# k = E+1 down to 2 and j in [0, S), then 1/2, and 1 - each of those above 1/2.  Every one of them, and 1 - c
+# for c >= 1/2 (Sterbenz), is exact in float64, so the bins are the same on every machine and follow from
+# (S, E) alone.  S = 64 bins a binade keep a bin's width under 1/64 of its distance to 0 or 1, where
+# confidences crowd; E = 40 binades reach d = 2^-41, past float32's saturation (1 - c >= 2^-24 for c < 1) and
+# float64 logits' margins up to 28 nats; rows closer to 0 or 1 share the end bins.
+BINNINGS = ("uniform", "quantile")
+FINE_BINS_PER_BINADE = 64
+FINE_BINADES = 40
+FINE_BINS = 2 * (FINE_BINADES * FINE_BINS_PER_BINADE + 1)  # 5,122; the kernels tell this layout by its size
+
+
+def stored_bins(bins: int, binning: str) -> int:
+    """How many bins a state keeps: ``bins`` (uniform) or the fine histogram's FINE_BINS (quantile)."""
+    return FINE_BINS if binning == "quantile" else bins
+
+
+def fine_edges() -> np.ndarray:
+    """The FINE_BINS + 1 edges of the fine histogram, ascending, from 0 to 1 (see FINE_BINS)."""
+    lower = [0.0] + [(1.0 + j / FINE_BINS_PER_BINADE) * 2.0 ** -k
+                     for k in range(FINE_BINADES + 1, 1, -1) for j in range(FINE_BINS_PER_BINADE)]
+    return np.array(lower + [0.5] + [1.0 - d for d in reversed(lower)])
 
 N_CLASS_SLOTS = np.int64(len(CLASS_SLOTS))
 CLASS_BIN_FIELDS = np.int64(len(CLASS_BIN_FIELD_SLOTS))

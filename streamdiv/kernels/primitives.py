@@ -9,8 +9,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .elementary import fast_log
-from .layout import SKIPPED
+from .elementary import fast_log, float_bits
+from .layout import FINE_BINADES, FINE_BINS, FINE_BINS_PER_BINADE, SKIPPED
 
 LN2 = math.log(2.0)
 
@@ -27,12 +27,42 @@ def _add(sums, g, slot, x):
     sums[g, slot, 0] = t
 
 
+# The fine histogram's bin within a binade is the top bits of d's significand.
+_SUBBIN_SHIFT = 52 - (FINE_BINS_PER_BINADE.bit_length() - 1)
+_BELOW_SUBBIN = (1 << _SUBBIN_SHIFT) - 1
+
+
+@njit
+def fine_bin_index(confidence):
+    """Bin of a confidence c in [0, 1] among the fine histogram's edges e_k (``layout.fine_edges``):
+    [e_k, e_{k+1}), the last bin closed, the same as searchsorted(edges, c, "right") - 1.
+
+    With d = min(c, 1 - c) (1 - c exact for c >= 1/2), the bin is read off d's exponent and top significand
+    bits; above 1/2, c in [e_k, e_{k+1}) is d in (1 - e_{k+1}, 1 - e_k], so a d on an edge goes one bin down.
+    """
+    upper = confidence >= 0.5
+    distance = 1.0 - confidence if upper else confidence
+    bits = float_bits(distance)
+    exponent = (bits >> 52) - 1023  # distance in [2^exponent, 2^(exponent + 1))
+    if exponent < -(FINE_BINADES + 1):
+        step = 0  # below 2^-(E+1), zero included: the end bin
+    else:
+        subbin = (bits >> _SUBBIN_SHIFT) & (FINE_BINS_PER_BINADE - 1)
+        step = 1 + (exponent + FINE_BINADES + 1) * FINE_BINS_PER_BINADE + subbin
+        if upper and (bits & _BELOW_SUBBIN) == 0:
+            step -= 1
+    return FINE_BINS - 1 - step if upper else step
+
+
 @njit
 def bin_index(confidence, n_bins):
-    """Bin of a confidence c in [0, 1] with edges e_k = k/M in float64: [e_k, e_{k+1}), the last bin closed.
+    """Bin of a confidence c in [0, 1] with edges e_k = k/M in float64: [e_k, e_{k+1}), the last bin closed;
+    for M = FINE_BINS (binning="quantile"), the fine histogram's bin (fine_bin_index).
 
     ``int(c*M)`` alone misbins (0.29*100 = 28.999...), so the guess is corrected against the edges.
     """
+    if n_bins == FINE_BINS:
+        return fine_bin_index(confidence)
     i = int(confidence * n_bins)
     if i >= n_bins:
         i = n_bins - 1

@@ -2,7 +2,7 @@
 labels with probabilities or logits, soft targets with probabilities, binary with labels), added in row order
 by one call-free loop shared by those layouts.
 
-Unit weights: rows without a weight column add 1.0 (or 0.0) to five kinds of slot.  Summed row by row with
+Unit weights: rows without a weight column add 1.0 (or 0.0) to six kinds of slot.  Summed row by row with
 Neumaier, a partial that holds a whole number n < 2^53 takes each such step exactly, to (n + 1, c); so counting
 the rows and adding the count once gives the same bits, at a third less accumulation per row.  When a slot
 holds a fraction (weighted rows earlier in the same block), the rows take the row-by-row path.
@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from .layout import (BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT,
-                     BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY,
+                     BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY,
                      IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL,
                      REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, bin_count_slot, bin_sum_slot,
                      class_mass_slot)
@@ -96,6 +96,7 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
     _add(sums, g, bin_sum_slot(b, BIN_OBSERVED), w * observed)
     _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_SQUARES), w * confidence * confidence)
     _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_OBSERVED), w * confidence * observed)
+    _add(sums, g, bin_sum_slot(b, BIN_WEIGHT_SQUARES), w * w)
 
 
 @njit
@@ -108,14 +109,16 @@ def _unit_slots(sums, g, n_bins, has_weights):
         if not _whole(sums[g, slot, 0]):
             return False
     for b in range(n_bins):
-        if not (_whole(sums[g, bin_sum_slot(b, BIN_WEIGHT), 0]) and _whole(sums[g, bin_sum_slot(b, BIN_OBSERVED), 0])):
-            return False
+        for field in (BIN_WEIGHT, BIN_OBSERVED, BIN_WEIGHT_SQUARES):
+            if not _whole(sums[g, bin_sum_slot(b, field), 0]):
+                return False
     return True
 
 
 @njit
 def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct, bin_observed):
-    """Add the unit slots' counts of one call (rows, finite rows, correct rows, rows and observed per bin)."""
+    """Add the unit slots' counts of one call (rows, finite rows, correct rows, rows, their squared weights and
+    observed per bin)."""
     rows = counts[g, ROWS] - rows_before
     if rows == 0:
         return
@@ -126,6 +129,7 @@ def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before,
         in_bin = counts[g, bin_count_slot(b)] - bins_before[b]
         if in_bin > 0:
             _add(sums, g, bin_sum_slot(b, BIN_WEIGHT), np.float64(in_bin))
+            _add(sums, g, bin_sum_slot(b, BIN_WEIGHT_SQUARES), np.float64(in_bin))
             _add(sums, g, bin_sum_slot(b, BIN_OBSERVED), np.float64(bin_observed[b]))
 
 
@@ -319,6 +323,8 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
             _add(sums, g, bin_sum_slot(b, BIN_OBSERVED), w * observed)
         _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_SQUARES), w * confidence * confidence)
         _add(sums, g, bin_sum_slot(b, BIN_CONFIDENCE_OBSERVED), w * confidence * observed)
+        if not unit:
+            _add(sums, g, bin_sum_slot(b, BIN_WEIGHT_SQUARES), w * w)
         correct_rows += correct
         bin_observed[b] += int(observed)  # used with unit slots only, where observed is 0 or 1
     for k in range(mass.shape[0]):
