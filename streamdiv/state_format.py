@@ -17,7 +17,9 @@ The first 32 bytes keep this form in every later version, so a reader checks the
 before it trusts anything else, the version field included: bytes that changed are refused as corrupt
 (:class:`CorruptStateError`), and a newer version only when its bytes are intact (:class:`StateVersionError`).
 ``"layout"`` is :func:`streamdiv.state.layout_description` of the configuration; a state whose layout is not
-this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), never converted.
+this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), never converted, with
+one exception: a state that lacks only count slots of :data:`ADDED_COUNT_SLOTS` at the end of its count slots
+loads with those counts 0 (the streamdiv that wrote it did not count such rows).
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -55,6 +57,11 @@ LEGACY_SLOTS: dict[str, tuple[str, ...]] = {
                           "bin.confidence_observed"),
     "per_class_sum_slots": ("class.target_mass",),
 }
+
+# Count slots added after states were first saved, in the order they were added, at the end of the count slots
+# (before the per-bin counts).  A state written before one of them existed loads with it 0: its streamdiv did
+# not count those rows, and a count, unlike a sum, has no partial value to be wrong about.
+ADDED_COUNT_SLOTS: tuple[str, ...] = ("double_softmax",)
 
 # The JSON types of each config field (exact types: a bool is not a whole number here).
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
@@ -120,10 +127,11 @@ def decode(data: bytes) -> State:
         raise _corrupt(f"its header of {header_length:,} bytes would end past the file's {len(data):,}")
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
-    _check_layout(_field(header, "layout", (dict,)), config,
+    recorded, added = _with_added_count_slots(_field(header, "layout", (dict,)), config)
+    _check_layout(recorded, config,
                   "this state's slot layout is not this streamdiv's: {}; it was written by another version of "
                   "streamdiv: read it with that one")
-    return _restored(data, offset + header_length, header, config, with_open_block=True)
+    return _restored(data, offset + header_length, header, config, with_open_block=True, added_counts=added)
 
 
 def _check_intact(data: bytes) -> None:
@@ -153,18 +161,34 @@ def _decode_legacy(data: bytes, version: int) -> State:
     header = _read_header(data[offset: offset + header_length])
     config = _config(_field(header, "config", (dict,)), version)
     legacy = {name: list(slots) for name, slots in LEGACY_SLOTS.items()}
-    _check_layout(legacy | {"bins": config.bins, "classes": config.num_classes or 0}, config,
+    recorded, added = _with_added_count_slots(legacy | {"bins": config.bins, "classes": config.num_classes or 0},
+                                              config)
+    _check_layout(recorded, config,
                   f"format version {version} has the slot layout of the streamdiv that wrote it, which is not this "
                   f"streamdiv's: {{}}; read it with a streamdiv that writes version {version}")
-    state = _restored(data, offset + header_length, header, config, with_open_block=version >= 2)
+    state = _restored(data, offset + header_length, header, config, with_open_block=version >= 2,
+                      added_counts=added)
     if "rows_read" in header and header["rows_read"] != state.rows_read:  # the first writers of version 2
         raise _corrupt(f"its header's rows_read is {_short(header['rows_read'])} where its counts make "
                        f"{state.rows_read:,}")
     return state
 
 
-def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, *, with_open_block: bool) -> State:
-    """The state of a checked header and configuration, its arrays read from ``offset`` to the end of ``data``."""
+def _with_added_count_slots(recorded: dict[str, Any], config: Config) -> tuple[dict[str, Any], int]:
+    """A recorded layout whose count slots are this streamdiv's but for a tail of ADDED_COUNT_SLOTS, with that
+    tail put back, and its length (0, and the layout as recorded, for any other)."""
+    names = recorded.get("count_slots")
+    wanted = layout_description(config)["count_slots"]
+    for added in range(len(ADDED_COUNT_SLOTS), 0, -1):
+        if wanted[-added:] == list(ADDED_COUNT_SLOTS[-added:]) and names == wanted[:-added]:
+            return recorded | {"count_slots": wanted}, added
+    return recorded, 0
+
+
+def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, *, with_open_block: bool,
+              added_counts: int = 0) -> State:
+    """The state of a checked header and configuration, its arrays read from ``offset`` to the end of ``data``;
+    its counts lack the last ``added_counts`` count slots (see ADDED_COUNT_SLOTS), which come back 0."""
     group_names = config.group_names
     keys = []
     for key in _field(header, "group_keys", (list,)):
@@ -177,7 +201,7 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
     if keys and config.num_classes is None:
         raise _corrupt(f"it holds {len(keys)} groups but no number of classes")
     layout = State(config)
-    n, count_slots, sum_slots = len(keys), layout.n_count_slots, layout.n_sum_slots
+    n, count_slots, sum_slots = len(keys), layout.n_count_slots - added_counts, layout.n_sum_slots
     for name, wanted in (("counts_shape", [n, count_slots]), ("sums_shape", [n, sum_slots, 2])):
         if _field(header, name, (list,)) != wanted:
             raise _corrupt(f"its header's {name} is {_short(header[name])} where {n} groups of its configuration "
@@ -195,6 +219,10 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
                       .astype(np.int64 if dtype == "<i8" else np.float64))
         offset += count * 8
+    if added_counts:
+        at = len(layout_description(config)["count_slots"]) - added_counts  # the per-bin counts follow
+        arrays = [np.insert(array, [at] * added_counts, 0, axis=1) if array.dtype == np.int64 else array
+                  for array in arrays]
     return State.restored(config, keys, *arrays)
 
 

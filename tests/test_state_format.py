@@ -100,8 +100,8 @@ def test_a_flip_in_a_legacy_header_loads_or_is_refused_never_anything_else():
      r"\(weight, .*, correct, brier\); the first difference is slot 10: 'brier' in the file, 'correct' here"),
     (lambda layout: layout["per_bin_sum_slots"].__setitem__(1, "bin.top_confidence"),
      "per-bin sum slots differ: .* slot 1: 'bin.top_confidence' in the file, 'bin.confidence' here"),
-    (lambda layout: layout["count_slots"].append("nan_rows"),
-     "count slots differ: the file has 8 .* slot 7: 'nan_rows' in the file, nothing here"),
+    (lambda layout: layout["count_slots"].extend(["double_softmax", "nan_rows"]),
+     "count slots differ: the file has 9 .* slot 8: 'nan_rows' in the file, nothing here"),
     (lambda layout: layout.pop("per_class_sum_slots"), "the file records no per-class sum slots"),
     (lambda layout: layout.update(per_group_sketch=["t_digest"]),
      "the file records 'per_group_sketch', which this streamdiv does not have"),
@@ -111,6 +111,19 @@ def test_a_state_of_another_slot_layout_is_refused_naming_the_difference(edit, m
     with pytest.raises(StateLayoutError, match="this state's slot layout is not this streamdiv's: " + message):
         streamdiv.Accumulator.from_bytes(other)
     assert isinstance(StateLayoutError("x"), streamdiv.IncompatibleStateError)
+
+
+def test_a_state_without_the_count_slots_added_since_loads_with_them_zero():
+    """The fixtures predate ADDED_COUNT_SLOTS: each loads with those counts 0 (the fixture tests above check
+    every other value), and saved again records them."""
+    accumulator = streamdiv.Accumulator.from_bytes(SMALL)
+    assert "double_softmax" not in header_of(SMALL)["layout"]["count_slots"]
+    assert accumulator.report().metrics["double_softmax_rows"] == 0
+    assert header_of(accumulator.to_bytes())["layout"]["count_slots"][-len(state_format.ADDED_COUNT_SLOTS):] == list(
+        state_format.ADDED_COUNT_SLOTS)
+    missing_inside = rewritten(SMALL, lambda header: header["layout"]["count_slots"].remove("clipped"))
+    with pytest.raises(StateLayoutError, match="count slots differ"):
+        streamdiv.Accumulator.from_bytes(missing_inside)
 
 
 def test_legacy_versions_are_refused_if_this_streamdivs_layout_ever_differs_from_theirs(monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_exp, fast_log1p
-from .primitives import LN2, SCALAR_ROW_CLASSES
+from .primitives import LN2, SCALAR_ROW_CLASSES, _looks_like_probabilities
 from .status import LOGITS_ALL_NEGATIVE_INFINITY, LOGIT_NAN_OR_POSITIVE_INFINITY, OK
 
 @njit(inline="always")
@@ -32,13 +32,19 @@ def _logit_argmax(row):
 @njit(fastmath={"reassoc"}, error_model="numpy")
 def _logit_row_sums(row, top_value, top, y):
     """With d_k = z_k - max z and e_k = exp(d_k): (s, W, B, R) = sums over k != argmax of e_k and e_k d_k,
-    the sum of e_k^2 over k != y, and the sum of e_k over k != y (e_argmax = 1)."""
+    the sum of e_k^2 over k != y, and the sum of e_k over k != y (e_argmax = 1); then the number of logits
+    outside [0, 1] and sum_k z_k (see _looks_like_probabilities)."""
     s = 0.0
     weighted = 0.0
     squares = 0.0
     rest = 0.0
+    outside = 0.0
+    total = 0.0
     for k in range(row.shape[0]):
-        d = np.float64(row[k]) - top_value
+        z = np.float64(row[k])
+        outside += 0.0 if (z >= 0.0 and z <= 1.0) else 1.0
+        total += z
+        d = z - top_value
         e = fast_exp(d)
         e = 1.0 if k == top else e
         others = 0.0 if k == top else e
@@ -46,7 +52,7 @@ def _logit_row_sums(row, top_value, top, y):
         weighted += others * d if others > 0.0 else 0.0
         squares += 0.0 if k == y else e * e
         rest += 0.0 if k == y else e
-    return s, weighted, squares, rest
+    return s, weighted, squares, rest, outside, total
 
 
 # Columns of a logit tile's row table, with d_k = z_k - max z, e_k = exp(d_k) and s = sum_{k != argmax} e_k
@@ -59,16 +65,19 @@ LOGIT_LOG_NORM = 5  # log(1 + s)
 LOGIT_LOG_Q_LABEL = 6  # log q_y = d_y - log(1 + s)
 LOGIT_Q_LABEL = 7  # q_y
 LOGIT_LOG_MIDPOINT = 8  # log((1 + q_y)/2), the JS midpoint of the one-hot target
-N_LOGIT_TERMS = 9
+LOGIT_DOUBLE_SOFTMAX = 9  # 1.0 where the logits are a probability distribution (_looks_like_probabilities)
+N_LOGIT_TERMS = 10
 
 
 @njit(error_model="numpy")
-def _logit_tile_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
+def _logit_tile_sums(pred, labels, start, stop, prediction_tolerance, row_terms, row_top, shifted, exps):
     """Each logit row's argmax and sums over its classes for the rows [start, stop), then, vectorised
-    across the rows, the logs of their softmax denominators, log q_y, q_y and the JS midpoints."""
+    across the rows, the logs of their softmax denominators, log q_y, q_y and the JS midpoints.  A row
+    whose logits are a distribution within the row-sum tolerance ``prediction_tolerance`` is flagged in
+    LOGIT_DOUBLE_SOFTMAX."""
     n_classes = pred.shape[1]
     if n_classes <= SCALAR_ROW_CLASSES:
-        _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps)
+        _small_logit_row_sums(pred, labels, start, stop, prediction_tolerance, row_terms, row_top, shifted, exps)
         _logit_logs(start, stop, row_terms)
         return
     for i in range(start, stop):
@@ -78,21 +87,24 @@ def _logit_tile_sums(pred, labels, start, stop, row_terms, row_top, shifted, exp
         code, top, top_value = _logit_argmax(pred[i])
         s = weighted = squares = rest = 0.0
         label_gap = 0.0
+        double_softmax = False
         if code == OK:
-            s, weighted, squares, rest = _logit_row_sums(pred[i], top_value, top, y)
+            s, weighted, squares, rest, outside, total = _logit_row_sums(pred[i], top_value, top, y)
             label_gap = np.float64(pred[i, y]) - top_value
+            double_softmax = _looks_like_probabilities(outside, total, prediction_tolerance)
         row_terms[LOGIT_STATUS, j] = code
         row_terms[LOGIT_SUM, j] = s
         row_terms[LOGIT_WEIGHTED, j] = weighted
         row_terms[LOGIT_SQUARES, j] = squares
         row_terms[LOGIT_REST, j] = rest
         row_terms[LOGIT_LOG_Q_LABEL, j] = label_gap  # d_y until _logit_logs
+        row_terms[LOGIT_DOUBLE_SOFTMAX, j] = 1.0 if double_softmax else 0.0
         row_top[j] = top
     _logit_logs(start, stop, row_terms)
 
 
 @njit(error_model="numpy")
-def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps):
+def _small_logit_row_sums(pred, labels, start, stop, prediction_tolerance, row_terms, row_top, shifted, exps):
     """_logit_tile_sums' row sums for rows of a few classes, in three loops: each row's argmax, then
     d = z - max z and e = exp(d) for every value of the tile in one flat loop that vectorises (a loop over a
     row's few classes spends its time in its scalar remainder), then each row's sums in class order.
@@ -117,8 +129,11 @@ def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted
         y = y if (y >= 0 and y < n_classes) else 0  # the scalar pass rejects rows with bad labels
         top = row_top[j]
         base = j * n_classes
-        s = weighted = squares = rest = 0.0
+        s = weighted = squares = rest = outside = total = 0.0
         for k in range(n_classes):
+            z = np.float64(pred[i, k])
+            outside += 0.0 if (z >= 0.0 and z <= 1.0) else 1.0
+            total += z
             d = shifted[base + k]
             e = 1.0 if k == top else exps[base + k]
             others = 0.0 if k == top else e
@@ -132,6 +147,8 @@ def _small_logit_row_sums(pred, labels, start, stop, row_terms, row_top, shifted
         row_terms[LOGIT_SQUARES, j] = squares if ok else 0.0
         row_terms[LOGIT_REST, j] = rest if ok else 0.0
         row_terms[LOGIT_LOG_Q_LABEL, j] = shifted[base + y] if ok else 0.0  # d_y until _logit_logs
+        row_terms[LOGIT_DOUBLE_SOFTMAX, j] = 1.0 if ok and _looks_like_probabilities(outside, total,
+                                                                                 prediction_tolerance) else 0.0
 
 
 @njit(error_model="numpy")
@@ -151,7 +168,8 @@ def _logit_logs(start, stop, row_terms):
 def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
     """As _score_hard_probabilities, for row j of a logit tile's row table: log q_y = d_y - log(1 + s),
     H(Q) = log(1 + s) - W/(1 + s), Brier = (B + R^2)/(1 + s)^2 = sum_{k != y} q_k^2 + (1 - q_y)^2, and
-    JS = -log(M_y)/2 + q_y (log q_y - log M_y)/2 + (ln 2 / 2) R/(1 + s) with M_y = (1 + q_y)/2."""
+    JS = -log(M_y)/2 + q_y (log q_y - log M_y)/2 + (ln 2 / 2) R/(1 + s) with M_y = (1 + q_y)/2; the sum of
+    q is 1, and the last value is whether the logits look like probabilities (LOGIT_DOUBLE_SOFTMAX)."""
     code = int(row_terms[LOGIT_STATUS, j])
     norm = 1.0 + row_terms[LOGIT_SUM, j]
     rest = row_terms[LOGIT_REST, j]
@@ -166,4 +184,5 @@ def _score_hard_logits(row_terms, row_top, j, eps, log_eps):
     if qy > 0.0:
         js += 0.5 * qy * (log_qy - log_midpoint)
     js = js if js > 0.0 else 0.0
-    return code, cross, prediction_entropy, js, brier, row_top[j], 1.0 / norm, 1.0, clipped
+    return (code, cross, prediction_entropy, js, brier, row_top[j], 1.0 / norm, 1.0, clipped,
+            row_terms[LOGIT_DOUBLE_SOFTMAX, j] > 0.0)

@@ -2,8 +2,8 @@
 
 The same sums as the full pass for the slots the loss metrics read (weight, cross-entropy, its squares and
 finite weight, KL = cross-entropy, class masses), added in the same order, so the same bits; no prediction
-entropy, argmax, Brier or bins, hence no log per value: one flat range check, each row's sum, and one log per
-row.
+entropy, argmax, Brier or bins, hence no log per value: one flat range check, each row's sum (and its largest
+and smallest value, for the rows that look softmaxed twice), and one log per row.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_log
-from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, IGNORED, INFINITE, KL,
-                     ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
-from .primitives import _add, _first_problem, _neumaier, _reject, _row_weight, _tile_rows
-from .probabilities import (N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL,
+from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, IGNORED,
+                     INFINITE, KL, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
+from .primitives import _add, _first_problem, _looks_softmaxed_twice, _neumaier, _reject, _row_weight, _tile_rows
+from .probabilities import (N_ROW_TERMS, ROW_DOUBLE_SOFTMAX, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL,
                             _gather_label_probabilities)
 from .runs import _next_stretch
 from .scored import _add_label_counts, _add_pass_counts, _counts_labels, _unit_slots
@@ -25,9 +25,10 @@ from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, OK, PREDICTION_NAN, PREDI
                      WEIGHT_NEGATIVE_OR_NAN)
 
 @njit(error_model="numpy")
-def _loss_tile_terms(pred, labels, start, stop, row_terms):
-    """Row table columns ROW_STATUS, ROW_TOTAL, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the rows [start, stop):
-    a flat range check of every value (vectorised), each row's sum in class order, then q_y and log q_y.
+def _loss_tile_terms(pred, labels, start, stop, prediction_tolerance, row_terms):
+    """Row table columns ROW_STATUS, ROW_TOTAL, ROW_DOUBLE_SOFTMAX, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the
+    rows [start, stop): a flat range check of every value (vectorised), each row's sum in class order with
+    its largest and smallest value, then q_y and log q_y.
     The status is the row's verdict, as the full pass gives it: a label outside [0, K) before any problem in
     the prediction."""
     n_classes = pred.shape[1]
@@ -38,9 +39,15 @@ def _loss_tile_terms(pred, labels, start, stop, row_terms):
         bad += 0 if (v >= 0.0 and v <= 1.0) else 1
     for i in range(start, stop):
         total = 0.0
+        top = bottom = np.float64(pred[i, 0])
         for k in range(n_classes):
-            total += np.float64(pred[i, k])
+            v = np.float64(pred[i, k])
+            total += v
+            top = v if v > top else top
+            bottom = v if v < bottom else bottom
         row_terms[ROW_TOTAL, i - start] = total
+        double_softmax = _looks_softmaxed_twice(top, bottom, n_classes, prediction_tolerance)
+        row_terms[ROW_DOUBLE_SOFTMAX, i - start] = 1.0 if double_softmax else 0.0
         y = labels[i]
         row_terms[ROW_STATUS, i - start] = LABEL_OUT_OF_RANGE if (y < 0 or y >= n_classes) else OK
     if bad:  # rare: which rows, and which problem (a loop of its own)
@@ -100,6 +107,7 @@ def _accumulate_loss_rows(labels, weights, has_weights, group_ids, has_groups, s
             _add(sums, g, KL, w * cross)
         counts[g, UNNORMALIZED] += abs(row_terms[ROW_TOTAL, j] - 1.0) > prediction_tolerance
         counts[g, CLIPPED] += clipped
+        counts[g, DOUBLE_SOFTMAX] += row_terms[ROW_DOUBLE_SOFTMAX, j] > 0.0
 
 
 @njit(error_model="numpy")
@@ -118,7 +126,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
     cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
     squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
     finite_s, finite_c = sums[g, CROSS_ENTROPY_WEIGHT, 0], sums[g, CROSS_ENTROPY_WEIGHT, 1]
-    rows = ignored = skipped = infinite = unnormalized = clipped_rows = 0
+    rows = ignored = skipped = infinite = unnormalized = clipped_rows = double_softmax = 0
     for i in range(start, stop):
         code = status[i]
         if code == CODE_IGNORED:
@@ -156,6 +164,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
                 finite_s, finite_c = _neumaier(finite_s, finite_c, w)
         unnormalized += abs(row_terms[ROW_TOTAL, j] - 1.0) > prediction_tolerance
         clipped_rows += clipped
+        double_softmax += row_terms[ROW_DOUBLE_SOFTMAX, j] > 0.0
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
                                       (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
                                       (CROSS_ENTROPY_WEIGHT, finite_s, finite_c), (KL, cross_s, cross_c)):
@@ -165,7 +174,7 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
         _add(sums, g, WEIGHT, np.float64(rows))
         _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
     _add_label_counts(sums, g, class_mass, label_counts)
-    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, unnormalized, clipped_rows)
+    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, unnormalized, clipped_rows, double_softmax)
 
 
 @njit
@@ -195,6 +204,6 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
     row_terms = np.empty((N_ROW_TERMS, tile))
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        _loss_tile_terms(pred, labels, start, stop, row_terms)
+        _loss_tile_terms(pred, labels, start, stop, prediction_tolerance, row_terms)
         _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
                          prediction_tolerance, n_bins, counts, sums, row_terms, start, stop)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import bits_float, fast_log, fast_log1p, float_bits
-from .primitives import LN2, SCALAR_ROW_CLASSES, _first_index_of, _first_problem
+from .primitives import LN2, SCALAR_ROW_CLASSES, _first_index_of, _first_problem, _looks_softmaxed_twice
 from .status import OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE
 
 # The helpers below marked ``reassoc`` sum over the classes of one row so that LLVM may split those sums
@@ -43,7 +43,8 @@ ROW_TOP_VALUE = 4  # max_k q_k
 ROW_Q_LABEL = 5  # q_y
 ROW_LOG_Q_LABEL = 6  # log q_y
 ROW_LOG_MIDPOINT = 7  # log((1 + q_y)/2), the JS midpoint of the one-hot target
-N_ROW_TERMS = 8
+ROW_DOUBLE_SOFTMAX = 8  # 1.0 where the row looks softmaxed twice (primitives._looks_softmaxed_twice)
+N_ROW_TERMS = 9
 
 
 @njit(error_model="numpy")
@@ -75,7 +76,7 @@ def _label_logs(pred, labels, start, stop, row_terms):
 @njit(inline="always")
 def _probability_row_sums(row, terms, base, y, check):
     """One pass over a probability row and its q log q terms: (number of values NaN or outside [0, 1],
-    sum q, H(Q), Brier = sum_k (q_k - [k = y])^2, argmax q (lowest index on ties), max q).  Written as
+    sum q, H(Q), Brier = sum_k (q_k - [k = y])^2, argmax q (lowest index on ties), max q, min q).  Written as
     one scalar loop whose five chains interleave: for few classes that beats the SIMD lanes of
     ``_probability_row_sums_simd`` (four horizontal reductions per row) plus an argmax: 14 against 24 ns/row
     at K = 10; from a few dozen classes on, the lanes win (K = 1000: Parquet end to end 0.37 s against 0.25)."""
@@ -85,6 +86,7 @@ def _probability_row_sums(row, terms, base, y, check):
     brier = 0.0
     top = 0
     best = np.float64(row[0])
+    bottom = best
     for k in range(row.shape[0]):
         v = np.float64(row[k])
         if check:
@@ -93,22 +95,25 @@ def _probability_row_sums(row, terms, base, y, check):
         negative_entropy += terms[base + k]
         d = v - 1.0 if k == y else v
         brier += d * d
+        bottom = v if v < bottom else bottom
         if v > best:
             best = v
             top = k
-    return bad, total, -negative_entropy, brier, top, best
+    return bad, total, -negative_entropy, brier, top, best, bottom
 
 
 @njit(fastmath={"reassoc"}, error_model="numpy")
 def _probability_row_sums_simd(row, terms, base, y):
-    """As _probability_row_sums, in SIMD lanes, with max q from the largest IEEE bit pattern: a float max
-    reduction does not vectorise without ``nnan`` (which would delete the NaN checks), an integer one does,
-    and the bits of floats >= 0 order as the floats do (rows with a NaN or a negative value are rejected)."""
+    """As _probability_row_sums, in SIMD lanes, with max q and min q from the largest and smallest IEEE bit
+    patterns: a float max reduction does not vectorise without ``nnan`` (which would delete the NaN checks),
+    an integer one does, and the bits of floats >= 0 order as the floats do (rows with a NaN or a negative
+    value are rejected)."""
     bad = 0.0
     total = 0.0
     negative_entropy = 0.0
     brier = 0.0
     top_bits = float_bits(0.0)
+    bottom_bits = float_bits(math.inf)
     for k in range(row.shape[0]):
         v = np.float64(row[k])
         bad += 0.0 if (v >= 0.0 and v <= 1.0) else 1.0
@@ -117,12 +122,14 @@ def _probability_row_sums_simd(row, terms, base, y):
         d = v - 1.0 if k == y else v
         brier += d * d
         top_bits = max(top_bits, float_bits(v))
-    return bad, total, -negative_entropy, brier, bits_float(top_bits)
+        bottom_bits = min(bottom_bits, float_bits(v))
+    return bad, total, -negative_entropy, brier, bits_float(top_bits), bits_float(bottom_bits)
 
 
 @njit(error_model="numpy")
-def _probability_tile_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top):
-    """Each row's sums over its classes for the rows [start, stop), into the tile's row table.
+def _probability_tile_sums(pred, labels, start, stop, terms, any_bad, prediction_tolerance, row_terms, row_top):
+    """Each row's sums over its classes for the rows [start, stop), into the tile's row table (its flag
+    ROW_DOUBLE_SOFTMAX with the row-sum tolerance ``prediction_tolerance``).
 
     A loop of its own, apart from the accumulation pass (see _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
@@ -130,41 +137,47 @@ def _probability_tile_sums(pred, labels, start, stop, terms, any_bad, row_terms,
     if n_classes <= SCALAR_ROW_CLASSES and not any_bad:
         for i in range(start, stop):
             j = i - start
-            bad, total, entropy, brier, top, top_value = _probability_row_sums(pred[i], terms, j * n_classes,
-                                                                               labels[i], False)
-            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
+            bad, total, entropy, brier, top, top_value, bottom = _probability_row_sums(pred[i], terms,
+                                                                                       j * n_classes, labels[i],
+                                                                                       False)
+            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value,
+                            _looks_softmaxed_twice(top_value, bottom, n_classes, prediction_tolerance))
     elif n_classes <= SCALAR_ROW_CLASSES:
         for i in range(start, stop):
             j = i - start
-            bad, total, entropy, brier, top, top_value = _probability_row_sums(pred[i], terms, j * n_classes,
-                                                                               labels[i], True)
-            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
+            bad, total, entropy, brier, top, top_value, bottom = _probability_row_sums(pred[i], terms,
+                                                                                       j * n_classes, labels[i],
+                                                                                       True)
+            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value,
+                            _looks_softmaxed_twice(top_value, bottom, n_classes, prediction_tolerance))
     else:
         for i in range(start, stop):
             j = i - start
-            bad, total, entropy, brier, top_value = _probability_row_sums_simd(pred[i], terms, j * n_classes,
-                                                                               labels[i])
+            bad, total, entropy, brier, top_value, bottom = _probability_row_sums_simd(pred[i], terms,
+                                                                                       j * n_classes, labels[i])
             top = _first_index_of(pred[i], top_value)
-            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value)
+            _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value,
+                            _looks_softmaxed_twice(top_value, bottom, n_classes, prediction_tolerance))
     for j in range(stop - start):  # rare: which problem a bad row has, in a loop of its own
         if row_terms[ROW_STATUS, j] != OK:
             row_terms[ROW_STATUS, j] = _first_problem(pred[start + j], PREDICTION_NAN, PREDICTION_OUT_OF_RANGE)
 
 
 @njit(inline="always")
-def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value):
+def _store_row_sums(row_terms, row_top, j, bad, total, entropy, brier, top, top_value, double_softmax):
     row_terms[ROW_STATUS, j] = OK if bad == 0.0 else PREDICTION_OUT_OF_RANGE
     row_terms[ROW_TOTAL, j] = total
     row_terms[ROW_ENTROPY, j] = entropy
     row_terms[ROW_BRIER, j] = brier
     row_terms[ROW_TOP_VALUE, j] = top_value
+    row_terms[ROW_DOUBLE_SOFTMAX, j] = 1.0 if double_softmax else 0.0
     row_top[j] = top
 
 
 @njit(inline="always")
 def _score_hard_probabilities(row_terms, row_top, j, eps, log_eps):
-    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped) for row j of a tile's row table:
-    a probability row and its label y."""
+    """(status, H(P,Q), H(Q), JS, Brier, argmax, max q, sum q, clipped, looks softmaxed twice) for row j of a
+    tile's row table: a probability row and its label y."""
     code = int(row_terms[ROW_STATUS, j])
     total = row_terms[ROW_TOTAL, j]
     qy = row_terms[ROW_Q_LABEL, j]
@@ -177,4 +190,4 @@ def _score_hard_probabilities(row_terms, row_top, j, eps, log_eps):
         js += 0.5 * qy * (log_qy - log_midpoint)
     js = js if js > 0.0 else 0.0
     return (code, cross, row_terms[ROW_ENTROPY, j], js, row_terms[ROW_BRIER, j], row_top[j],
-            row_terms[ROW_TOP_VALUE, j], total, clipped)
+            row_terms[ROW_TOP_VALUE, j], total, clipped, row_terms[ROW_DOUBLE_SOFTMAX, j] > 0.0)
