@@ -155,8 +155,8 @@ METRICS: tuple[Metric, ...] = (
            reads=('unnormalized',)),
     Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(CLIPPED),
            reads=('clipped',)),
-    Metric("double_softmax_rows", "count", "rows that look softmaxed twice: probabilities (3 or more classes) "
-           "with max/min <= e, as softmax of values in [0, 1] gives, or logits that already sum to 1",
+    Metric("double_softmax_rows", "count", "rows that look softmaxed twice: probabilities (3 or more classes, "
+           "not all equal) with max/min <= e, as softmax of values in [0, 1] gives, or logits that sum to 1",
            _count(DOUBLE_SOFTMAX),
            reads=('double_softmax',)),
     Metric("cross_entropy", "information", "H(P,Q) = -sum_k P_k log Q_k", _cross_entropy,

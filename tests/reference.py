@@ -158,8 +158,8 @@ def cross_entropy_stderr(p: np.ndarray, q: np.ndarray, weights: np.ndarray | Non
 
 
 def double_softmax_rows(pred: np.ndarray, *, logits: bool, tolerance: float) -> int:
-    """Rows that look softmaxed twice.  Probabilities: K >= 3, min q > 0 and max q / min q <= e (1 + tolerance)
-    (softmax of values in [0, 1] has max/min <= e).  Logits: every z_k in [0, 1] and |sum z - 1| <= tolerance
+    """Rows that look softmaxed twice.  Probabilities: K >= 3, 0 < min q < max q and max q / min q <=
+    e (1 + tolerance) (softmax of values in [0, 1] has max/min <= e; a uniform row is left out).  Logits: every z_k in [0, 1] and |sum z - 1| <= tolerance
     (a distribution handed over as logits)."""
     values = np.asarray(pred, dtype=np.float64)
     if values.ndim == 1:
@@ -170,4 +170,4 @@ def double_softmax_rows(pred: np.ndarray, *, logits: bool, tolerance: float) -> 
     if values.shape[1] < 3:
         return 0
     top, bottom = values.max(axis=1), values.min(axis=1)
-    return int(((bottom > 0.0) & (top <= np.e * (1.0 + tolerance) * bottom)).sum())
+    return int(((bottom > 0.0) & (top > bottom) & (top <= np.e * (1.0 + tolerance) * bottom)).sum())

@@ -77,6 +77,17 @@ def test_a_healthy_model_is_rarely_counted_and_never_warned(classes):
     assert _count(probs=flat, labels=flat_labels) == 500
 
 
+def test_a_uniform_prediction_is_not_counted_as_probabilities_but_is_as_logits():
+    """A row of one value (the uniform baseline) is left out for probabilities; passed as logits it is still
+    a distribution handed over to be softmaxed."""
+    uniform = np.full((300, 10), 0.1)
+    labels = np.arange(300) % 10
+    assert _no_warnings(lambda: _count(probs=uniform, labels=labels)) == 0
+    assert _count("loss", probs=uniform, labels=labels) == 0
+    assert _count(probs=uniform, targets=uniform) == 0
+    assert _count(logits=uniform, labels=labels) == 300
+
+
 def test_probabilities_passed_as_logits_are_counted_and_warned():
     _, probs, labels = _model(1000, 10, seed=3)
     with pytest.warns(streamdiv.StreamdivWarning,

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .layout import IGNORED, SKIPPED, class_mass_slot
-from .primitives import LN2, _add, _looks_like_probabilities, _looks_softmaxed_twice, _reject, _row_weight
+from .primitives import LN2, _add, _looks_softmaxed_twice, _reject, _row_looks_like_probabilities, _row_weight
 from .scored import _add_reverse_kl, _add_row
 from .soft import (VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY,
                    VALUE_REVERSE_KL, _soft_value_term_set)
@@ -94,17 +94,14 @@ def _load_targets(row, p, logp):
 def _looks_double_softmax(row, is_logits, tolerance):
     """Whether a valid row looks softmaxed twice: probabilities as flat as softmax of values in [0, 1]
     (_looks_softmaxed_twice; the ratio max/min does not change with renormalization), or logits that are a
-    probability distribution (_looks_like_probabilities)."""
+    probability distribution (_row_looks_like_probabilities)."""
+    if is_logits:
+        return _row_looks_like_probabilities(row, tolerance)
     top = bottom = np.float64(row[0])
-    outside = total = 0.0
     for k in range(row.shape[0]):
         z = np.float64(row[k])
-        top = z if z > top else top
-        bottom = z if z < bottom else bottom
-        outside += 0.0 if (z >= 0.0 and z <= 1.0) else 1.0
-        total += z
-    if is_logits:
-        return _looks_like_probabilities(outside, total, tolerance)
+        top = max(top, z)
+        bottom = min(bottom, z)
     return _looks_softmaxed_twice(top, bottom, row.shape[0], tolerance)
 
 

@@ -59,15 +59,21 @@ E = math.e
 @njit(inline="always")
 def _looks_softmaxed_twice(top, bottom, n_classes, tolerance):
     """Whether a probability row of K >= 3 classes, largest value ``top`` and smallest ``bottom``, is as flat as
-    softmax of values in [0, 1]: 0 < bottom and top <= e (1 + tolerance) bottom.  Two classes are left out:
-    max/min <= e there is every p in [0.27, 0.73], common in a healthy model."""
-    return n_classes >= 3 and bottom > 0.0 and top <= E * (1.0 + tolerance) * bottom
+    softmax of values in [0, 1]: 0 < bottom < top <= e (1 + tolerance) bottom.  Two classes are left out:
+    max/min <= e there is every p in [0.27, 0.73], common in a healthy model; so are rows of one value (the
+    uniform prediction, a baseline that softmax of a distribution gives only from a uniform one)."""
+    return n_classes >= 3 and bottom > 0.0 and top > bottom and top <= E * (1.0 + tolerance) * bottom
 
 
-@njit(inline="always")
-def _looks_like_probabilities(outside, total, tolerance):
-    """Whether a logit row with ``outside`` values outside [0, 1] and sum ``total`` is a probability
-    distribution (every value in [0, 1], |sum - 1| <= tolerance), about to be softmaxed a second time."""
+@njit
+def _row_looks_like_probabilities(row, tolerance):
+    """Whether a logit row is a probability distribution (every value in [0, 1], |sum - 1| <= tolerance),
+    about to be softmaxed a second time."""
+    outside = total = 0.0
+    for k in range(row.shape[0]):
+        z = np.float64(row[k])
+        outside += 0.0 if (z >= 0.0 and z <= 1.0) else 1.0
+        total += z
     return outside == 0.0 and abs(total - 1.0) <= tolerance
 
 
