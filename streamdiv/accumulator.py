@@ -10,7 +10,7 @@ import numpy as np
 from . import columns, state_format
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
-from .kernels.status import CODE_IGNORED, OK, PROBLEMS
+from .kernels.status import CODE_IGNORED, OK, PREDICTION_OUT_OF_RANGE, PROBLEMS
 from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
 from .progress import COMPILE_NOTICE
@@ -70,6 +70,9 @@ class Accumulator:
         self._state = State(Config(class_names=names, bins=bins, binning=binning, eps=eps,
                                    renormalize=renormalize, metrics=metrics, classwise=classwise))
         self._lanes: driver.Lanes | None = None
+        # What the predictions were given as, to word the report's warnings: "probs", "logits", "mixed" once
+        # both were seen (or merged), "unknown" for a state restored from bytes, None before any batch.
+        self._predictions: str | None = None
 
     # ---- feeding
     def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
@@ -131,6 +134,7 @@ class Accumulator:
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
+        self._predictions = _combined(self._predictions, "logits" if prepared.is_logits else "probs")
         if self.on_invalid == "error":
             bad = np.flatnonzero((prepared.status != OK) & (prepared.status != CODE_IGNORED))
             if len(bad):
@@ -156,6 +160,7 @@ class Accumulator:
         if not isinstance(other, Accumulator):
             raise TypeError(f"can only merge an Accumulator, not {type(other).__name__}")
         self._state.merge(other._state)
+        self._predictions = _combined(self._predictions, other._predictions)
         return self
 
     def __add__(self, other: Accumulator) -> Accumulator:
@@ -171,7 +176,7 @@ class Accumulator:
 
     # ---- results
     def report(self) -> Report:
-        return Report(self._state, self.base)
+        return Report(self._state, self.base, self._predictions if self._predictions in ("probs", "logits") else None)
 
     @property
     def rows(self) -> int:
@@ -195,10 +200,18 @@ class Accumulator:
                           renormalize=state.config.renormalize, base=base, on_invalid=on_invalid,
                           ignore_label=ignore_label, metrics=state.config.metrics, classwise=state.config.classwise)
         accumulator._state = state
+        accumulator._predictions = "unknown" if accumulator.rows else None
         return accumulator
 
     def __repr__(self) -> str:
         return f"<Accumulator rows={self.rows} groups={self._state.n_groups} config={self._state.config}>"
+
+
+def _combined(seen: str | None, new: str | None) -> str | None:
+    """What the predictions of two parts together were given as (see Accumulator._predictions)."""
+    if seen is None or seen == new:
+        return new
+    return seen if new is None else "mixed"
 
 
 def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: driver.Lanes | None) -> None:
@@ -264,9 +277,20 @@ def _invalid_row_error(prepared: columns.Prepared, row: int, location: Location,
     column = location.column_names.get(role, role)
     file_row = location.first_row + row
     more = f" ({n_bad - 1} more bad rows in this batch)" if n_bad > 1 else ""
-    message = (f"{location.path}: row {file_row}, column {column!r}: the value {value!r} {reason}{more}. "
+    hint = ("These look like logits: pass them with logits= (--logits). "
+            if code == PREDICTION_OUT_OF_RANGE and _looks_like_logits(prepared, row) else "")
+    message = (f"{location.path}: row {file_row}, column {column!r}: the value {value!r} {reason}{more}. {hint}"
                f"Fix the data, or skip and count such rows with on_invalid='skip' (--on-invalid skip).")
     return InvalidRowError(message, path=location.path, row=file_row, column=column, value=value, reason=reason)
+
+
+def _looks_like_logits(prepared: columns.Prepared, row: int) -> bool:
+    """Whether a probability row refused for a value outside [0, 1] looks like logits: every value finite, and
+    one beyond [-tolerance, 1 + tolerance] (the row-sum tolerance of its storage dtype), farther out than
+    rounding takes a probability."""
+    values = np.asarray(prepared.pred[row], dtype=np.float64).reshape(-1)
+    tolerance = prepared.prediction_tolerance
+    return bool(np.isfinite(values).all() and ((values < -tolerance) | (values > 1.0 + tolerance)).any())
 
 
 def _value_at(raw: Any, row: int) -> Any:

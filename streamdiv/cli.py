@@ -227,6 +227,8 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
     if report.metrics["unnormalized_rows"]:
         click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "
                    f"not sum to 1 (scored as given; --renormalize rescales them)", err=True)
+    for message in report.warnings:
+        click.echo(f"streamdiv: warning: {message}", err=True)
     _emit(report, accumulator, fmt, output, conditions, save_state)
 
 

@@ -23,7 +23,8 @@ PREFETCH_DEPTH = 2
 
 
 class StreamdivWarning(UserWarning):
-    """Something in the data deserves attention but did not stop the run (unnormalized rows, say)."""
+    """Something in the data deserves attention but did not stop the run (unnormalized rows, rows that look
+    softmaxed twice: ``Report.warnings``)."""
 
 
 ProgressCallback = Callable[[int, int], None]  # (rows done in this chunk, bytes of decoded data)
@@ -66,6 +67,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     if unnormalized:
         warnings.warn(f"{unnormalized} rows have probabilities that do not sum to 1 (scored as given; "
                       f"renormalize=True rescales them)", StreamdivWarning, stacklevel=2)
+    for message in report.warnings:
+        warnings.warn(message, StreamdivWarning, stacklevel=2)
     return report
 
 

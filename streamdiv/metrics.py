@@ -14,8 +14,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from .kernels import layout
-from .kernels.layout import (BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY,
-                             CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE,
+from .kernels.layout import (BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT,
+                             CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, ENTROPY,
+                             IGNORED, INFINITE,
                              INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS,
                              SKIPPED, UNNORMALIZED, WEIGHT)
 from .errors import StreamdivError
@@ -417,6 +418,10 @@ METRICS: tuple[Metric, ...] = (
            reads=('unnormalized',)),
     Metric("clipped_rows", "count", "rows where eps clipping changed a log term", _count(CLIPPED),
            reads=('clipped',)),
+    Metric("double_softmax_rows", "count", "rows that look softmaxed twice: probabilities (3 or more classes, "
+           "not all equal) with max/min <= e, as softmax of values in [0, 1] gives, or logits that sum to 1",
+           _count(DOUBLE_SOFTMAX),
+           reads=('double_softmax',)),
     Metric("cross_entropy", "information", "H(P,Q) = -sum_k P_k log Q_k", _cross_entropy,
            reads=_CROSS_ENTROPY_READS),
     Metric("cross_entropy_finite", "information", "cross-entropy over the rows where it is finite",

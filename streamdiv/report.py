@@ -22,10 +22,14 @@ class Report:
     that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
     per class with class-wise calibration on (the positive class alone for one binary column): its name,
     ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
-    frequency) and its own reliability table over bins of q_k; and ``to_dict()`` all of it as JSON-able data.
+    frequency) and its own reliability table over bins of q_k; ``warnings`` what in the data looks like a
+    mistake (each a sentence saying what was seen and what to do; ``evaluate`` raises each as a
+    ``StreamdivWarning``, the command line prints each on stderr), and ``to_dict()`` all but the warnings as
+    JSON-able data.  ``predictions`` says what the predictions were given as: "probs", "logits", or None when
+    unknown (a state restored from bytes, or merged from both kinds); it words the warnings.
     """
 
-    def __init__(self, state: State, base: str | int):
+    def __init__(self, state: State, base: str | int, predictions: str | None = None):
         self.base = base
         self.units = UNITS[base][0]
         self.config = state.config
@@ -43,6 +47,8 @@ class Report:
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
                                     "metrics": compute_metrics(totals, base, state.config.metrics, absent)})
+        self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
+                                    if message is not None]
 
     @property
     def rows_read(self) -> int:
@@ -85,6 +91,33 @@ class Report:
         shown = ", ".join(f"{name}={_short(self.metrics[name])}"
                           for name in ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
         return f"<Report {self.units}: {shown}>"
+
+
+# The double-softmax warning: when at least this share of at least this many scored rows look softmaxed
+# twice.  A healthy model's rows rarely do (softmax of N(0, 2^2) logits: 7% of rows at K = 3, none at K = 10,
+# tests/test_double_softmax.py); a few hundred rows of a real mistake all do.
+DOUBLE_SOFTMAX_SHARE = 0.95
+DOUBLE_SOFTMAX_MIN_ROWS = 100
+
+
+def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -> str | None:
+    """The warning for a run whose rows look softmaxed twice (``double_softmax_rows``, see
+    :mod:`streamdiv.metrics`), worded for predictions given as ``predictions`` ("probs", "logits" or None);
+    None when fewer than DOUBLE_SOFTMAX_SHARE of the scored rows, or fewer than DOUBLE_SOFTMAX_MIN_ROWS, do."""
+    rows, flat = metrics.get("rows"), metrics.get("double_softmax_rows")
+    if rows is None or flat is None or rows < DOUBLE_SOFTMAX_MIN_ROWS or flat < DOUBLE_SOFTMAX_SHARE * rows:
+        return None
+    seen = f"{int(flat):,} of {int(rows):,} scored rows"
+    if predictions == "logits":
+        return (f"{seen} look like probabilities passed as logits (every value in [0, 1], summing to 1), which "
+                f"softmax would flatten a second time: pass them as probabilities with probs= (--probs)")
+    if predictions == "probs":
+        return (f"{seen} look like softmax applied twice (the largest probability at most e times the smallest, "
+                f"as softmax of values in [0, 1] gives): pass the model's logits with logits= (--logits), or "
+                f"its probabilities with softmax applied once")
+    return (f"{seen} look softmaxed twice (probabilities whose largest is at most e times their smallest, or "
+            f"logits that already sum to 1): pass probabilities once with probs= (--probs), or the model's "
+            f"logits with logits= (--logits)")
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:

@@ -201,11 +201,16 @@ def _pick(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
 def multiclass(n: int, classes: int, seed: int, *, dtype: type = np.float64, logits: bool = False,
                soft: bool = False, target_zeros: bool = True, zero_fraction: float = 0.0,
                unnormalized: bool = False, weighted: bool = False, groups: str | None = None,
-               ignored: bool = False, invalid: bool = False) -> Columns:
+               ignored: bool = False, invalid: bool = False, flat: bool = False) -> Columns:
     """K-class rows: probabilities (or logits uniform in [-6, 6)) against hard labels (or soft targets, 30% of
-    their values exactly 0 unless ``target_zeros`` is False); ``zero_fraction`` of the predictions 0 (-inf)."""
+    their values exactly 0 unless ``target_zeros`` is False); ``zero_fraction`` of the predictions 0 (-inf).
+    ``flat``: rows (1 + 1.8 u_k) / sum_k (1 + 1.8 u_k), whose max/min falls on either side of e (rows that look
+    softmaxed twice, or with ``logits``, probabilities passed as logits)."""
     rng = np.random.default_rng(seed)
-    if logits:
+    if flat:
+        pred = 1.0 + 1.8 * rng.random((n, classes))
+        pred = pred / pred.sum(axis=1, keepdims=True)
+    elif logits:
         pred = 12.0 * rng.random((n, classes)) - 6.0
         if zero_fraction:  # -inf logits are zero probabilities
             pred[rng.random((n, classes)) < zero_fraction] = -np.inf
@@ -399,6 +404,13 @@ def _configurations() -> list[Configuration]:
          skip),
         ("stream_grouped_runs_hard_f64_k10_loss_weighted", partial(stream, 10, 57, weighted=True, groups="long_runs"),
          loss),
+        # rows that look softmaxed twice (double_softmax): probabilities, the loss pass, logits (a third of the
+        # rows off a sum of 1), soft targets
+        ("stream_flat_hard_f32_k10", partial(stream, 10, 60, flat=True, dtype=np.float32), small),
+        ("stream_flat_hard_f64_k3_loss_groups", partial(stream, 3, 61, flat=True, groups="mixed"), loss),
+        ("stream_flat_logits_f32_k10_unnormalized", partial(stream, 10, 62, flat=True, logits=True,
+                                                            unnormalized=True, dtype=np.float32), small),
+        ("stream_flat_soft_f64_k30", partial(stream, 30, 63, flat=True, soft=True), small),
     ]
     for name, columns, options in streams:
         configurations += [

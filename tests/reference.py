@@ -230,3 +230,19 @@ def equal_mass_calibration_error(confidence: np.ndarray, observed: np.ndarray, b
     order = np.argsort(confidence, kind="stable")
     gaps = (np.asarray(confidence, dtype=np.float64) - observed)[order].reshape(bins, -1).sum(axis=1)
     return float(np.abs(gaps).sum() / len(confidence))
+
+
+def double_softmax_rows(pred: np.ndarray, *, logits: bool, tolerance: float) -> int:
+    """Rows that look softmaxed twice.  Probabilities: K >= 3, 0 < min q < max q and max q / min q <=
+    e (1 + tolerance) (softmax of values in [0, 1] has max/min <= e; a uniform row is left out).  Logits: every z_k in [0, 1] and |sum z - 1| <= tolerance
+    (a distribution handed over as logits)."""
+    values = np.asarray(pred, dtype=np.float64)
+    if values.ndim == 1:
+        return 0
+    if logits:
+        inside = ((values >= 0.0) & (values <= 1.0)).all(axis=1)
+        return int((inside & (np.abs(values.sum(axis=1) - 1.0) <= tolerance)).sum())
+    if values.shape[1] < 3:
+        return 0
+    top, bottom = values.max(axis=1), values.min(axis=1)
+    return int(((bottom > 0.0) & (top > bottom) & (top <= np.e * (1.0 + tolerance) * bottom)).sum())

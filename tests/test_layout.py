@@ -12,8 +12,8 @@ from streamdiv.metrics import METRIC_SETS, METRICS
 def test_the_loss_set_is_the_metrics_whose_slots_the_loss_passes_fill():
     assert METRIC_SETS["loss"] == (
         "rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows", "clipped_rows",
-        "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence", "perplexity",
-        "normalized_entropy", "relative_information_gain")
+        "double_softmax_rows", "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence",
+        "perplexity", "normalized_entropy", "relative_information_gain")
     assert METRIC_SETS["all"] == tuple(metric.name for metric in METRICS)
 
 
@@ -28,7 +28,7 @@ def test_every_slot_a_metric_reads_is_in_the_layout_and_only_the_brier_terms_are
 
 
 def test_positions_follow_the_table_and_size_the_state():
-    assert [layout.ROWS, layout.SKIPPED, layout.CLIPPED] == [0, 1, len(layout.COUNT_SLOTS) - 1]
+    assert [layout.ROWS, layout.SKIPPED, layout.DOUBLE_SOFTMAX] == [0, 1, len(layout.COUNT_SLOTS) - 1]
     assert layout.BRIER == len(layout.SUM_SLOTS) - 1
     shape = layout.Layout(bins=4, classes=3, classwise_classes=3, class_bins=4)
     probabilities = np.array([[0.5, 0.25, 0.25]] * 5)

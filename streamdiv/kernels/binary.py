@@ -14,7 +14,7 @@ from .general import _soft_row
 from .layout import IGNORED, SKIPPED, class_mass_slot
 from .loss import _accumulate_loss
 from .primitives import LN2, _add, _reject, _row_weight
-from .probabilities import N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL
+from .probabilities import N_ROW_TERMS, ROW_DOUBLE_SOFTMAX, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL
 from .scored import N_SCORED, _accumulate_scored, _add_reverse_kl, _add_row, _store_scored
 from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN,
                      PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN)
@@ -36,6 +36,7 @@ def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
             row_terms[ROW_Q_LABEL, j] = fast_exp(log_qy)
             row_terms[ROW_STATUS, j] = _binary_row_status(v, y, True)
             row_terms[ROW_TOTAL, j] = 1.0  # never unnormalized: the two classes' masses are p and 1 - p
+            row_terms[ROW_DOUBLE_SOFTMAX, j] = 0.0  # one column: K >= 3 leaves it out
     else:
         for j in range(stop - start):
             v = np.float64(pred[start + j])
@@ -46,6 +47,7 @@ def _binary_loss_terms(pred, is_logits, labels, start, stop, row_terms):
             row_terms[ROW_LOG_Q_LABEL, j] = log_p if y == 1 else log_not_p
             row_terms[ROW_STATUS, j] = _binary_row_status(v, y, False)
             row_terms[ROW_TOTAL, j] = 1.0
+            row_terms[ROW_DOUBLE_SOFTMAX, j] = 0.0
 
 
 BINARY_LOSS_TILE_ROWS = 2048  # rows of a binary loss table: 64 KiB of the four columns it fills
@@ -168,7 +170,7 @@ def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_t
             js += 0.5 * qy * (log_qy - log_m)
         js = js if js > 0.0 else 0.0
         _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, (prob - y) * (prob - y),
-                      prob, np.float64(y), (1 if prob > 0.5 else 0) == y, y, False, clipped)
+                      prob, np.float64(y), (1 if prob > 0.5 else 0) == y, y, False, clipped, False)
 
 
 @njit(error_model="numpy")
@@ -237,4 +239,4 @@ def _binary_soft_span(pred, is_logits, targets, weights, has_weights, group_ids,
         _add(sums, g, class_mass + 1, w * t)
         _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js,
                  (1 if prob > 0.5 else 0) == (1 if t > 0.5 else 0), (prob - t) * (prob - t), prob, t, n_bins,
-                 False, clipped)
+                 False, clipped, False)

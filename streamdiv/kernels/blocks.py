@@ -92,8 +92,8 @@ def hard_logits(batch, settings, partial, lo, hi):
     """Logits (rows x K) against hard labels."""
     _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
     _logit_span(batch.pred, batch.labels, batch.weights, batch.weights.shape[0] > 0, batch.group_ids,
-                batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins, partial.counts,
-                partial.sums, lo, hi)
+                batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.prediction_tolerance,
+                settings.n_bins, partial.counts, partial.sums, lo, hi)
     classwise_multiclass_span(batch, settings, partial, lo, hi)
 
 
@@ -165,7 +165,7 @@ def score_hard_probabilities(batch, settings, lo, hi, scored, at):
 def score_hard_logits(batch, settings, lo, hi, scored, at):
     """As score_hard_probabilities, for logits."""
     n_classes = batch.pred.shape[1]
-    _logit_tiles(batch.pred, batch.labels, settings.eps, 1.0, lo, hi,
+    _logit_tiles(batch.pred, batch.labels, settings.eps, settings.prediction_tolerance, lo, hi,
                  _logit_scratch(n_classes, _tile_rows(n_classes, False)), scored, at)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .layout import IGNORED, SKIPPED, class_mass_slot
-from .primitives import LN2, _add, _reject, _row_weight
+from .primitives import LN2, _add, _looks_softmaxed_twice, _reject, _row_looks_like_probabilities, _row_weight
 from .scored import _add_reverse_kl, _add_row
 from .soft import (VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY,
                    VALUE_REVERSE_KL, _soft_value_term_set)
@@ -88,6 +88,21 @@ def _load_targets(row, p, logp):
             best = x
             top = k
     return OK, total, top
+
+
+@njit
+def _looks_double_softmax(row, is_logits, tolerance):
+    """Whether a valid row looks softmaxed twice: probabilities as flat as softmax of values in [0, 1]
+    (_looks_softmaxed_twice; the ratio max/min does not change with renormalization), or logits that are a
+    probability distribution (_row_looks_like_probabilities)."""
+    if is_logits:
+        return _row_looks_like_probabilities(row, tolerance)
+    top = bottom = np.float64(row[0])
+    for k in range(row.shape[0]):
+        z = np.float64(row[k])
+        top = max(top, z)
+        bottom = min(bottom, z)
+    return _looks_softmaxed_twice(top, bottom, row.shape[0], tolerance)
 
 
 @njit
@@ -199,6 +214,7 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
             _reject(status, counts, g, i, code)
             continue
         unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
+        double_softmax = _looks_double_softmax(pred[i], is_logits, prediction_tolerance)
         if renormalize:
             _renormalize(q, logq, total_q)
             if has_targets:
@@ -219,4 +235,4 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
             observed = 1.0 if top_q == y else 0.0
             _add(sums, g, class_mass + y, w)
         _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, top_q == y, brier,
-                 confidence, observed, n_bins, unnormalized, clipped)
+                 confidence, observed, n_bins, unnormalized, clipped, double_softmax)

@@ -55,6 +55,8 @@ COUNT_SLOTS: tuple[Slot, ...] = (
     _slot("infinite_reverse", "rows whose reverse KL is +inf (soft targets only)", loss=False),
     _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
     _slot("clipped", "rows where eps clipping changed a log term"),
+    _slot("double_softmax", "multi-class rows that look softmaxed twice: probabilities (K >= 3, not all equal) whose "
+          "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance"),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
     _slot("weight", "sum w"),
@@ -117,6 +119,7 @@ INFINITE = _position(COUNT_SLOTS, "infinite")
 INFINITE_REVERSE = _position(COUNT_SLOTS, "infinite_reverse")
 UNNORMALIZED = _position(COUNT_SLOTS, "unnormalized")
 CLIPPED = _position(COUNT_SLOTS, "clipped")
+DOUBLE_SOFTMAX = _position(COUNT_SLOTS, "double_softmax")
 
 N_SUMS = np.int64(len(SUM_SLOTS))
 WEIGHT = _position(SUM_SLOTS, "weight")

@@ -77,6 +77,35 @@ def bin_index(confidence, n_bins):
 
 SCALAR_ROW_CLASSES = 16  # up to this many classes a row's sums run as one scalar pass
 
+# softmax(v) with every v_k in [0, 1] has max_k q_k / min_k q_k = exp(max v - min v) <= e: probabilities
+# softmaxed a second time are that flat.  The bound allows a relative (1 + tolerance), the row-sum tolerance
+# of the storage dtype (at least sqrt(eps(float32)) = 3.45e-4): rounding each stored value moves the ratio by
+# 2 u of that dtype (1.2e-7 in float32, 9.8e-4 in float16), far less; exact softmax([0, 1, ...]) outputs sit
+# at e to a few ulps, on both sides of it.  A ratio up to e (1 + 3.45e-4) is that of inputs spread over
+# 1.000345 at most: as flat.
+E = math.e
+
+
+@njit(inline="always")
+def _looks_softmaxed_twice(top, bottom, n_classes, tolerance):
+    """Whether a probability row of K >= 3 classes, largest value ``top`` and smallest ``bottom``, is as flat as
+    softmax of values in [0, 1]: 0 < bottom < top <= e (1 + tolerance) bottom.  Two classes are left out:
+    max/min <= e there is every p in [0.27, 0.73], common in a healthy model; so are rows of one value (the
+    uniform prediction, a baseline that softmax of a distribution gives only from a uniform one)."""
+    return n_classes >= 3 and bottom > 0.0 and top > bottom and top <= E * (1.0 + tolerance) * bottom
+
+
+@njit
+def _row_looks_like_probabilities(row, tolerance):
+    """Whether a logit row is a probability distribution (every value in [0, 1], |sum - 1| <= tolerance),
+    about to be softmaxed a second time."""
+    outside = total = 0.0
+    for k in range(row.shape[0]):
+        z = np.float64(row[k])
+        outside += 0.0 if (z >= 0.0 and z <= 1.0) else 1.0
+        total += z
+    return outside == 0.0 and abs(total - 1.0) <= tolerance
+
 
 @njit(inline="always")
 def _argmax(row):
@@ -89,6 +118,21 @@ def _argmax(row):
             best = v
             top = k
     return top, best
+
+
+@njit(inline="always")
+def _argmax_and_smallest(row):
+    """(index, value) of the largest entry (ties go to the lowest index), and the smallest entry."""
+    top = 0
+    best = np.float64(row[0])
+    bottom = best
+    for k in range(1, row.shape[0]):
+        v = np.float64(row[k])
+        bottom = v if v < bottom else bottom
+        if v > best:
+            best = v
+            top = k
+    return top, best, bottom
 
 
 @njit(inline="always")

@@ -16,8 +16,9 @@ import numpy as np
 from numba import njit
 
 from .layout import (BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT,
-                     BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY,
-                     IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL,
+                     BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES,
+                     CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, ENTROPY, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL,
+                     PREDICTION_ENTROPY, REVERSE_KL,
                      REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, bin_count_slot, bin_sum_slot,
                      class_mass_slot)
 from .primitives import _add, _neumaier, _reject, _row_weight, _whole, bin_index
@@ -42,12 +43,13 @@ SCORED_CORRECT = 10  # [argmax q = argmax p] (binary: [p > 0.5] = y)
 SCORED_LABEL = 11  # y (soft: argmax p), the class whose mass a row with a hard label adds
 SCORED_UNNORMALIZED = 12  # 1.0 where |sum q - 1| or |sum p - 1| is over its tolerance
 SCORED_CLIPPED = 13  # 1.0 where eps clipping changed a term
-N_SCORED = 14
+SCORED_DOUBLE_SOFTMAX = 14  # 1.0 where the row looks softmaxed twice (probabilities) or is a distribution (logits)
+N_SCORED = 15
 
 
 @njit(inline="always")
 def _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, reverse, js, brier, confidence,
-                  observed, correct, y, unnormalized, clipped):
+                  observed, correct, y, unnormalized, clipped, double_softmax):
     scored[SCORED_STATUS, j] = code
     scored[SCORED_CROSS, j] = cross
     scored[SCORED_ENTROPY, j] = entropy
@@ -62,11 +64,12 @@ def _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, rever
     scored[SCORED_LABEL, j] = y
     scored[SCORED_UNNORMALIZED, j] = 1.0 if unnormalized else 0.0
     scored[SCORED_CLIPPED, j] = 1.0 if clipped else 0.0
+    scored[SCORED_DOUBLE_SOFTMAX, j] = 1.0 if double_softmax else 0.0
 
 
 @njit
 def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, correct, brier,
-             confidence, observed, n_bins, unnormalized, clipped):
+             confidence, observed, n_bins, unnormalized, clipped, double_softmax):
     """Add one scored row's terms (weighted by w) to group g's slots (the slots in ``sums``: see
     _accumulate_scored_rows_of_group for the faster pass over rows of one group)."""
     counts[g, ROWS] += 1
@@ -89,6 +92,8 @@ def _add_row(counts, sums, g, w, cross, entropy, kl, prediction_entropy, js, cor
         counts[g, UNNORMALIZED] += 1
     if clipped:
         counts[g, CLIPPED] += 1
+    if double_softmax:
+        counts[g, DOUBLE_SOFTMAX] += 1
     b = bin_index(confidence, n_bins)
     counts[g, bin_count_slot(b)] += 1
     _add(sums, g, bin_sum_slot(b, BIN_WEIGHT), w)
@@ -134,7 +139,8 @@ def _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before,
 
 
 @njit
-def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped):
+def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped,
+                     double_softmax):
     """Add the row counts that a pass for one group kept in local variables to group g's count slots."""
     counts[g, ROWS] += rows
     counts[g, IGNORED] += ignored
@@ -143,6 +149,7 @@ def _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_rever
     counts[g, INFINITE_REVERSE] += infinite_reverse
     counts[g, UNNORMALIZED] += unnormalized
     counts[g, CLIPPED] += clipped
+    counts[g, DOUBLE_SOFTMAX] += double_softmax
 
 
 @njit
@@ -215,7 +222,8 @@ def _accumulate_scored_rows(scored, targets, soft, weights, has_weights, group_i
         _add_row(counts, sums, g, w, scored[SCORED_CROSS, j], scored[SCORED_ENTROPY, j], scored[SCORED_KL, j],
                  scored[SCORED_PREDICTION_ENTROPY, j], scored[SCORED_JS, j], scored[SCORED_CORRECT, j] > 0.0,
                  scored[SCORED_BRIER, j], scored[SCORED_CONFIDENCE, j], scored[SCORED_OBSERVED, j], n_bins,
-                 scored[SCORED_UNNORMALIZED, j] > 0.0, scored[SCORED_CLIPPED, j] > 0.0)
+                 scored[SCORED_UNNORMALIZED, j] > 0.0, scored[SCORED_CLIPPED, j] > 0.0,
+                 scored[SCORED_DOUBLE_SOFTMAX, j] > 0.0)
 
 
 @njit(error_model="numpy")
@@ -254,7 +262,8 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
     js_s, js_c = sums[g, JS, 0], sums[g, JS, 1]
     correct_s, correct_c = sums[g, CORRECT, 0], sums[g, CORRECT, 1]
     brier_s, brier_c = sums[g, BRIER, 0], sums[g, BRIER, 1]
-    rows = ignored = skipped = infinite = infinite_reverse = unnormalized = clipped = correct_rows = 0
+    rows = ignored = skipped = infinite = infinite_reverse = unnormalized = clipped = double_softmax = 0
+    correct_rows = 0
     bin_observed = np.zeros(n_bins, dtype=np.int64)
     for i in range(start, stop):
         code = status[i]
@@ -312,6 +321,7 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
         brier_s, brier_c = _neumaier(brier_s, brier_c, w * scored[SCORED_BRIER, j])
         unnormalized += scored[SCORED_UNNORMALIZED, j] > 0.0
         clipped += scored[SCORED_CLIPPED, j] > 0.0
+        double_softmax += scored[SCORED_DOUBLE_SOFTMAX, j] > 0.0
         confidence = scored[SCORED_CONFIDENCE, j]
         observed = scored[SCORED_OBSERVED, j]
         b = bin_index(confidence, n_bins)
@@ -339,7 +349,8 @@ def _accumulate_scored_rows_of_group(scored, targets, soft, weights, has_weights
                                       (JS, js_s, js_c), (CORRECT, correct_s, correct_c), (BRIER, brier_s, brier_c)):
         sums[g, slot, 0] = total
         sums[g, slot, 1] = compensation
-    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped)
+    _add_pass_counts(counts, g, rows, ignored, skipped, infinite, infinite_reverse, unnormalized, clipped,
+                     double_softmax)
     if unit:
         _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
     _add_label_counts(sums, g, class_mass, label_counts)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_log
-from .primitives import SCALAR_ROW_CLASSES, _argmax, _first_problem
+from .primitives import SCALAR_ROW_CLASSES, _argmax, _argmax_and_smallest, _first_problem, _looks_softmaxed_twice
 from .scored import SCORED_STATUS, _store_scored
 from .status import OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE
 
@@ -141,15 +141,17 @@ def _wide_soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
 
 @njit(inline="always")
 def _score_soft_row(scored, j, pred_row, target_row, prediction_tolerance, target_tolerance, row_sums):
-    """Row j of the scored table from a soft row's sums (see _soft_row_sums) and the argmaxes of Q and P."""
+    """Row j of the scored table from a soft row's sums (see _soft_row_sums), the argmaxes of Q and P, and
+    the smallest q (whether Q looks softmaxed twice)."""
     (bad_p, bad_q, total_p, total_q, cross, entropy, kl, prediction_entropy, reverse, js, brier,
      clipped) = row_sums
-    top_q, confidence = _argmax(pred_row)
+    top_q, confidence, smallest = _argmax_and_smallest(pred_row)
     y, _ = _argmax(target_row)
     code = PREDICTION_OUT_OF_RANGE if bad_q > 0.0 else (TARGET_OUT_OF_RANGE if bad_p > 0.0 else OK)
     unnormalized = abs(total_q - 1.0) > prediction_tolerance or abs(total_p - 1.0) > target_tolerance
     _store_scored(scored, j, code, cross, entropy, kl, prediction_entropy, reverse, js, brier, confidence,
-                  np.float64(target_row[top_q]), top_q == y, y, unnormalized, clipped)
+                  np.float64(target_row[top_q]), top_q == y, y, unnormalized, clipped,
+                  _looks_softmaxed_twice(confidence, smallest, pred_row.shape[0], prediction_tolerance))
 
 
 @njit(error_model="numpy")

@@ -28,11 +28,12 @@ from .status import LABEL_OUT_OF_RANGE
 def _store_hard_row(scored, j, y, n_classes, prediction_tolerance, row):
     """Row j of the scored table for a hard label y from a family's row scores (see
     _score_hard_probabilities).  A label outside [0, K) is the row's problem, before any in its prediction."""
-    code, cross, prediction_entropy, js, brier, top, confidence, total, clipped = row
+    code, cross, prediction_entropy, js, brier, top, confidence, total, clipped, double_softmax = row
     if y < 0 or y >= n_classes:
         code, y = LABEL_OUT_OF_RANGE, 0
     _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, brier, confidence,
-                  1.0 if top == y else 0.0, top == y, y, abs(total - 1.0) > prediction_tolerance, clipped)
+                  1.0 if top == y else 0.0, top == y, y, abs(total - 1.0) > prediction_tolerance, clipped,
+                  double_softmax)
 
 
 @njit(inline="always")
@@ -52,7 +53,7 @@ def _probability_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch,
         stop = min(start + tile, hi)
         any_bad = _entropy_terms(pred, start, stop, terms) > 0
         _label_logs(pred, labels, start, stop, row_terms)
-        _probability_tile_sums(pred, labels, start, stop, terms, any_bad, row_terms, row_top)
+        _probability_tile_sums(pred, labels, start, stop, terms, any_bad, prediction_tolerance, row_terms, row_top)
         for j in range(stop - start):
             _store_hard_row(scored, at + start - lo + j, labels[start + j], n_classes, prediction_tolerance,
                             _score_hard_probabilities(row_terms, row_top, j, eps, log_eps))
@@ -67,14 +68,15 @@ def _logit_scratch(n_classes, tile):
 
 @njit(error_model="numpy")
 def _logit_tiles(pred, labels, eps, prediction_tolerance, lo, hi, scratch, scored, at):
-    """The scored terms of the rows [lo, hi) of logits against hard labels."""
+    """The scored terms of the rows [lo, hi) of logits against hard labels; ``prediction_tolerance`` is the
+    row-sum tolerance of logits that look like probabilities (a logit row's softmax sums to 1)."""
     shifted, exps, row_terms, row_top = scratch
     log_eps = math.log(eps) if eps > 0.0 else -math.inf
     n_classes = pred.shape[1]
     tile = _tile_rows(n_classes, False)
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        _logit_tile_sums(pred, labels, start, stop, row_terms, row_top, shifted, exps)
+        _logit_tile_sums(pred, labels, start, stop, prediction_tolerance, row_terms, row_top, shifted, exps)
         for j in range(stop - start):
             _store_hard_row(scored, at + start - lo + j, labels[start + j], n_classes, prediction_tolerance,
                             _score_hard_logits(row_terms, row_top, j, eps, log_eps))
@@ -113,8 +115,8 @@ def _probability_span(pred, labels, weights, has_weights, group_ids, has_groups,
 
 
 @njit(error_model="numpy")
-def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps, n_bins, counts, sums,
-                lo, hi):
+def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, status, eps, prediction_tolerance, n_bins,
+                counts, sums, lo, hi):
     """Score the rows [lo, hi) of logits against hard labels into ``counts``/``sums``, in row order."""
     tile = _tile_rows(pred.shape[1], False)
     scratch = _logit_scratch(pred.shape[1], tile)
@@ -122,7 +124,7 @@ def _logit_span(pred, labels, weights, has_weights, group_ids, has_groups, statu
     no_targets = np.empty((0, pred.shape[1]))
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        _logit_tiles(pred, labels, eps, 1.0, start, stop, scratch, scored, 0)
+        _logit_tiles(pred, labels, eps, prediction_tolerance, start, stop, scratch, scored, 0)
         _accumulate_scored(scored, no_targets, False, weights, has_weights, group_ids, has_groups, status, n_bins,
                            counts, sums, start, stop)
 
