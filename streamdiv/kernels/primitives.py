@@ -27,6 +27,13 @@ def _add(sums, g, slot, x):
     sums[g, slot, 0] = t
 
 
+@njit(inline="always")
+def _compensated(total, error, x):
+    """Neumaier's step: (total + x, error + the rounding error of that sum)."""
+    t = total + x
+    return t, error + (((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total))
+
+
 @njit
 def bin_index(confidence, n_bins):
     """Bin of a confidence c in [0, 1] with edges e_k = k/M in float64: [e_k, e_{k+1}), the last bin closed.
