@@ -110,14 +110,24 @@ def _soft_value_term_set(pk, qk, log_p, log_q, log_m, eps, log_eps):
 
 
 @njit(inline="always")
-def _add_gaps(pk, qk, eps, forward, forward_error, reverse, reverse_error):
-    """One value's step of a row's two compensated (Neumaier) sums of gaps: sum_{p>0} (max(q, eps) - p), which
-    KL(P||Q) subtracts from its sum of VALUE_KL, and sum_{q>0} (q - p), which KL(Q||P) adds to its sum of
-    VALUE_REVERSE_KL.  Each gap is exact or nearly (Sterbenz) and the sums are near 0 where the KL is small, so
-    the compensation keeps their error near eps^2 of the gaps, not eps of them."""
-    forward, forward_error = _compensated(forward, forward_error, (max(qk, eps) - pk) if pk > 0.0 else 0.0)
-    reverse, reverse_error = _compensated(reverse, reverse_error, (qk - pk) if qk > 0.0 else 0.0)
-    return forward, forward_error, reverse, reverse_error
+def _add_gaps(pk, qk, eps, gaps, gaps_error, forward_extra, reverse_extra):
+    """One value's step of a row's gap sums: the compensated (Neumaier) sum of d = q - p, exact or nearly
+    (Sterbenz) and near 0 where the KL is small, so that the compensation keeps its error near eps^2 of the
+    gaps, not eps of them; and plain sums of the corrections that make it KL(P||Q)'s
+    sum_{p>0} (max(q, eps) - p) (less sum_{p=0} q, plus the clipping's eps - q) and KL(Q||P)'s
+    sum_{q>0} (q - p) (plus sum_{q=0} p).  Those corrections (clipping aside) are at most the KL they enter (KL(P||Q) >=
+    -log(1 - sum_{p=0} q) >= sum_{p=0} q), so their rounding is eps of the result."""
+    gaps, gaps_error = _compensated(gaps, gaps_error, qk - pk)
+    forward_extra += (max(qk, eps) - qk) if pk > 0.0 else -qk
+    reverse_extra += pk if qk == 0.0 else 0.0
+    return gaps, gaps_error, forward_extra, reverse_extra
+
+
+@njit(inline="always")
+def _gap_totals(gaps, gaps_error, forward_extra, reverse_extra):
+    """(KL(P||Q)'s gap sum, KL(Q||P)'s gap sum) from the sums of _add_gaps."""
+    total = gaps + gaps_error
+    return total + forward_extra, total + reverse_extra
 
 
 @njit(error_model="numpy")
@@ -140,17 +150,17 @@ def _soft_value_terms(pred, targets, start, stop, eps, log_eps, value_terms):
 def _soft_row_sums(target, pred, value_terms, base, eps):
     """The sums over one row's classes of its value terms, in class order, and of P and Q:
     (bad P, bad Q, sum P, sum Q, H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS, Brier, clipped terms); the KLs
-    are their VALUE_* sums less (plus) the row's compensated sums of gaps (_add_gaps)."""
+    are their VALUE_* sums less (plus) the row's sums of gaps (_add_gaps)."""
     bad_p = bad_q = total_p = total_q = cross = entropy = kl = prediction_entropy = reverse = js = brier = 0.0
-    clipped = forward_gaps = forward_error = reverse_gaps = reverse_error = 0.0
+    clipped = gaps = gaps_error = forward_extra = reverse_extra = 0.0
     for k in range(pred.shape[0]):
         f = base + k
         pk = np.float64(target[k])
         qk = np.float64(pred[k])
         total_p += pk
         total_q += qk
-        forward_gaps, forward_error, reverse_gaps, reverse_error = _add_gaps(
-            pk, qk, eps, forward_gaps, forward_error, reverse_gaps, reverse_error)
+        gaps, gaps_error, forward_extra, reverse_extra = _add_gaps(pk, qk, eps, gaps, gaps_error, forward_extra,
+                                                                   reverse_extra)
         cross += value_terms[VALUE_CROSS, f]
         entropy += value_terms[VALUE_ENTROPY, f]
         kl += value_terms[VALUE_KL, f]
@@ -161,9 +171,9 @@ def _soft_row_sums(target, pred, value_terms, base, eps):
         clipped += value_terms[VALUE_CLIPPED, f]
         bad_p += value_terms[VALUE_BAD_TARGET, f]
         bad_q += value_terms[VALUE_BAD_PREDICTION, f]
-    return (bad_p, bad_q, total_p, total_q, cross, entropy, kl - (forward_gaps + forward_error),
-            prediction_entropy, reverse + (reverse_gaps + reverse_error), js if js > 0.0 else 0.0, brier,
-            clipped > 0.0)
+    forward_gaps, reverse_gaps = _gap_totals(gaps, gaps_error, forward_extra, reverse_extra)
+    return (bad_p, bad_q, total_p, total_q, cross, entropy, kl - forward_gaps, prediction_entropy,
+            reverse + reverse_gaps, js if js > 0.0 else 0.0, brier, clipped > 0.0)
 
 
 # Rows of many classes keep the older split: logs in a flat loop, then each row's terms and sums in SIMD lanes.
@@ -214,12 +224,11 @@ def _wide_soft_row_sums(target, pred, log_p, log_q, log_m, base, eps, log_eps):
 @njit(inline="always")
 def _row_gap_sums(target, pred, eps):
     """A row's compensated sums of gaps (_add_gaps): (sum_{p>0} (max(q, eps) - p), sum_{q>0} (q - p))."""
-    forward_gaps = forward_error = reverse_gaps = reverse_error = 0.0
+    gaps = gaps_error = forward_extra = reverse_extra = 0.0
     for k in range(pred.shape[0]):
-        forward_gaps, forward_error, reverse_gaps, reverse_error = _add_gaps(
-            np.float64(target[k]), np.float64(pred[k]), eps, forward_gaps, forward_error, reverse_gaps,
-            reverse_error)
-    return forward_gaps + forward_error, reverse_gaps + reverse_error
+        gaps, gaps_error, forward_extra, reverse_extra = _add_gaps(
+            np.float64(target[k]), np.float64(pred[k]), eps, gaps, gaps_error, forward_extra, reverse_extra)
+    return _gap_totals(gaps, gaps_error, forward_extra, reverse_extra)
 
 
 @njit(inline="always")
