@@ -200,6 +200,7 @@ def _binary_soft_span(pred, is_logits, targets, weights, has_weights, group_ids,
     logq = np.empty(2)
     p = np.empty(2)
     logp = np.empty(2)
+    gap = np.empty(2)
     for i in range(lo, hi):
         # Written out, not shared: see the measurement in _accumulate_multiclass_rows.
         g = group_ids[i] if has_groups else 0
@@ -233,7 +234,13 @@ def _binary_soft_span(pred, is_logits, targets, weights, has_weights, group_ids,
         p[1] = t
         logp[0] = math.log1p(-t) if t < 1.0 else -math.inf
         logp[1] = math.log(t) if t > 0.0 else -math.inf
-        cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
+        # The two classes' gaps are q_1 - t and its negative exactly (P and Q are each a distribution by
+        # construction), from whichever of q_0, q_1 is accurate: 1 - t and 1 - p round, and for t and p near
+        # each other the gap is far smaller than that rounding.
+        gap[1] = (prob - t) if (prob <= 0.5 or not is_logits) else -(q[0] - p[0])
+        gap[0] = -gap[1]
+        cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, gap, eps,
+                                                                                 log_eps, True, True)
         _add_reverse_kl(counts, sums, g, w, reverse)
         _add(sums, g, class_mass, w * (1.0 - t))
         _add(sums, g, class_mass + 1, w * t)

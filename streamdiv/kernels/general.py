@@ -10,10 +10,10 @@ import numpy as np
 from numba import njit
 
 from .layout import IGNORED, SKIPPED, class_mass_slot
-from .primitives import LN2, _add, _looks_softmaxed_twice, _reject, _row_looks_like_probabilities, _row_weight
+from .primitives import LN2, _add, _looks_softmaxed_twice, _neumaier, _reject, _row_looks_like_probabilities, _row_weight
 from .scored import _add_reverse_kl, _add_row
-from .soft import (VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_JS, VALUE_KL, VALUE_PREDICTION_ENTROPY,
-                   VALUE_REVERSE_KL, _soft_value_term_set)
+from .soft import (VALUE_CLIPPED, VALUE_CROSS, VALUE_ENTROPY, VALUE_PREDICTION_ENTROPY, _divergence_terms,
+                   _soft_value_term_set)
 from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGITS_ALL_NEGATIVE_INFINITY,
                      LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN, PREDICTION_OUT_OF_RANGE, TARGET_NAN,
                      TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN)
@@ -115,25 +115,56 @@ def _renormalize(q, logq, total):
 
 
 @njit
-def _soft_row(p, logp, q, logq, eps, log_eps):
+def _soft_row(p, logp, q, logq, gap, eps, log_eps, prediction_normalized, target_normalized):
     """Per-row information terms for a soft target P against a prediction Q, each value's from
-    _soft_value_term_set (terms with zero mass are 0).
+    _soft_value_term_set (terms with zero mass are 0), with ``gap[k]`` = q_k - p_k exact where the caller
+    knows it better than q_k - p_k of the rounded values (binary rows: p and 1 - p).
 
     Returns (H(P,Q), H(P), KL(P||Q), H(Q), KL(Q||P), JS(P,Q), clipped) in nats; with eps > 0, log q is
-    clipped at log(eps) inside H(P,Q) and KL(P||Q) only.
+    clipped at log(eps) inside H(P,Q) and KL(P||Q) only.  KL(P||Q) = sum_{p>0} p g(d/p) - sum_{p>0} (q - p)
+    and KL(Q||P) = sum_{q>0} q g(-d/q) + sum_{q>0} (q - p) (see soft._divergence_terms), each linear sum
+    compensated; for a row that is a distribution by construction (``prediction_normalized``: logits or
+    renormalized; ``target_normalized``: renormalized), its sum over every class is taken as exactly 1, so
+    sum_{p>0} q = 1 - sum_{p=0} q: the rounding of its values is not read as a mass difference.
     """
     cross = entropy = kl = prediction_entropy = reverse = js = clipped = 0.0
+    start = (1.0 if prediction_normalized else 0.0) - (1.0 if target_normalized else 0.0)
+    forward_gaps = reverse_gaps = start
+    forward_error = reverse_error = 0.0
     for k in range(q.shape[0]):
-        mk = 0.5 * (p[k] + q[k])
-        terms = _soft_value_term_set(p[k], q[k], logp[k], logq[k], math.log(mk) if mk > 0.0 else 0.0, eps,
-                                     log_eps)
+        pk = p[k]
+        qk = q[k]
+        mk = 0.5 * (pk + qk)
+        log_m = math.log(mk) if mk > 0.0 else 0.0
+        terms = _soft_value_term_set(pk, qk, logp[k], logq[k], log_m, eps, log_eps)
         cross += terms[VALUE_CROSS]
         entropy += terms[VALUE_ENTROPY]
-        kl += terms[VALUE_KL]
         prediction_entropy += terms[VALUE_PREDICTION_ENTROPY]
-        reverse += terms[VALUE_REVERSE_KL]  # +inf where p = 0 < q: KL(Q||P) is infinite
-        js += terms[VALUE_JS]
         clipped += terms[VALUE_CLIPPED]
+        q_clipped = eps if qk < eps else qk
+        forward, backward, js_k = _divergence_terms(pk, qk, gap[k], logp[k], logq[k], log_m, q_clipped,
+                                                    log_eps if qk < eps else logq[k])
+        kl += forward if pk > 0.0 else 0.0
+        reverse += backward if qk > 0.0 else 0.0  # +inf where p = 0 < q: KL(Q||P) is infinite
+        js += js_k
+        # The linear sums' terms: sum_{p>0} q_clipped - sum_k p and sum_k q - sum_{q>0} p, a normalized row's
+        # sum over every class replaced by 1 (in the start values above).
+        if not prediction_normalized and not target_normalized:
+            x = gap[k] + (q_clipped - qk) if pk > 0.0 else 0.0
+            y = gap[k] if qk > 0.0 else 0.0
+        elif not target_normalized:
+            x = ((q_clipped - qk) if pk > 0.0 else -qk) - pk
+            y = -pk if qk > 0.0 else 0.0
+        elif not prediction_normalized:
+            x = q_clipped if pk > 0.0 else 0.0
+            y = qk if qk > 0.0 else pk
+        else:
+            x = (q_clipped - qk) if pk > 0.0 else -qk
+            y = pk if qk == 0.0 else 0.0
+        forward_gaps, forward_error = _neumaier(forward_gaps, forward_error, x)
+        reverse_gaps, reverse_error = _neumaier(reverse_gaps, reverse_error, y)
+    kl -= forward_gaps + forward_error
+    reverse += reverse_gaps + reverse_error
     if js < 0.0:  # rounding can take a zero divergence a few ulp below zero
         js = 0.0
     return cross, entropy, kl, prediction_entropy, reverse, js, clipped > 0.0
@@ -176,7 +207,7 @@ def _hard_row(y, q, logq, eps, log_eps):
 @njit(error_model="numpy")
 def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                 group_ids, has_groups, status, eps, log_eps, renormalize, prediction_tolerance,
-                                target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp):
+                                target_tolerance, n_bins, counts, sums, start, stop, q, logq, p, logp, gap):
     """The scalar pass over the rows [start, stop) of one tile, for renormalized
     rows and soft logits (the common layouts go through the scored-row table: _accumulate_scored_rows)."""
     n_classes = pred.shape[1]
@@ -221,7 +252,10 @@ def _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, w
                 _renormalize(p, logp, total_p)
         confidence = q[top_q]
         if has_targets:
-            cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(p, logp, q, logq, eps, log_eps)
+            for k in range(n_classes):
+                gap[k] = q[k] - p[k]
+            cross, entropy, kl, prediction_entropy, reverse, js, clipped = _soft_row(
+                p, logp, q, logq, gap, eps, log_eps, is_logits or renormalize, renormalize)
             brier = 0.0
             for k in range(n_classes):
                 brier += (q[k] - p[k]) * (q[k] - p[k])

@@ -154,9 +154,10 @@ def _general_span(pred, is_logits, labels, targets, has_targets, weights, has_we
     logq = np.empty(n_classes)
     p = np.empty(n_classes)
     logp = np.empty(n_classes)
+    gap = np.empty(n_classes)
     tile = _tile_rows(n_classes, False)
     for start in range(lo, hi, tile):
         _accumulate_multiclass_rows(pred, is_logits, labels, targets, has_targets, weights, has_weights,
                                     group_ids, has_groups, status, eps, log_eps, renormalize,
                                     prediction_tolerance, target_tolerance, n_bins, counts, sums, start,
-                                    min(start + tile, hi), q, logq, p, logp)
+                                    min(start + tile, hi), q, logq, p, logp, gap)
