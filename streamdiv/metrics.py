@@ -14,9 +14,9 @@ import numpy as np
 
 from .kernels import layout
 from .kernels.layout import (BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY,
-                             CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, IGNORED, INFINITE,
-                             INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS,
-                             SKIPPED, UNNORMALIZED, WEIGHT)
+                             CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, ENTROPY, GAUSSIAN, GAUSSIAN_KL,
+                             GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY,
+                             REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT)
 from .errors import StreamdivError
 
 Value = Optional[float]
@@ -71,6 +71,14 @@ def _reverse_kl(t: Totals) -> Value:
     if t.count(INFINITE_REVERSE) > 0 and t.sums[WEIGHT] > t.sums[REVERSE_KL_WEIGHT]:
         return math.inf
     return t.mean(REVERSE_KL, REVERSE_KL_WEIGHT)
+
+
+def _gaussian_kl(t: Totals) -> Value:
+    """Weighted mean over rows of KL(N(mean, diag exp(log_variance)) || prior), +inf when a row of positive
+    weight has an infinite one (kernels.gaussian)."""
+    if t.count(INFINITE) > 0 and t.sums[WEIGHT] > t.sums[GAUSSIAN_KL_WEIGHT]:
+        return math.inf
+    return t.mean(GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT)
 
 
 def _cross_entropy_stderr(t: Totals) -> Value:
@@ -147,7 +155,8 @@ METRICS: tuple[Metric, ...] = (
            reads=('skipped',)),
     Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(IGNORED),
            reads=('ignored',)),
-    Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened)",
+    Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened), or "
+           "+inf Gaussian KL",
            _count(INFINITE),
            reads=('infinite',)),
     Metric("unnormalized_rows", "count", "rows whose probabilities do not sum to 1 within tolerance",
@@ -191,15 +200,29 @@ METRICS: tuple[Metric, ...] = (
     Metric("normalized_entropy", "ratio", "cross-entropy / entropy of the class base rates",
            _normalized_entropy,
            reads=_CROSS_ENTROPY_READS + ("class.target_mass",)),
+    Metric("gaussian_kl", "information",
+           "KL(N(mean, diag var) || N(prior_mean, diag prior_var)) = 1/2 sum_d [log(prior_var/var) "
+           "+ (var + (mean - prior_mean)^2)/prior_var - 1]; prior N(0, I) by default", _gaussian_kl,
+           reads=('gaussian_kl', 'gaussian_kl_weight', 'infinite', 'weight')),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
+
+
+def _filled(metric_set: str) -> tuple[str, ...]:
+    return tuple(metric.name for metric in METRICS if set(metric.reads) <= layout.filled_by(metric_set))
+
+
 # What each metric set computes: the metrics whose slots its passes fill (kernels.layout).  "loss" skips the
 # per-value logs, argmax, Brier and calibration bins, so hard labels against probabilities, and binary
 # predictions against labels, run a lighter pass (kernels.loss, kernels.binary); the other metrics are None.
-METRIC_SETS: dict[str, tuple[str, ...]] = {
-    metric_set: tuple(metric.name for metric in METRICS if set(metric.reads) <= layout.filled_by(metric_set))
-    for metric_set in (layout.ALL, layout.LOSS)
-}
+METRIC_SETS: dict[str, tuple[str, ...]] = {metric_set: _filled(metric_set) for metric_set in (layout.ALL, layout.LOSS)}
+# The Gaussian kind computes these (its row counts and the Gaussian KL), whichever metric set was asked for.
+GAUSSIAN_METRICS: tuple[str, ...] = _filled(GAUSSIAN)
+
+
+def computed_metrics(metric_set: str, kind: str = layout.CLASSIFICATION) -> tuple[str, ...]:
+    """The metrics that a state of ``kind`` computes under ``metric_set``; the others are None."""
+    return GAUSSIAN_METRICS if kind == GAUSSIAN else METRIC_SETS[metric_set]
 UNITS = {"e": ("nats", 1.0), 2: ("bits", math.log(2.0)), 10: ("hartleys", math.log(10.0))}
 
 
@@ -215,11 +238,12 @@ def parse_base(base: object) -> str | int:
     raise StreamdivError(f"base must be 'e', 2 or 10, not {base!r}")
 
 
-def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all") -> dict[str, Value]:
+def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all",
+                    kind: str = layout.CLASSIFICATION) -> dict[str, Value]:
     """Every registered metric for one set of totals, information metrics in the unit of ``base``; those
-    outside ``metric_set`` are None (not computed)."""
+    that ``kind`` does not compute under ``metric_set`` are None."""
     _, divisor = UNITS[base]
-    computed = METRIC_SETS[metric_set]
+    computed = computed_metrics(metric_set, kind)
     values: dict[str, Value] = {}
     for metric in METRICS:
         value = metric.compute(totals) if metric.name in computed else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, Layout
+from .kernels.layout import BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, GAUSSIAN, Layout
 from .metrics import UNITS, Totals, Value, compute_metrics
 from .state import State
 
@@ -27,15 +27,16 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics)
-        self.calibration: list[dict[str, Value]] = (_reliability_table(overall) if state.config.metrics == "all"
-                                                    else [])
+        kind = state.config.kind
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, kind)
+        self.calibration: list[dict[str, Value]] = (_reliability_table(overall)
+                                                    if state.config.metrics == "all" and kind != GAUSSIAN else [])
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
             for g, key in enumerate(state.group_keys):
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics, kind)})
 
     @property
     def rows_read(self) -> int:
@@ -46,18 +47,19 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; infinities become the string "inf" (strict JSON has no Infinity)."""
         config = self.config
+        layout: dict[str, Any] = {"kind": GAUSSIAN, "dimensions": config.dimensions} if config.kind == GAUSSIAN else {
+            "kind": "binary" if config.binary else "multiclass",
+            "targets": "soft" if config.soft_targets else "hard",
+            "num_classes": config.num_classes,
+            "classes": list(config.class_names) if config.class_names else None,
+            "bins": config.bins,
+            "eps": config.eps,
+            "renormalize": config.renormalize,
+        }
         result: dict[str, Any] = {
             "units": self.units,
             "base": self.base,
-            "layout": {
-                "kind": "binary" if config.binary else "multiclass",
-                "targets": "soft" if config.soft_targets else "hard",
-                "num_classes": config.num_classes,
-                "classes": list(config.class_names) if config.class_names else None,
-                "bins": config.bins,
-                "eps": config.eps,
-                "renormalize": config.renormalize,
-            },
+            "layout": layout,
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
             "calibration": [_json_values(row) for row in self.calibration],
@@ -71,8 +73,9 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={_short(self.metrics[name])}"
-                          for name in ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
+        names = (("rows", "gaussian_kl", "infinite_rows") if self.config.kind == GAUSSIAN
+                 else ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
+        shown = ", ".join(f"{name}={_short(self.metrics[name])}" for name in names)
         return f"<Report {self.units}: {shown}>"
 
 

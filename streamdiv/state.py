@@ -7,7 +7,8 @@ bits do not depend on where batches were cut.  Readers see the two folded togeth
 A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
 ``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
 holds the sum slots ``weight`` ... ``brier``, then five sums per bin (``bin.weight`` ...
-``bin.confidence_observed``), then one target mass per class.
+``bin.confidence_observed``), then one target mass per class.  A state of the Gaussian kind (``Config.kind``)
+holds the count slots and the sums ``weight``, ``gaussian_kl`` and ``gaussian_kl_weight`` only.
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
@@ -41,14 +42,28 @@ class Config:
     renormalize: bool = False
     group_names: tuple[str, ...] = ()
     metrics: str = "all"  # a key of metrics.METRIC_SETS: "loss" fills only the slots of the loss metrics
+    kind: str = layout.CLASSIFICATION  # or layout.GAUSSIAN: mean and log variance against a prior
+    dimensions: int | None = None  # the Gaussian kind's dimensions per row (None until the first batch)
+
+    @property
+    def is_fixed(self) -> bool:
+        """Whether a batch (or a merged state) has fixed the layout."""
+        return self.num_classes is not None or self.dimensions is not None
 
     def describe_difference(self, other: Config) -> str | None:
-        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "eps", "renormalize",
-                     "group_names", "metrics"):
+        if self.kind != other.kind:
+            return (f"the kind of input differs: {self.kind} ({_kind_words(self.kind)}) here, {other.kind} "
+                    f"({_kind_words(other.kind)}) in the other")
+        for name in ("num_classes", "binary", "soft_targets", "class_names", "dimensions", "bins", "eps",
+                     "renormalize", "group_names", "metrics"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
         return None
+
+
+def _kind_words(kind: str) -> str:
+    return "mean and log variance against a prior" if kind == layout.GAUSSIAN else "predictions against labels"
 
 
 @dataclass
@@ -69,7 +84,7 @@ class State:
     # ---- layout
     @property
     def slot_layout(self) -> layout.Layout:
-        return layout.Layout(self.config.bins, self.config.num_classes or 0)
+        return layout_of(self.config)
 
     @property
     def n_count_slots(self) -> int:
@@ -95,9 +110,17 @@ class State:
     def fix_layout(self, *, num_classes: int, binary: bool, soft_targets: bool,
                    class_names: tuple[str, ...] | None, group_names: tuple[str, ...]) -> None:
         """Fix the layout on the first batch; every later batch must agree with it."""
-        wanted = replace(self.config, num_classes=num_classes, binary=binary, soft_targets=soft_targets,
-                         class_names=self.config.class_names or class_names, group_names=group_names)
-        if self.config.num_classes is None:
+        wanted = replace(self.config, kind=layout.CLASSIFICATION, num_classes=num_classes, binary=binary,
+                         soft_targets=soft_targets, class_names=self.config.class_names or class_names,
+                         group_names=group_names)
+        self._fix(wanted)
+
+    def fix_gaussian_layout(self, *, dimensions: int, group_names: tuple[str, ...]) -> None:
+        """fix_layout for a batch of the Gaussian kind."""
+        self._fix(replace(self.config, kind=layout.GAUSSIAN, dimensions=dimensions, group_names=group_names))
+
+    def _fix(self, wanted: Config) -> None:
+        if not self.config.is_fixed:
             self.config = wanted
             self._allocate(self.counts.shape[0])
             return
@@ -170,9 +193,9 @@ class State:
 
     def merge(self, other: State) -> None:
         """Add ``other`` into this state in place; an empty state is the identity."""
-        if other.is_empty and other.config.num_classes is None:
+        if other.is_empty and not other.config.is_fixed:
             return
-        if self.config.num_classes is None and self.is_empty:
+        if not self.config.is_fixed and self.is_empty:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
             self.config = replace(other.config, bins=self.config.bins, eps=self.config.eps,
                                   renormalize=self.config.renormalize, metrics=self.config.metrics,
@@ -221,7 +244,15 @@ def layout_description(config: Config) -> dict[str, Any]:
     """The slot layout of one group's arrays under ``config``, by name, in the order of the slots' positions
     (see :meth:`streamdiv.kernels.layout.Layout.describe`); a saved state records it and is refused where it
     differs."""
-    return layout.Layout(config.bins, config.num_classes or 0).describe()
+    return layout_of(config).describe()
+
+
+def layout_of(config: Config) -> layout.Layout:
+    """The slot layout of a state under ``config``: bins and class masses for classification, neither for the
+    Gaussian kind."""
+    if config.kind == layout.GAUSSIAN:
+        return layout.Layout(0, 0, layout.GAUSSIAN)
+    return layout.Layout(config.bins, config.num_classes or 0)
 
 
 def _grown(array: np.ndarray, capacity: int, row_shape: tuple[int, ...], dtype: type, kept: int) -> np.ndarray:

@@ -16,6 +16,8 @@ Version 3, little-endian::
 The first 32 bytes keep this form in every later version, so a reader checks the length and the checksum
 before it trusts anything else, the version field included: bytes that changed are refused as corrupt
 (:class:`CorruptStateError`), and a newer version only when its bytes are intact (:class:`StateVersionError`).
+``"config"`` records ``"kind"`` (classification or gaussian) and ``"dimensions"`` (the Gaussian kind's) since the
+Gaussian kind came; a config without them, as every earlier writer's, is a classification state.
 ``"layout"`` is :func:`streamdiv.state.layout_description` of the configuration; a state whose layout is not
 this streamdiv's is refused (:class:`StateLayoutError`, naming the first difference), never converted.
 
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CorruptStateError, StateLayoutError, StateVersionError
+from .kernels.layout import CLASSIFICATION, GAUSSIAN, KINDS
 from .metrics import METRIC_SETS
 from .state import Config, State, layout_description
 
@@ -60,7 +63,10 @@ LEGACY_SLOTS: dict[str, tuple[str, ...]] = {
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "num_classes": (int, type(None)), "binary": (bool,), "soft_targets": (bool,), "class_names": (list, type(None)),
     "bins": (int,), "eps": (float, type(None)), "renormalize": (bool,), "group_names": (list,), "metrics": (str,),
+    "kind": (str,), "dimensions": (int, type(None)),
 }
+# The values of config fields that writers before them did not record.
+CONFIG_DEFAULTS: dict[str, Any] = {"kind": CLASSIFICATION, "dimensions": None}
 
 
 def encode(state: State) -> bytes:
@@ -77,6 +83,8 @@ def encode(state: State) -> bytes:
             "renormalize": config.renormalize,
             "group_names": list(config.group_names),
             "metrics": config.metrics,
+            "kind": config.kind,
+            "dimensions": config.dimensions,
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -174,8 +182,8 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         keys.append(tuple(key))
     if len(set(keys)) != len(keys):
         raise _corrupt("its header lists a group key twice")
-    if keys and config.num_classes is None:
-        raise _corrupt(f"it holds {len(keys)} groups but no number of classes")
+    if keys and not config.is_fixed:
+        raise _corrupt(f"it holds {len(keys)} groups but no number of classes or of dimensions")
     layout = State(config)
     n, count_slots, sum_slots = len(keys), layout.n_count_slots, layout.n_sum_slots
     for name, wanted in (("counts_shape", [n, count_slots]), ("sums_shape", [n, sum_slots, 2])):
@@ -212,10 +220,14 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     """The configuration of a header, each field checked."""
     if version == 1 or (version == 2 and "metrics" not in raw):
         raw = raw | {"metrics": "all"}  # written before metric sets: every metric was computed
+    raw = CONFIG_DEFAULTS | raw
     fields = {name: _field(raw, name, types, "config.") for name, types in CONFIG_TYPES.items()}
     num_classes, class_names = fields["num_classes"], fields["class_names"]
+    gaussian = fields["kind"] == GAUSSIAN
     problems = [
-        (num_classes is not None and num_classes < 1, "num_classes"),
+        (fields["kind"] not in KINDS, "kind"),
+        (num_classes is not None and (num_classes < 1 or gaussian), "num_classes"),
+        (fields["dimensions"] is not None and (fields["dimensions"] < 1 or not gaussian), "dimensions"),
         (fields["bins"] < 1, "bins"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
         (fields["metrics"] not in METRIC_SETS, "metrics"),
@@ -229,7 +241,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
     return Config(num_classes=num_classes, binary=fields["binary"], soft_targets=fields["soft_targets"],
                   class_names=tuple(class_names) if class_names else None, bins=fields["bins"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
-                  metrics=fields["metrics"])
+                  metrics=fields["metrics"], kind=fields["kind"], dimensions=fields["dimensions"])
 
 
 def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> None:

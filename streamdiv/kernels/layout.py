@@ -8,6 +8,10 @@ One group's state is two rows:
   calibration bin (bin b's field f at ``bin_sum_slot(b, f)``), then one target mass per class from
   ``class_mass_slot(n_bins)``.
 
+A state of the Gaussian kind (``mean=``/``log_variance=`` inputs) has the COUNT_SLOTS and the
+GAUSSIAN_SUM_SLOTS only, no bins and no classes: its ``weight`` is at the same position as a classification
+state's, its other sums (``GAUSSIAN_KL``, ``GAUSSIAN_KL_WEIGHT``) are positions of its own table.
+
 Merge rules: counts add; compensated sums add as (sum, compensation) pairs (``state.add_compensated``).  The
 kernels read the positions as module constants (``ROWS``, ``WEIGHT``, ...), looked up in the tables by name;
 state, metrics and report read this module only.
@@ -21,6 +25,9 @@ import numpy as np
 from numba import njit
 
 ALL, LOSS = "all", "loss"
+GAUSSIAN = "gaussian"  # the metric set of the Gaussian kind, whatever metric set was asked for
+CLASSIFICATION = "classification"  # the kinds of input a state holds: predictions against labels or targets,
+KINDS = (CLASSIFICATION, GAUSSIAN)  # or diagonal Gaussians (a VAE's posterior) against a prior
 ROW_BLOCK = 1 << 14  # rows of a compensation block: the stream is summed in blocks of this many (see blocks)
 
 
@@ -35,21 +42,22 @@ class Slot:
     merge: str = "add"  # counts add; sums add as compensated pairs
 
 
-def _slot(name: str, description: str, *, loss: bool = True) -> Slot:
-    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}), description)
+def _slot(name: str, description: str, *, loss: bool = True, gaussian: bool = False) -> Slot:
+    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}) | ({GAUSSIAN} if gaussian else set()), description)
 
 
 COUNT_SLOTS: tuple[Slot, ...] = (
-    _slot("rows", "rows evaluated"),
-    _slot("skipped", "invalid rows skipped"),
-    _slot("ignored", "rows whose label is ignore_label"),
-    _slot("infinite", "rows whose cross-entropy (and so KL) is +inf"),
+    _slot("rows", "rows evaluated", gaussian=True),
+    _slot("skipped", "invalid rows skipped", gaussian=True),
+    _slot("ignored", "rows whose label is ignore_label", gaussian=True),
+    _slot("infinite", "rows whose cross-entropy (and so KL) is +inf; Gaussian kind: whose Gaussian KL is +inf",
+          gaussian=True),
     _slot("infinite_reverse", "rows whose reverse KL is +inf (soft targets only)", loss=False),
     _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
     _slot("clipped", "rows where eps clipping changed a log term"),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
-    _slot("weight", "sum w"),
+    _slot("weight", "sum w", gaussian=True),
     _slot("cross_entropy", "sum w H(P,Q) over the rows with finite cross-entropy"),
     _slot("cross_entropy_squares", "sum w H(P,Q)^2 over the same rows, for the standard error"),
     _slot("cross_entropy_weight", "sum w over the rows with finite cross-entropy"),
@@ -74,6 +82,13 @@ BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("confidence_observed", "sum w c o", loss=False),
 )
 CLASS_MASS = _slot("target_mass", "sum w P_k for each class k (hard labels: the label's rows' weight)")
+# The sums of a state of the Gaussian kind, weight first as in SUM_SLOTS.
+GAUSSIAN_SUM_SLOTS: tuple[Slot, ...] = (
+    SUM_SLOTS[0],
+    Slot("gaussian_kl", frozenset({GAUSSIAN}),
+         "sum w KL(N(mean, diag exp(log_variance)) || prior) over the rows where it is finite"),
+    Slot("gaussian_kl_weight", frozenset({GAUSSIAN}), "sum w over the rows with finite Gaussian KL"),
+)
 
 
 def _position(slots: tuple[Slot, ...], name: str) -> np.int64:
@@ -105,6 +120,11 @@ JS = _position(SUM_SLOTS, "js")
 CORRECT = _position(SUM_SLOTS, "correct")
 BRIER = _position(SUM_SLOTS, "brier")
 
+N_GAUSSIAN_SUMS = np.int64(len(GAUSSIAN_SUM_SLOTS))
+GAUSSIAN_KL = _position(GAUSSIAN_SUM_SLOTS, "gaussian_kl")
+GAUSSIAN_KL_WEIGHT = _position(GAUSSIAN_SUM_SLOTS, "gaussian_kl_weight")
+assert _position(GAUSSIAN_SUM_SLOTS, "weight") == WEIGHT  # the row-count metrics read both kinds alike
+
 BIN_FIELDS = np.int64(len(BIN_FIELD_SLOTS))
 BIN_WEIGHT = _position(BIN_FIELD_SLOTS, "weight")
 BIN_CONFIDENCE = _position(BIN_FIELD_SLOTS, "confidence")
@@ -133,10 +153,16 @@ def class_mass_slot(n_bins):
 
 @dataclass(frozen=True)
 class Layout:
-    """The slot layout of a state with ``bins`` calibration bins and ``classes`` class masses."""
+    """The slot layout of a state with ``bins`` calibration bins and ``classes`` class masses; of the Gaussian
+    kind, the COUNT_SLOTS and GAUSSIAN_SUM_SLOTS alone (``bins`` and ``classes`` are then 0)."""
 
     bins: int
     classes: int
+    kind: str = CLASSIFICATION
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or (self.kind == GAUSSIAN and (self.bins or self.classes)):
+            raise ValueError(f"no slot layout of kind {self.kind!r} with {self.bins} bins and {self.classes} classes")
 
     @property
     def n_count_slots(self) -> int:
@@ -144,11 +170,13 @@ class Layout:
 
     @property
     def n_sum_slots(self) -> int:
+        if self.kind == GAUSSIAN:
+            return int(N_GAUSSIAN_SUMS)
         return int(N_SUMS + self.bins * BIN_FIELDS) + self.classes
 
     @property
     def class_mass(self) -> slice:
-        start = int(N_SUMS + self.bins * BIN_FIELDS)
+        start = self.n_sum_slots - self.classes
         return slice(start, start + self.classes)
 
     @property
@@ -161,7 +189,11 @@ class Layout:
 
     def describe(self) -> dict[str, object]:
         """The layout as a saved state's header records it: the slots' names in the order of their positions,
-        those repeated per bin and per class, and how many bins and classes there are."""
+        those repeated per bin and per class, and how many bins and classes there are; a Gaussian layout
+        says its kind (a classification one, as every state before the Gaussian kind, does not)."""
+        if self.kind == GAUSSIAN:
+            return {"kind": GAUSSIAN, "count_slots": [slot.name for slot in COUNT_SLOTS],
+                    "sum_slots": [slot.name for slot in GAUSSIAN_SUM_SLOTS]}
         return {"count_slots": [slot.name for slot in COUNT_SLOTS],
                 "per_bin_count_slots": [f"bin.{BIN_COUNT.name}"],
                 "sum_slots": [slot.name for slot in SUM_SLOTS],
@@ -173,7 +205,7 @@ class Layout:
 def filled_by(metric_set: str) -> frozenset[str]:
     """Names of the slots (as ``Layout.describe`` names them: ``rows``, ``bin.confidence``,
     ``class.target_mass``) that the passes of a metric set fill."""
-    names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS if metric_set in slot.filled_by}
+    names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS + GAUSSIAN_SUM_SLOTS if metric_set in slot.filled_by}
     names |= {f"bin.{slot.name}" for slot in (BIN_COUNT, *BIN_FIELD_SLOTS) if metric_set in slot.filled_by}
     names |= {f"class.{CLASS_MASS.name}"} if metric_set in CLASS_MASS.filled_by else set()
     return frozenset(names)
