@@ -330,6 +330,12 @@ def test_the_command_line_scores_saves_merges_and_fails_if(tmp_path):
     assert report["metrics"]["cross_entropy"] is None and report["calibration"] == []
     assert [group["group"]["split"] for group in report["groups"]] == ["valid", "train"]
 
+    table = runner.invoke(main, ["score", str(path), "--mean", "mu", "--log-variance", "logvar", "--by", "split",
+                                 "--format", "table"])
+    lines = table.stdout.splitlines()
+    assert any(line.split()[:1] == ["gaussian_kl"] for line in lines) and not any("cross_entropy" in l for l in lines)
+    assert "split    rows  infinite_rows  gaussian_kl" in lines
+
     threshold = f"gaussian_kl>{expected.mean() * 0.99}"
     breached = runner.invoke(main, ["score", str(path), "--mean", "mu", "--log-variance", "logvar",
                                     "--fail-if", threshold, "--format", "json"])

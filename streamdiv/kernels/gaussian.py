@@ -33,16 +33,19 @@ SERIES_LIMIT = 1.0  # |r| below this takes the series: there expm1(r) - r loses 
 EXPONENT_OVERFLOW = 710.0  # e^r is +inf past 709.78; r may be +inf itself (lv - lv0 overflowed), and inf - inf is NaN
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def exp_excess(r):
     """h(r) = e^r - 1 - r >= 0, to a few ulp for every r: the Horner series r^2 (1/2! + r (1/3! + ...)) for
-    |r| < 1, expm1(r) - r elsewhere (no cancellation there: h >= 0.37 |r|), +inf for r past 710."""
-    c = SERIES
-    series = r * r * (c[0] + r * (c[1] + r * (c[2] + r * (c[3] + r * (c[4] + r * (c[5] + r * (c[6] + r * (
-        c[7] + r * (c[8] + r * (c[9] + r * (c[10] + r * (c[11] + r * (c[12] + r * (c[13] + r * (c[14] + r * (
-            c[15] + r * (c[16] + r * (c[17] + r * c[18]))))))))))))))))))
-    direct = math.expm1(r) - r if r < EXPONENT_OVERFLOW else math.inf
-    return series if abs(r) < SERIES_LIMIT else direct
+    |r| < 1, expm1(r) - r elsewhere (no cancellation there: h >= 0.37 |r|), +inf for r past 710.
+
+    A branch, not a select: the loop calls libm's expm1 and exp and does not vectorise anyway, and a select
+    would compute the 19-step series for every value."""
+    if abs(r) < SERIES_LIMIT:
+        c = SERIES
+        return r * r * (c[0] + r * (c[1] + r * (c[2] + r * (c[3] + r * (c[4] + r * (c[5] + r * (c[6] + r * (
+            c[7] + r * (c[8] + r * (c[9] + r * (c[10] + r * (c[11] + r * (c[12] + r * (c[13] + r * (c[14] + r * (
+                c[15] + r * (c[16] + r * (c[17] + r * c[18]))))))))))))))))))
+    return math.expm1(r) - r if r < EXPONENT_OVERFLOW else math.inf
 
 
 @njit(inline="always")
