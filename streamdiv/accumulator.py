@@ -107,8 +107,8 @@ class Accumulator:
     def add_batch(self, inputs: Mapping[str, Any], groups: Mapping[str, Any], location: Location, *,
                   class_names: Sequence[str] | None = None) -> Accumulator:
         """Add one batch of a source's columns (``inputs`` by role: probs, logits, labels, targets, weights;
-        or mean, log_variance, prior_mean, prior_log_variance, weights; ``groups`` by group column name, possibly empty), naming ``location``'s file, rows and columns in any
-        error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
+        or mean, log_variance, prior_mean, prior_log_variance, weights; ``groups`` by group column name,
+        possibly empty), naming ``location``'s file, rows and columns in any error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
         has none of its own.  This is the one entry of ``evaluate`` and the command line."""
         return self.update_prepared(*self._prepare(inputs, groups, class_names), location)
 

@@ -185,9 +185,9 @@ def _label_value(text: str | None) -> Any:
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
           targets: str | None, weights: str | None, mean: str | None, log_variance: str | None,
-          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], base: str, bins: int, batch_size: int | None,
-          on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool, metric_set: str,
-          class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
+          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], base: str, bins: int,
+          batch_size: int | None, on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool,
+          metric_set: str, class_names: str | None, progress: bool | None, threads: int | None, fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 

@@ -76,8 +76,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     return report
 
 
-def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan | GaussianPlan, *, batch_size: int | None = None,
-                 progress: ProgressCallback | None = None) -> Accumulator:
+def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan | GaussianPlan, *,
+                 batch_size: int | None = None, progress: ProgressCallback | None = None) -> Accumulator:
     """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says (``batch_size`` rows per batch,
     or about 4 MiB of decoded columns when None)."""
     if batch_size is not None and batch_size < 1:

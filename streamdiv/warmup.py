@@ -13,8 +13,8 @@ array of the same type as a present one.  Each input family (hard labels with pr
 loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets) has its own
 entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
-every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose types are already compiled costs
-milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
+every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
+types are already compiled costs milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
 """
 
 from __future__ import annotations
