@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from .report import Report
 from .state import CLASSWISE_MAX_CLASSES, Config, State
 
 ON_INVALID = ("error", "skip")
+Prepared = Union[columns.Prepared, columns.GaussianPrepared]
 
 @dataclass
 class Location:
@@ -76,10 +77,16 @@ class Accumulator:
 
     # ---- feeding
     def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
-               weights: Any = None, groups: Any = None) -> Accumulator:
+               weights: Any = None, groups: Any = None, mean: Any = None, log_variance: Any = None,
+               prior_mean: Any = None, prior_log_variance: Any = None) -> Accumulator:
         """Add one batch: numpy or Arrow arrays (2-D rows x classes, or a list column, for distributions;
         1-D for a binary prediction, labels and weights).  ``groups`` is one array of group values, or a
         mapping of group column name to array.
+
+        The Gaussian kind takes ``mean`` and ``log_variance`` (rows x dimensions, or list columns) instead of
+        a prediction and labels, and optionally ``prior_mean`` and ``prior_log_variance`` (by default the
+        standard normal's 0 and 0): its metric is ``gaussian_kl``, the weighted mean over rows of
+        KL(N(mean, diag exp(log_variance)) || N(prior_mean, diag exp(prior_log_variance))).
 
         Validation is fused into the one pass over the batch, so with ``on_invalid="error"`` the
         :class:`InvalidRowError` comes after the batch: its valid rows have been added and its invalid rows
@@ -87,8 +94,16 @@ class Accumulator:
         inputs of more than UPDATE_SLICE_ROWS rows are fed in slices of that many (the same bits), so that
         the copies made while preparing them stay small."""
         inputs = {"probs": probs, "logits": logits, "labels": labels, "targets": targets, "weights": weights}
+        gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
+                    "prior_log_variance": prior_log_variance}
+        if any(value is not None for value in gaussian.values()):
+            mixed = [role + "=" for role, value in inputs.items() if value is not None and role != "weights"]
+            if mixed:
+                raise StreamdivError(f"mean=, log_variance= and the prior's (the Gaussian kind) do not go with "
+                                     f"{', '.join(mixed)}: score one kind of input at a time")
+            inputs = {**gaussian, "weights": weights}
         mapping = groups if groups is None or isinstance(groups, Mapping) else {"group": groups}
-        first_bad: tuple[columns.Prepared, int, Location] | None = None
+        first_bad: tuple[Prepared, int, Location] | None = None
         n_bad = 0
         for start, stop in _slices(inputs, mapping):
             prepared, names, keys, inverse = self._prepare(
@@ -108,33 +123,41 @@ class Accumulator:
     def add_batch(self, inputs: Mapping[str, Any], groups: Mapping[str, Any], location: Location, *,
                   class_names: Sequence[str] | None = None) -> Accumulator:
         """Add one batch of a source's columns (``inputs`` by role: probs, logits, labels, targets, weights;
-        ``groups`` by group column name, possibly empty), naming ``location``'s file, rows and columns in any
-        error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
+        or mean, log_variance, prior_mean, prior_log_variance, weights; ``groups`` by group column name,
+        possibly empty), naming ``location``'s file, rows and columns in any error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
         has none of its own.  This is the one entry of ``evaluate`` and the command line."""
         return self.update_prepared(*self._prepare(inputs, groups, class_names), location)
 
     def _prepare(self, inputs: Mapping[str, Any], groups: Mapping[str, Any] | None,
-                 class_names: Sequence[str] | None = None) -> tuple[columns.Prepared, tuple[str, ...], list[tuple],
+                 class_names: Sequence[str] | None = None) -> tuple[Prepared, tuple[str, ...], list[tuple],
                                                                     np.ndarray | None]:
         """(prepared batch, group names, group keys, each row's index into them) of one batch's inputs."""
-        prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
-                                   expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
+        prepared: Prepared
+        if "mean" in inputs or "log_variance" in inputs:
+            prepared = columns.prepare_gaussian(**inputs, expected_dimensions=self._state.config.dimensions)
+        else:
+            prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
+                                       expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
         if not groups:
             return prepared, (), [()], None
         keys, inverse = columns.group_keys(list(groups.values()))
         return prepared, tuple(str(name) for name in groups), keys, inverse
 
-    def update_prepared(self, prepared: columns.Prepared, group_names: tuple[str, ...], keys: list[tuple],
+    def update_prepared(self, prepared: Prepared, group_names: tuple[str, ...], keys: list[tuple],
                         inverse: np.ndarray | None, location: Location) -> Accumulator:
         """Run the kernels on a prepared batch (``update`` and ``add_batch`` both come here)."""
         state = self._state
-        state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
-                         soft_targets=prepared.targets is not None, class_names=prepared.class_names,
-                         group_names=group_names)
+        if isinstance(prepared, columns.GaussianPrepared):
+            state.fix_gaussian_layout(dimensions=prepared.dimensions, group_names=group_names)
+        else:
+            state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
+                             soft_targets=prepared.targets is not None, class_names=prepared.class_names,
+                             group_names=group_names)
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
-        self._predictions = _combined(self._predictions, "logits" if prepared.is_logits else "probs")
+        if not isinstance(prepared, columns.GaussianPrepared):
+            self._predictions = _combined(self._predictions, "logits" if prepared.is_logits else "probs")
         if self.on_invalid == "error":
             bad = np.flatnonzero((prepared.status != OK) & (prepared.status != CODE_IGNORED))
             if len(bad):
@@ -214,10 +237,13 @@ def _combined(seen: str | None, new: str | None) -> str | None:
     return seen if new is None else "mixed"
 
 
-def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray, lanes: driver.Lanes | None) -> None:
+def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes: driver.Lanes | None) -> None:
     """Score a prepared batch into the state through the entry point of its input family.  Absent inputs are
     passed as empty read-only arrays of the same type as present ones, so each entry point compiles once per
     set of input dtypes and no more."""
+    if isinstance(prepared, columns.GaussianPrepared):
+        _run_gaussian_kernel(state, prepared, row_groups, lanes)
+        return
     config = state.config
     soft = prepared.targets is not None
     if prepared.targets is not None:
@@ -237,6 +263,25 @@ def _run_kernel(state: State, prepared: columns.Prepared, row_groups: np.ndarray
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
     what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):
+        driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
+    state.rows_read += len(prepared.status)
+
+
+def _run_gaussian_kernel(state: State, prepared: columns.GaussianPrepared, row_groups: np.ndarray,
+                         lanes: driver.Lanes | None) -> None:
+    """_run_kernel for the Gaussian kind: absent prior columns are empty (0, 0) arrays of the mean's dtype."""
+    absent = columns.readonly(np.zeros((0, 0), dtype=prepared.mean.dtype))
+    batch = driver.GaussianBatch(
+        prepared.mean, prepared.log_variance,
+        prepared.prior_mean if prepared.prior_mean is not None else absent,
+        prepared.prior_log_variance if prepared.prior_log_variance is not None else absent,
+        prepared.weights if prepared.weights is not None else _EMPTY_WEIGHTS,
+        columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status)
+    settings = driver.Settings(False, 0.0, False, 0.0, 0.0, 0, 0)  # read by no Gaussian kernel
+    family = driver.GAUSSIAN_FAMILY
+    open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
+    with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.mean.dtype.str),
+                               f"gaussian kl, {prepared.mean.dtype} mean and log variance"):
         driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
     state.rows_read += len(prepared.status)
 

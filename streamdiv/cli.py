@@ -22,6 +22,7 @@ from .conditions import Condition, breaches
 from .errors import StreamdivError
 from .evaluate import score_source
 from .formats import FORMATS, render, write_atomically
+from .kernels.layout import CLASSIFICATION, GAUSSIAN
 from .metrics import BINNINGS, METRIC_NAMES, METRIC_SETS, parse_base
 from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
@@ -86,11 +87,14 @@ def output_options(func: Callable) -> Callable:
     return wrapper
 
 
-def _conditions(texts: tuple[str, ...], metric_set: str = "all") -> list[Condition]:
+def _conditions(texts: tuple[str, ...], metric_set: str | None = "all", kind: str = CLASSIFICATION) -> list[Condition]:
+    """The --fail-if conditions, each refused unless the run computes its metric (not checked for None: the
+    states that `merge` reads say what is computed)."""
     try:
         conditions = [Condition.parse(text) for text in texts]
         for condition in conditions:
-            condition.check_computed(metric_set)
+            if metric_set is not None:
+                condition.check_computed(metric_set, kind)
         return conditions
     except StreamdivError as error:
         raise click.BadParameter(str(error), param_hint="--fail-if") from None
@@ -154,6 +158,11 @@ def _label_value(text: str | None) -> Any:
 @click.option("--labels", help="Hard label column: integer class index, bool, or class name.")
 @click.option("--targets", help="Soft target column(s): a full reference distribution per row.")
 @click.option("--weights", help="Per-row weight column.")
+@click.option("--mean", help="The Gaussian kind (a VAE's posterior), instead of a prediction and labels: the "
+              "mean column(s), laid out as --probs; scored by gaussian_kl.")
+@click.option("--log-variance", help="The Gaussian kind's log variance column(s), as many dimensions as --mean.")
+@click.option("--prior-mean", help="The prior's mean column(s) [default: 0, the standard normal].")
+@click.option("--prior-log-variance", help="The prior's log variance column(s) [default: 0, the standard normal].")
 @click.option("--by", multiple=True, help="Group column; repeat for several. Every metric per group.")
 @click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
               help="Log base: e (nats), 2 (bits), 10 (hartleys).")
@@ -181,29 +190,39 @@ def _label_value(text: str | None) -> Any:
               "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
-          targets: str | None, weights: str | None, by: tuple[str, ...], base: str, bins: int, binning: str,
-          batch_size: int | None,
-          on_invalid: str, eps: float | None, ignore_label: str | None, renormalize: bool, metric_set: str,
-          class_names: str | None, classwise: bool | None, progress: bool | None, threads: int | None,
-          fmt: str | None,
+          targets: str | None, weights: str | None, mean: str | None, log_variance: str | None,
+          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], base: str, bins: int,
+          binning: str, batch_size: int | None, on_invalid: str, eps: float | None, ignore_label: str | None,
+          renormalize: bool, metric_set: str, class_names: str | None, classwise: bool | None,
+          progress: bool | None, threads: int | None, fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
     Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
     printed on stderr.
 
+    With --mean and --log-variance (and optionally --prior-mean, --prior-log-variance) it scores a VAE's
+    Gaussian posterior against its prior instead: gaussian_kl, the mean over rows of
+    KL(N(mean, diag var) || prior).
+
     \b
     Example:
         streamdiv score preds.parquet --probs probs --labels label --by region \\
             --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
+        streamdiv score latents.parquet --mean mu --log-variance logvar --fail-if 'gaussian_kl>40'
     """
-    conditions = _conditions(fail_if, metric_set)
+    gaussian = {"mean": _split(mean), "log_variance": _split(log_variance), "prior_mean": _split(prior_mean),
+                "prior_log_variance": _split(prior_log_variance)}
+    is_gaussian = any(spec is not None for spec in gaussian.values())
+    conditions = _conditions(fail_if, metric_set, GAUSSIAN if is_gaussian else CLASSIFICATION)
     if threads is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     source = open_source(list(sources) if len(sources) > 1 else sources[0])
     columns = {"probs": _split(probs), "logits": _split(logits), "labels": labels, "targets": _split(targets),
                "weights": weights}
-    if columns["probs"] is None and columns["logits"] is None or columns["labels"] is None and columns["targets"] is None:
+    if is_gaussian:
+        columns = {role: spec for role, spec in columns.items() if spec is not None} | gaussian
+    elif columns["probs"] is None and columns["logits"] is None or columns["labels"] is None and columns["targets"] is None:
         guessed = guess(source.schema)
         taken = []
         for pair in (("probs", "logits"), ("labels", "targets")):
@@ -244,7 +263,7 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
     Example:
         streamdiv merge hourly/*.state --save-state daily.state --fail-if 'kl_divergence>=0.2'
     """
-    conditions = _conditions(fail_if)
+    conditions = _conditions(fail_if, None)
     accumulator = None  # the first state's settings (bins, eps, metric set) are the ones the others must share
     for path in states:
         with open(path, "rb") as handle:
@@ -254,7 +273,9 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
             except StreamdivError as error:
                 raise StreamdivError(f"{path}: {error}") from error
     assert accumulator is not None  # click requires at least one state
-    _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
+    report = accumulator.report()
+    _conditions(fail_if, report.config.metrics, report.config.kind)
+    _emit(report, accumulator, fmt, output, conditions, save_state)
 
 
 @main.command()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import StreamdivError
-from .metrics import METRIC_NAMES, METRIC_SETS
+from .kernels.layout import CLASSIFICATION, GAUSSIAN
+from .metrics import METRIC_NAMES, computed_metrics
 from .report import Report
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -41,10 +42,14 @@ class Condition:
             raise StreamdivError(f"{number!r} in {text!r} is not a number") from error
         return cls(metric, op, threshold, text.strip())
 
-    def check_computed(self, metric_set: str) -> None:
-        """Refuse a condition on a metric that ``metric_set`` does not compute: it could never trip."""
-        if self.metric not in METRIC_SETS[metric_set]:
-            raise StreamdivError(f"{self.text!r}: {self.metric} is not computed with metrics={metric_set!r}")
+    def check_computed(self, metric_set: str, kind: str = CLASSIFICATION) -> None:
+        """Refuse a condition on a metric that ``metric_set`` (or the input's kind) does not compute: it could
+        never trip."""
+        if self.metric not in computed_metrics(metric_set, kind):
+            where = ("for the Gaussian kind (mean and log variance)" if kind == GAUSSIAN
+                     else f"with metrics={metric_set!r}" if metric_set != "all"
+                     else "for predictions against labels or targets")
+            raise StreamdivError(f"{self.text!r}: {self.metric} is not computed {where}")
 
     def holds(self, value: Any) -> bool:
         """A null metric (undefined for this data) never trips a condition."""
@@ -57,7 +62,7 @@ def breaches(report: Report, conditions: list[Condition]) -> list[str]:
     """One line per condition that holds somewhere: overall or in a group."""
     lines = []
     for condition in conditions:
-        condition.check_computed(report.config.metrics)
+        condition.check_computed(report.config.metrics, report.config.kind)
         places = []
         if condition.holds(report.metrics[condition.metric]):
             places.append(f"overall {condition.metric} = {report.metrics[condition.metric]}")

@@ -15,7 +15,7 @@ import numba
 
 from .accumulator import Accumulator, Location
 from .kernels.layout import ROW_BLOCK
-from .plan import ColumnPlan, resolve
+from .plan import ColumnPlan, GaussianPlan, resolve
 from .report import Report
 from .sources import Chunk, Source, open_source
 
@@ -37,7 +37,9 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
              on_invalid: str = "error",
              ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
              metrics: str = "all", classwise: bool | None = None, progress: ProgressCallback | None = None,
-             accumulator: Accumulator | None = None) -> Report:
+             accumulator: Accumulator | None = None, mean: str | Sequence[str] | None = None,
+             log_variance: str | Sequence[str] | None = None, prior_mean: str | Sequence[str] | None = None,
+             prior_log_variance: str | Sequence[str] | None = None) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
@@ -47,6 +49,13 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
 
     Returns a :class:`~streamdiv.Report`; cross_entropy = entropy + kl_divergence, in the unit of ``base``.
     ``accumulator`` continues an existing accumulator (for instance one restored with ``from_bytes``).
+
+    The Gaussian kind: ``mean`` and ``log_variance`` (instead of a prediction and labels) name a VAE's
+    posterior per row, a list column, per-dimension columns or a glob, and ``prior_mean`` and
+    ``prior_log_variance`` optionally its prior (by default the standard normal).  The metric
+    ``gaussian_kl`` is then the weighted mean over rows of
+    KL(N(m, diag s^2) || N(m0, diag s0^2)) = 1/2 sum_d [log(s0^2/s^2) + (s^2 + (m - m0)^2)/s0^2 - 1], in the
+    unit of ``base``; ``rows``, ``weight``, ``skipped_rows`` and ``infinite_rows`` count as for predictions.
     ``batch_size`` is rows per batch; by default each batch holds about 4 MiB of decoded columns.
     ``binning="quantile"`` makes the ``bins`` calibration bins hold equal weight (their edges come from the
     data), ``"uniform"`` gives them edges k/bins.  ``metrics="loss"`` computes the loss metrics only (cross-entropy, its standard error, KL, perplexity,
@@ -56,7 +65,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     """
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
-                   by=by, class_names=class_names)
+                   by=by, class_names=class_names, mean=mean, log_variance=log_variance, prior_mean=prior_mean,
+                   prior_log_variance=prior_log_variance)
     if accumulator is None:
         accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
                                   renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
@@ -72,8 +82,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     return report
 
 
-def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan, *, batch_size: int | None = None,
-                 progress: ProgressCallback | None = None) -> Accumulator:
+def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan | GaussianPlan, *,
+                 batch_size: int | None = None, progress: ProgressCallback | None = None) -> Accumulator:
     """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says (``batch_size`` rows per batch,
     or about 4 MiB of decoded columns when None)."""
     if batch_size is not None and batch_size < 1:

@@ -13,11 +13,13 @@ import stat
 import tempfile
 from typing import Any, Callable
 
-from .metrics import METRIC_SETS, METRICS, UNITS
+from .metrics import METRICS, UNITS, computed_metrics
+from .kernels.layout import GAUSSIAN
 from .report import Report
 
 FORMATS = ("table", "json", "csv", "prometheus")
-GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece")
+GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece", "infinite_rows", "gaussian_kl")
+GAUSSIAN_GROUP_COLUMNS = ("infinite_rows",)  # shown per group for the Gaussian kind only
 CLASS_COLUMNS = ("ece", "mean_prediction", "observed_frequency", "calibration_ratio")
 TABLE_CLASSES = 20  # the table lists the classes' calibration up to this many classes (JSON: always)
 
@@ -57,7 +59,7 @@ def table(report: Report) -> str:
     """Metric, value and unit, one metric a line; then one line per group with the key metrics.  Metrics
     outside the report's metric set are left out (JSON keeps them, as null)."""
     unit = report.units
-    computed = METRIC_SETS[report.config.metrics]
+    computed = computed_metrics(report.config.metrics, report.config.kind)
     rows = [["metric", "value", "unit"]]
     for metric in METRICS:
         value = report.metrics[metric.name]
@@ -69,7 +71,8 @@ def table(report: Report) -> str:
         rows.append([metric.name, _number(value), kind])
     text = _aligned(rows)
     if report.groups:
-        columns = [name for name in GROUP_COLUMNS if name in computed]
+        columns = [name for name in GROUP_COLUMNS if name in computed
+                   and (report.config.kind == GAUSSIAN or name not in GAUSSIAN_GROUP_COLUMNS)]
         header = list(report.groups[0]["group"]) + columns
         group_rows = [header]
         for group in report.groups:

@@ -16,9 +16,8 @@ import numpy as np
 from .kernels import layout
 from .kernels.layout import (BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BIN_WEIGHT_SQUARES, BRIER, CLIPPED, CORRECT,
                              CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, ENTROPY,
-                             IGNORED, INFINITE,
-                             INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS,
-                             SKIPPED, UNNORMALIZED, WEIGHT)
+                             GAUSSIAN, GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL,
+                             PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT)
 from .errors import StreamdivError
 
 Value = Optional[float]
@@ -177,6 +176,14 @@ def _reverse_kl(t: Totals) -> Value:
     if t.count(INFINITE_REVERSE) > 0 and t.sums[WEIGHT] > t.sums[REVERSE_KL_WEIGHT]:
         return math.inf
     return t.mean(REVERSE_KL, REVERSE_KL_WEIGHT)
+
+
+def _gaussian_kl(t: Totals) -> Value:
+    """Weighted mean over rows of KL(N(mean, diag exp(log_variance)) || prior), +inf when a row of positive
+    weight has an infinite one (kernels.gaussian)."""
+    if t.count(INFINITE) > 0 and t.sums[WEIGHT] > t.sums[GAUSSIAN_KL_WEIGHT]:
+        return math.inf
+    return t.mean(GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT)
 
 
 def _cross_entropy_stderr(t: Totals) -> Value:
@@ -410,7 +417,8 @@ METRICS: tuple[Metric, ...] = (
            reads=('skipped',)),
     Metric("ignored_rows", "count", "rows whose label is ignore_label", _count(IGNORED),
            reads=('ignored',)),
-    Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened)",
+    Metric("infinite_rows", "count", "rows with +inf cross-entropy (zero probability on what happened), or "
+           "+inf Gaussian KL",
            _count(INFINITE),
            reads=('infinite',)),
     Metric("unnormalized_rows", "count", "rows whose probabilities do not sum to 1 within tolerance",
@@ -488,16 +496,32 @@ METRICS: tuple[Metric, ...] = (
     Metric("brier_within_bin_covariance", "probability", "WBC = sum_k sum_i w_i (q_ik - f_bk)(y_ik - o_bk) / W",
            _classwise(_brier_within_bin_covariance),
            reads=_DECOMPOSITION_READS),
+    Metric("gaussian_kl", "information",
+           "KL(N(mean, diag var) || N(prior_mean, diag prior_var)) = 1/2 sum_d [log(prior_var/var) "
+           "+ (var + (mean - prior_mean)^2)/prior_var - 1]; prior N(0, I) by default", _gaussian_kl,
+           reads=('gaussian_kl', 'gaussian_kl_weight', 'infinite', 'weight')),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
 BINNINGS = layout.BINNINGS  # the calibration bins' rules, for the API's and the command line's choices
+
+
+def _filled(metric_set: str) -> tuple[str, ...]:
+    return tuple(metric.name for metric in METRICS if set(metric.reads) <= layout.filled_by(metric_set))
+
+
 # What each metric set computes: the metrics whose slots its passes fill (kernels.layout).  "loss" skips the
 # per-value logs, argmax, Brier and calibration bins, so hard labels against probabilities, and binary
 # predictions against labels, run a lighter pass (kernels.loss, kernels.binary); the other metrics are None.
-METRIC_SETS: dict[str, tuple[str, ...]] = {
-    metric_set: tuple(metric.name for metric in METRICS if set(metric.reads) <= layout.filled_by(metric_set))
-    for metric_set in (layout.ALL, layout.LOSS)
-}
+METRIC_SETS: dict[str, tuple[str, ...]] = {metric_set: _filled(metric_set) for metric_set in (layout.ALL, layout.LOSS)}
+# The Gaussian kind computes these (its row counts and the Gaussian KL), whichever metric set was asked for.
+GAUSSIAN_METRICS: tuple[str, ...] = _filled(GAUSSIAN)
+
+
+def computed_metrics(metric_set: str, kind: str = layout.CLASSIFICATION) -> tuple[str, ...]:
+    """The metrics that a state of ``kind`` computes under ``metric_set``; the others are None."""
+    return GAUSSIAN_METRICS if kind == GAUSSIAN else METRIC_SETS[metric_set]
+
+
 UNITS = {"e": ("nats", 1.0), 2: ("bits", math.log(2.0)), 10: ("hartleys", math.log(10.0))}
 
 
@@ -514,12 +538,12 @@ def parse_base(base: object) -> str | int:
 
 
 def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all",
-                    absent_slots: tuple[str, ...] = ()) -> dict[str, Value]:
+                    absent_slots: tuple[str, ...] = (), kind: str = layout.CLASSIFICATION) -> dict[str, Value]:
     """Every registered metric for one set of totals, information metrics in the unit of ``base``; those
-    outside ``metric_set``, and those reading a slot the state lacks (``absent_slots``: saved by an earlier
-    streamdiv), are None (not computed)."""
+    that ``kind`` does not compute under ``metric_set``, and those reading a slot the state lacks
+    (``absent_slots``: saved by an earlier streamdiv), are None (not computed)."""
     _, divisor = UNITS[base]
-    computed = METRIC_SETS[metric_set]
+    computed = computed_metrics(metric_set, kind)
     values: dict[str, Value] = {}
     for metric in METRICS:
         known = not set(metric.reads) & set(absent_slots)

@@ -54,6 +54,82 @@ class ColumnPlan:
         return inputs, [batch.column(name) for name in self.by]
 
 
+@dataclass
+class GaussianPlan:
+    """Resolved columns of the Gaussian kind: each role one list/scalar column (``str``) or one column per
+    dimension (``list``); the prior's are None for the standard normal."""
+
+    mean: str | list[str]
+    log_variance: str | list[str]
+    prior_mean: str | list[str] | None = None
+    prior_log_variance: str | list[str] | None = None
+    weights: str | None = None
+    by: list[str] = field(default_factory=list)
+    class_names: None = None  # the Gaussian kind has no classes
+
+    def _specs(self) -> dict[str, str | list[str] | None]:
+        return {"mean": self.mean, "log_variance": self.log_variance, "prior_mean": self.prior_mean,
+                "prior_log_variance": self.prior_log_variance, "weights": self.weights}
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column to read, each once, in a stable order."""
+        names: list[str] = []
+        for spec in [*self._specs().values(), self.by]:
+            for name in ([spec] if isinstance(spec, str) else (spec or [])):
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def column_names(self) -> dict[str, str]:
+        """Display names per role, for error messages."""
+        return {role: _display(spec) for role, spec in self._specs().items()}
+
+    def extract(self, batch: pa.RecordBatch) -> tuple[dict[str, Any], list[pa.Array]]:
+        """The batch's arrays for :func:`streamdiv.columns.prepare_gaussian`, and its group columns."""
+        def get(spec: str | list[str] | None) -> Any:
+            if spec is None:
+                return None
+            return batch.column(spec) if isinstance(spec, str) else [batch.column(name) for name in spec]
+
+        return {role: get(spec) for role, spec in self._specs().items()}, [batch.column(name) for name in self.by]
+
+
+def resolve_gaussian(schema: pa.Schema, *, mean: Any, log_variance: Any, prior_mean: Any = None,
+                     prior_log_variance: Any = None, weights: str | None = None, by: Any = None) -> GaussianPlan:
+    """Check the Gaussian kind's columns against ``schema`` (globs expand into per-dimension columns): every
+    role whose dimensions the schema tells (a fixed-size list, per-dimension columns, one float column) must
+    have the mean's."""
+    if mean is None or log_variance is None:
+        raise SchemaError("name both mean= and log_variance= (the Gaussian kind's columns)")
+    roles = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
+             "prior_log_variance": prior_log_variance}
+    resolved = {role: _distribution(schema, spec, role)[0] for role, spec in roles.items() if spec is not None}
+    widths = {role: _width(schema, spec) for role, spec in resolved.items()}
+    for role, width in widths.items():
+        if width is not None and widths["mean"] is not None and width != widths["mean"]:
+            raise SchemaError(f"{role}={_display(resolved[role])!r} has {width} dimensions per row but "
+                              f"mean={_display(resolved['mean'])!r} has {widths['mean']}: they must agree")
+    if weights is not None:
+        _require(schema, weights)
+    by_columns = [by] if isinstance(by, str) else list(by or [])
+    for name in by_columns:
+        _require(schema, name)
+    return GaussianPlan(resolved["mean"], resolved["log_variance"], resolved.get("prior_mean"),
+                        resolved.get("prior_log_variance"), weights, by_columns)
+
+
+def _width(schema: pa.Schema, spec: str | list[str]) -> int | None:
+    """Values per row that a column's type (or a list of per-dimension columns) fixes; None for a list column
+    of any length."""
+    if not isinstance(spec, str):
+        return len(spec)
+    kind = schema.field(spec).type
+    if pa.types.is_fixed_size_list(kind):
+        return kind.list_size
+    return None if pa.types.is_list(kind) or pa.types.is_large_list(kind) else 1
+
+
 def _display(spec: str | list[str] | None) -> str:
     if spec is None:
         return ""
@@ -62,8 +138,20 @@ def _display(spec: str | list[str] | None) -> str:
 
 def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels: str | None = None,
             targets: Any = None, weights: str | None = None, by: Any = None,
-            class_names: Sequence[str] | None = None) -> ColumnPlan:
-    """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns."""
+            class_names: Sequence[str] | None = None, mean: Any = None, log_variance: Any = None,
+            prior_mean: Any = None, prior_log_variance: Any = None) -> ColumnPlan | GaussianPlan:
+    """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns.  With
+    ``mean``/``log_variance`` (the Gaussian kind) see :func:`resolve_gaussian`; the classification roles are
+    then refused."""
+    gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
+                "prior_log_variance": prior_log_variance}
+    if any(spec is not None for spec in gaussian.values()):
+        mixed = [role for role, spec in (("probs", probs), ("logits", logits), ("labels", labels),
+                                         ("targets", targets), ("class_names", class_names)) if spec is not None]
+        if mixed:
+            raise SchemaError(f"mean=, log_variance= and the prior's columns (the Gaussian kind) do not go with "
+                              f"{', '.join(role + '=' for role in mixed)}: score one kind of input at a time")
+        return resolve_gaussian(schema, **gaussian, weights=weights, by=by)
     if (probs is None) == (logits is None):
         raise SchemaError("name exactly one of probs= (probabilities) and logits= (the prediction columns)")
     if (labels is None) == (targets is None):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .kernels.layout import GAUSSIAN
 from .metrics import UNITS, ClassBins, Totals, Value, class_bins, classwise_ece_per_class, compute_metrics
 from .state import State
 
@@ -35,18 +36,18 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        absent = state.config.absent_slots
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent)
-        calibrated = state.config.metrics == "all"
+        absent, kind = state.config.absent_slots, state.config.kind
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind)
+        calibrated = state.config.metrics == "all" and kind != GAUSSIAN
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
         self.calibration_bound: Value = overall.calibration.bound if calibrated else None
-        self.classes: list[dict[str, Any]] = _classes(overall, state)
+        self.classes: list[dict[str, Any]] = _classes(overall, state) if kind != GAUSSIAN else []
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
             for g, key in enumerate(state.group_keys):
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
 
@@ -59,20 +60,21 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; infinities become the string "inf" (strict JSON has no Infinity)."""
         config = self.config
+        layout: dict[str, Any] = {"kind": GAUSSIAN, "dimensions": config.dimensions} if config.kind == GAUSSIAN else {
+            "kind": "binary" if config.binary else "multiclass",
+            "targets": "soft" if config.soft_targets else "hard",
+            "num_classes": config.num_classes,
+            "classes": list(config.class_names) if config.class_names else None,
+            "bins": config.bins,
+            "binning": config.binning,
+            "classwise": bool(config.classwise),
+            "eps": config.eps,
+            "renormalize": config.renormalize,
+        }
         result: dict[str, Any] = {
             "units": self.units,
             "base": self.base,
-            "layout": {
-                "kind": "binary" if config.binary else "multiclass",
-                "targets": "soft" if config.soft_targets else "hard",
-                "num_classes": config.num_classes,
-                "classes": list(config.class_names) if config.class_names else None,
-                "bins": config.bins,
-                "binning": config.binning,
-                "classwise": bool(config.classwise),
-                "eps": config.eps,
-                "renormalize": config.renormalize,
-            },
+            "layout": layout,
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
             "calibration": [_json_values(row) for row in self.calibration],
@@ -88,8 +90,9 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={_short(self.metrics[name])}"
-                          for name in ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
+        names = (("rows", "gaussian_kl", "infinite_rows") if self.config.kind == GAUSSIAN
+                 else ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
+        shown = ", ".join(f"{name}={_short(self.metrics[name])}" for name in names)
         return f"<Report {self.units}: {shown}>"
 
 

@@ -7,8 +7,10 @@ bits do not depend on where batches were cut.  Readers see the two folded togeth
 A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
 ``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
 holds the sum slots ``weight`` ... ``brier``, then six sums per bin (``bin.weight`` ...
-``bin.weight_squares``), then one target mass per class.  The bins are the report's (binning="uniform") or the
+``bin.weight_squares``), then the per-class sums and the class-wise bins (kernels.layout).  The bins are the report's (binning="uniform") or the
 fine histogram that the report regroups (binning="quantile": ``layout.FINE_BINS`` of them).
+A state of the Gaussian kind (``Config.kind``)
+holds the count slots and the sums ``weight``, ``gaussian_kl`` and ``gaussian_kl_weight`` only.
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
 an error-free two-sum, so merging states differs from one pass over the concatenated data by rounding only.
@@ -47,14 +49,28 @@ class Config:
     # CLASSWISE_MAX_CLASSES classes with the full metric set
     absent_slots: tuple[str, ...] = ()  # slots (as Layout.describe names them) that a state saved by an earlier
     # streamdiv did not have: they hold zeros, and the metrics that read them are None
+    kind: str = layout.CLASSIFICATION  # or layout.GAUSSIAN: mean and log variance against a prior
+    dimensions: int | None = None  # the Gaussian kind's dimensions per row (None until the first batch)
+
+    @property
+    def is_fixed(self) -> bool:
+        """Whether a batch (or a merged state) has fixed the layout."""
+        return self.num_classes is not None or self.dimensions is not None
 
     def describe_difference(self, other: Config) -> str | None:
-        for name in ("num_classes", "binary", "soft_targets", "class_names", "bins", "binning", "eps",
+        if self.kind != other.kind:
+            return (f"the kind of input differs: {self.kind} ({_kind_words(self.kind)}) here, {other.kind} "
+                    f"({_kind_words(other.kind)}) in the other")
+        for name in ("num_classes", "binary", "soft_targets", "class_names", "dimensions", "bins", "binning", "eps",
                      "renormalize", "group_names", "metrics", "classwise"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
         return None
+
+
+def _kind_words(kind: str) -> str:
+    return "mean and log variance against a prior" if kind == layout.GAUSSIAN else "predictions against labels"
 
 
 @dataclass
@@ -101,10 +117,19 @@ class State:
     def fix_layout(self, *, num_classes: int, binary: bool, soft_targets: bool,
                    class_names: tuple[str, ...] | None, group_names: tuple[str, ...]) -> None:
         """Fix the layout on the first batch; every later batch must agree with it."""
-        wanted = replace(self.config, num_classes=num_classes, binary=binary, soft_targets=soft_targets,
-                         class_names=self.config.class_names or class_names, group_names=group_names,
+        wanted = replace(self.config, kind=layout.CLASSIFICATION, num_classes=num_classes, binary=binary,
+                         soft_targets=soft_targets, class_names=self.config.class_names or class_names,
+                         group_names=group_names,
                          classwise=resolve_classwise(self.config.classwise, num_classes, self.config.metrics))
-        if self.config.num_classes is None:
+        self._fix(wanted)
+
+    def fix_gaussian_layout(self, *, dimensions: int, group_names: tuple[str, ...]) -> None:
+        """fix_layout for a batch of the Gaussian kind (no class-wise bins)."""
+        self._fix(replace(self.config, kind=layout.GAUSSIAN, dimensions=dimensions, group_names=group_names,
+                          classwise=False))
+
+    def _fix(self, wanted: Config) -> None:
+        if not self.config.is_fixed:
             self.config = wanted
             self._allocate(self.counts.shape[0])
             return
@@ -177,9 +202,9 @@ class State:
 
     def merge(self, other: State) -> None:
         """Add ``other`` into this state in place; an empty state is the identity."""
-        if other.is_empty and other.config.num_classes is None:
+        if other.is_empty and not other.config.is_fixed:
             return
-        if self.config.num_classes is None and self.is_empty:
+        if not self.config.is_fixed and self.is_empty:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
             self.config = replace(other.config, bins=self.config.bins, binning=self.config.binning,
                                   eps=self.config.eps, renormalize=self.config.renormalize,
@@ -246,7 +271,9 @@ def resolve_classwise(requested: bool | None, num_classes: int, metrics: str) ->
 
 
 def slot_layout(config: Config) -> layout.Layout:
-    """The slot layout of one group's arrays under ``config``."""
+    """The slot layout of one group's arrays under ``config`` (the Gaussian kind: no bins, no classes)."""
+    if config.kind == layout.GAUSSIAN:
+        return layout.Layout(0, 0, kind=layout.GAUSSIAN)
     classes = config.num_classes or 0
     stored = layout.stored_bins(config.bins, config.binning)  # the top-label bins: the fine histogram for quantile
     if not config.classwise:

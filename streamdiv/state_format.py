@@ -22,6 +22,8 @@ keeps its values, each it lacks is zero and named in the configuration's ``absen
 reading it are None (never a number computed from a zero).  A state with a slot this streamdiv does not have,
 or whose slots of one kind come in another order, is refused (:class:`StateLayoutError`, naming the first
 difference).
+``"config"`` records ``"kind"`` (classification or gaussian) and ``"dimensions"`` (the Gaussian kind's) since the
+Gaussian kind came; a config without them, as every earlier writer's, is a classification state.
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CorruptStateError, StateLayoutError, StateVersionError
+from .kernels.layout import CLASSIFICATION, GAUSSIAN, KINDS
 from .metrics import METRIC_SETS
 from .kernels import layout
 from .state import Config, State, layout_description
@@ -73,6 +76,8 @@ LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "binning": ((str,), "uniform"),
     "classwise": ((bool, type(None)), False),
     "absent_slots": ((list,), []),
+    "kind": ((str,), CLASSIFICATION),
+    "dimensions": ((int, type(None)), None),
 }
 
 
@@ -93,6 +98,8 @@ def encode(state: State) -> bytes:
             "metrics": config.metrics,
             "classwise": config.classwise,
             "absent_slots": list(config.absent_slots),
+            "kind": config.kind,
+            "dimensions": config.dimensions,
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -194,8 +201,8 @@ def _restored(data: bytes, offset: int, header: dict[str, Any], config: Config, 
         keys.append(tuple(key))
     if len(set(keys)) != len(keys):
         raise _corrupt("its header lists a group key twice")
-    if keys and config.num_classes is None:
-        raise _corrupt(f"it holds {len(keys)} groups but no number of classes")
+    if keys and not config.is_fixed:
+        raise _corrupt(f"it holds {len(keys)} groups but no number of classes or of dimensions")
     count_positions, sum_positions = layout.positions(recorded)
     n, count_slots, sum_slots = len(keys), len(count_positions), len(sum_positions)
     for name, wanted in (("counts_shape", [n, count_slots]), ("sums_shape", [n, sum_slots, 2])):
@@ -254,8 +261,11 @@ def _config(raw: dict[str, Any], version: int) -> Config:
               for name, types in CONFIG_TYPES.items() | {name: types for name, (types, _) in
                                                           LATER_CONFIG_FIELDS.items()}.items()}
     num_classes, class_names = fields["num_classes"], fields["class_names"]
+    gaussian = fields["kind"] == GAUSSIAN
     problems = [
-        (num_classes is not None and num_classes < 1, "num_classes"),
+        (fields["kind"] not in KINDS, "kind"),
+        (num_classes is not None and (num_classes < 1 or gaussian), "num_classes"),
+        (fields["dimensions"] is not None and (fields["dimensions"] < 1 or not gaussian), "dimensions"),
         (fields["bins"] < 1, "bins"),
         (fields["binning"] not in layout.BINNINGS, "binning"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
@@ -273,7 +283,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
                   binning=fields["binning"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"], classwise=fields["classwise"],
-                  absent_slots=tuple(fields["absent_slots"]))
+                  absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"])
 
 
 def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> Config:

@@ -13,8 +13,8 @@ array of the same type as a present one.  Each input family (hard labels with pr
 loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets) has its own
 entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
-every family with float32 and float64 predictions; a layout whose types are already compiled costs
-milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
+every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
+types are already compiled costs milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class WarmupLayout:
     weights: bool = False
     groups: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # evaluate()'s metrics=, eps=, renormalize=
+    gaussian: bool = False  # the Gaussian kind: mean and log variance (prediction_dtype) against a prior
 
 
 LAYOUTS: tuple[WarmupLayout, ...] = (
@@ -97,6 +98,9 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     WarmupLayout("binary, float64 probabilities, loss metrics", binary=True, prediction_dtype="float64",
                  options={"metrics": "loss"}),
     WarmupLayout("binary, weights and groups", binary=True, weights=True, groups=True),
+    # the Gaussian kind: its one family, whose prior, weights and groups are runtime values
+    WarmupLayout("gaussian, float32 mean and log variance, prior, weights and groups", gaussian=True, weights=True,
+                 groups=True),
 )
 
 
@@ -113,6 +117,24 @@ def _distribution(values: np.ndarray, dtype: str, per_class: bool, prefix: str) 
 
 def _table_and_arguments(layout: WarmupLayout) -> tuple[pa.Table, dict[str, Any]]:
     """A four-row table of ``layout`` and the evaluate() arguments that name its columns."""
+    if layout.gaussian:
+        columns = {name: _distribution(values, layout.prediction_dtype, False, name)[name]
+                   for name, values in (("mean", PROBABILITIES), ("log_variance", -TARGETS),
+                                        ("prior_mean", TARGETS), ("prior_log_variance", PROBABILITIES))}
+        arguments: dict[str, Any] = {name: name for name in columns}
+    else:
+        columns, arguments = _classification_columns(layout)
+    if layout.weights:
+        columns["weight"] = pa.array([0.5, 1.0, 2.0, 1.0])
+        arguments["weights"] = "weight"
+    if layout.groups:
+        columns["region"] = pa.array(["eu", "us", "eu", "apac"]).dictionary_encode()
+        arguments["by"] = "region"
+    return pa.table(columns), arguments | layout.options
+
+
+def _classification_columns(layout: WarmupLayout) -> tuple[dict[str, pa.Array], dict[str, Any]]:
+    """The prediction and label (or target) columns of a classification layout, and their evaluate() arguments."""
     probabilities = BINARY_PROBABILITIES if layout.binary else PROBABILITIES
     if layout.prediction == "logits":
         with np.errstate(divide="ignore"):  # log 0 = -inf is a valid logit
@@ -126,13 +148,7 @@ def _table_and_arguments(layout: WarmupLayout) -> tuple[pa.Table, dict[str, Any]
         columns |= _distribution(BINARY_TARGETS if layout.binary else TARGETS, layout.target_dtype,
                                  layout.per_class, "target")
         arguments["targets"] = "target_*" if layout.per_class else "target"
-    if layout.weights:
-        columns["weight"] = pa.array([0.5, 1.0, 2.0, 1.0])
-        arguments["weights"] = "weight"
-    if layout.groups:
-        columns["region"] = pa.array(["eu", "us", "eu", "apac"]).dictionary_encode()
-        arguments["by"] = "region"
-    return pa.table(columns), arguments | layout.options
+    return columns, arguments
 
 
 def warm_up(progress: Callable[[str, float | None], None] | None = None) -> dict[str, float]:

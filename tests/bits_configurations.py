@@ -134,7 +134,7 @@ def _text(value: Any) -> str | None:
 def compute(configuration: Configuration) -> dict[str, str | None]:
     """Feed the configuration's data through the public API and return its named values."""
     columns = configuration.columns()
-    n_rows = len(columns["probs"] if "probs" in columns else columns["logits"])
+    n_rows = len(next(columns[role] for role in ("probs", "logits", "mean") if role in columns))
     cuts = np.cumsum((0,) + configuration.batches).tolist() + [n_rows]
     accumulator = streamdiv.Accumulator(**configuration.options)
     saved_threads = numba.get_num_threads()
@@ -291,6 +291,38 @@ def binary(n: int, seed: int, *, logits: bool = False, soft: bool = False, extre
     return columns
 
 
+def gaussian(n: int, dimensions: int, seed: int, *, dtype: type = np.float64, prior: bool = False,
+             weighted: bool = False, groups: str | None = None, invalid: bool = False) -> Columns:
+    """Diagonal Gaussians: means uniform in [-2, 2), log variances in [-3, 3) (with a few at -700 and 700),
+    and with ``prior`` a prior's, means in [-1, 1) and log variances in [-1, 1)."""
+    rng = np.random.default_rng(seed)
+    columns: Columns = {"mean": 4.0 * rng.random((n, dimensions)) - 2.0,
+                        "log_variance": 6.0 * rng.random((n, dimensions)) - 3.0}
+    columns["log_variance"][_pick(rng, n, 20), 0] = -700.0
+    columns["log_variance"][_pick(rng, n, 20), 0] = 700.0
+    if prior:
+        columns["prior_mean"] = 2.0 * rng.random((n, dimensions)) - 1.0
+        columns["prior_log_variance"] = 2.0 * rng.random((n, dimensions)) - 1.0
+    if weighted:
+        columns["weights"] = _weights(rng, n)
+    if invalid:
+        bad = _pick(rng, n, 6)
+        columns["mean"][bad[0], 1] = np.nan
+        columns["log_variance"][bad[1], 0] = np.inf
+        columns["log_variance"][bad[2], 0] = 720.0  # finite, but its KL is +inf: counted in infinite_rows
+        if prior:
+            columns["prior_mean"][bad[3], 0] = -np.inf
+            columns["prior_log_variance"][bad[4], 1] = np.nan
+        if weighted:
+            columns["weights"][bad[5]] = -1.0
+    if groups:
+        columns["groups"] = _groups(rng, n, groups)
+    for role in ("mean", "log_variance", "prior_mean", "prior_log_variance"):
+        if role in columns:
+            columns[role] = columns[role].astype(dtype)
+    return columns
+
+
 # ---- the configurations
 
 def _configurations() -> list[Configuration]:
@@ -411,6 +443,9 @@ def _configurations() -> list[Configuration]:
         ("stream_flat_logits_f32_k10_unnormalized", partial(stream, 10, 62, flat=True, logits=True,
                                                             unnormalized=True, dtype=np.float32), small),
         ("stream_flat_soft_f64_k30", partial(stream, 30, 63, flat=True, soft=True), small),
+        ("stream_gaussian_f32_d8_prior_weighted_runs_invalid_skip",
+         partial(gaussian, STREAM_ROWS, 8, 59, dtype=np.float32, prior=True, weighted=True, groups="long_runs",
+                 invalid=True), skip),
     ]
     for name, columns, options in streams:
         configurations += [

@@ -246,3 +246,27 @@ def double_softmax_rows(pred: np.ndarray, *, logits: bool, tolerance: float) -> 
         return 0
     top, bottom = values.max(axis=1), values.min(axis=1)
     return int(((bottom > 0.0) & (top > bottom) & (top <= np.e * (1.0 + tolerance) * bottom)).sum())
+
+
+def gaussian_kl_rows(mean: np.ndarray, log_variance: np.ndarray, prior_mean: np.ndarray | float = 0.0,
+                     prior_log_variance: np.ndarray | float = 0.0) -> np.ndarray:
+    """Per-row KL(N(m, diag e^lv) || N(m0, diag e^lv0)) = 1/2 sum_d [lv0 - lv + (e^lv + (m - m0)^2)/e^lv0 - 1],
+    the textbook formula in plain float64 (it loses digits where the distributions nearly agree)."""
+    m, lv = np.asarray(mean, np.float64), np.asarray(log_variance, np.float64)
+    m0, lv0 = np.asarray(prior_mean, np.float64), np.asarray(prior_log_variance, np.float64)
+    return 0.5 * (lv0 - lv + (np.exp(lv) + (m - m0) ** 2) / np.exp(lv0) - 1.0).sum(axis=1)
+
+
+def gaussian_kl_row_mpmath(mean, log_variance, prior_mean=None, prior_log_variance=None, digits: int = 50):
+    """One row's Gaussian KL from the textbook formula in mpmath at ``digits`` digits, the float64 inputs
+    taken exactly; an mpf."""
+    import mpmath
+
+    with mpmath.workdps(digits):
+        total = mpmath.mpf(0)
+        for d in range(len(mean)):
+            m, lv = mpmath.mpf(float(mean[d])), mpmath.mpf(float(log_variance[d]))
+            m0 = mpmath.mpf(float(prior_mean[d])) if prior_mean is not None else mpmath.mpf(0)
+            lv0 = mpmath.mpf(float(prior_log_variance[d])) if prior_log_variance is not None else mpmath.mpf(0)
+            total += lv0 - lv + (mpmath.exp(lv) + (m - m0) ** 2) / mpmath.exp(lv0) - 1
+        return total / 2

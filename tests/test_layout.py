@@ -6,7 +6,7 @@ import numpy as np
 
 import streamdiv
 from streamdiv.kernels import layout
-from streamdiv.metrics import METRIC_SETS, METRICS
+from streamdiv.metrics import GAUSSIAN_METRICS, METRIC_SETS, METRICS
 
 
 def test_the_loss_set_is_the_metrics_whose_slots_the_loss_passes_fill():
@@ -14,12 +14,18 @@ def test_the_loss_set_is_the_metrics_whose_slots_the_loss_passes_fill():
         "rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows", "clipped_rows",
         "double_softmax_rows", "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence",
         "perplexity", "normalized_entropy", "relative_information_gain")
-    assert METRIC_SETS["all"] == tuple(metric.name for metric in METRICS)
+    assert METRIC_SETS["all"] == tuple(metric.name for metric in METRICS if metric.name != "gaussian_kl")
+
+
+def test_the_gaussian_kind_computes_its_row_counts_and_the_gaussian_kl():
+    assert GAUSSIAN_METRICS == ("rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "gaussian_kl")
 
 
 def test_every_slot_a_metric_reads_is_in_the_layout_and_only_the_brier_terms_are_read_by_none():
     described = layout.Layout(bins=3, classes=2, classwise_classes=2, class_bins=3).describe()
-    names = {name for key, slots in described.items() if isinstance(slots, list) for name in slots}
+    gaussian = layout.Layout(bins=0, classes=0, kind=layout.GAUSSIAN).describe()
+    names = {name for key, slots in (described | {"gaussian_sum_slots": gaussian["sum_slots"]}).items()
+             if isinstance(slots, list) for name in slots}
     read = {name for metric in METRICS for name in metric.reads}
     assert read <= names
     # The counts are the report's calibration tables'; the two others are the top-label bins' within-bin

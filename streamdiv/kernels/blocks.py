@@ -20,6 +20,7 @@ from numba import njit
 
 from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
 from .classwise import classwise_binary_span, classwise_multiclass_span
+from .gaussian import _gaussian_span
 from .loss import _loss_span
 from .primitives import _add, _tile_rows
 from .scored import _accumulate_scored
@@ -145,6 +146,16 @@ def binary_soft(batch, settings, partial, lo, hi):
                       batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                       partial.counts, partial.sums, lo, hi)
     classwise_binary_span(batch, settings, partial, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def gaussian_kl(batch, settings, partial, lo, hi):
+    """Diagonal Gaussians (mean and log variance, rows x dimensions) against a prior (``driver.GaussianBatch``):
+    the Gaussian KL."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    _gaussian_span(batch.mean, batch.log_variance, batch.prior_mean, batch.prior_log_variance, batch.weights,
+                   batch.weights.shape[0] > 0, batch.group_ids, batch.group_ids.shape[0] > 0, batch.status,
+                   partial.counts, partial.sums, lo, hi)
 
 
 # ---- wide rows: a span shorter than a block, scored on every thread (each its own columns of one table),

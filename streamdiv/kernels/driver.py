@@ -34,6 +34,19 @@ class Batch(NamedTuple):
     status: np.ndarray  # uint8 per row: read, and written where the kernel finds a problem
 
 
+class GaussianBatch(NamedTuple):
+    """One batch of the Gaussian kind: rows x dimensions arrays of one dtype; an absent prior column is an
+    empty (0, 0) array of that dtype (the standard normal's mean 0 or log variance 0)."""
+
+    mean: np.ndarray
+    log_variance: np.ndarray
+    prior_mean: np.ndarray
+    prior_log_variance: np.ndarray
+    weights: np.ndarray  # float64, or empty (unit weights)
+    group_ids: np.ndarray  # int64 group of each row, or empty (one group, id 0)
+    status: np.ndarray  # uint8 per row: read, and written where the kernel finds a problem
+
+
 class Settings(NamedTuple):
     is_logits: bool
     eps: float  # 0.0: no clipping
@@ -74,6 +87,9 @@ def family_for(*, binary: bool, is_logits: bool, soft: bool, renormalize: bool, 
     if loss_only:
         return Family(blocks.hard_probabilities_loss, None)
     return Family(blocks.hard_probabilities, blocks.score_hard_probabilities)
+
+
+GAUSSIAN_FAMILY = Family(blocks.gaussian_kl, None)  # the Gaussian kind's one family, for any settings
 
 
 def new_partial(capacity: int, n_count_slots: int, n_sum_slots: int) -> Partial:

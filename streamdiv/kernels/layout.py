@@ -16,6 +16,10 @@ Class-wise bins cover the classes whose calibration is measured one by one (ever
 column only the positive class, whose probability is the column) and bin each row's q_k over all rows, with
 the same k/M edges as the top-label bins.
 
+A state of the Gaussian kind (``mean=``/``log_variance=`` inputs) has the COUNT_SLOTS and the
+GAUSSIAN_SUM_SLOTS only, no bins and no classes: its ``weight`` is at the same position as a classification
+state's, its other sums (``GAUSSIAN_KL``, ``GAUSSIAN_KL_WEIGHT``) are positions of its own table.
+
 Merge rules: counts add; compensated sums add as (sum, compensation) pairs (``state.add_compensated``).  The
 kernels read the positions as module constants (``ROWS``, ``WEIGHT``, ...), looked up in the tables by name;
 state, metrics and report read this module only.
@@ -29,6 +33,9 @@ import numpy as np
 from numba import njit
 
 ALL, LOSS = "all", "loss"
+GAUSSIAN = "gaussian"  # the metric set of the Gaussian kind, whatever metric set was asked for
+CLASSIFICATION = "classification"  # the kinds of input a state holds: predictions against labels or targets,
+KINDS = (CLASSIFICATION, GAUSSIAN)  # or diagonal Gaussians (a VAE's posterior) against a prior
 ROW_BLOCK = 1 << 14  # rows of a compensation block: the stream is summed in blocks of this many (see blocks)
 
 
@@ -43,15 +50,16 @@ class Slot:
     merge: str = "add"  # counts add; sums add as compensated pairs
 
 
-def _slot(name: str, description: str, *, loss: bool = True) -> Slot:
-    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}), description)
+def _slot(name: str, description: str, *, loss: bool = True, gaussian: bool = False) -> Slot:
+    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}) | ({GAUSSIAN} if gaussian else set()), description)
 
 
 COUNT_SLOTS: tuple[Slot, ...] = (
-    _slot("rows", "rows evaluated"),
-    _slot("skipped", "invalid rows skipped"),
-    _slot("ignored", "rows whose label is ignore_label"),
-    _slot("infinite", "rows whose cross-entropy (and so KL) is +inf"),
+    _slot("rows", "rows evaluated", gaussian=True),
+    _slot("skipped", "invalid rows skipped", gaussian=True),
+    _slot("ignored", "rows whose label is ignore_label", gaussian=True),
+    _slot("infinite", "rows whose cross-entropy (and so KL) is +inf; Gaussian kind: whose Gaussian KL is +inf",
+          gaussian=True),
     _slot("infinite_reverse", "rows whose reverse KL is +inf (soft targets only)", loss=False),
     _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
     _slot("clipped", "rows where eps clipping changed a log term"),
@@ -59,7 +67,7 @@ COUNT_SLOTS: tuple[Slot, ...] = (
           "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance"),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
-    _slot("weight", "sum w"),
+    _slot("weight", "sum w", gaussian=True),
     _slot("cross_entropy", "sum w H(P,Q) over the rows with finite cross-entropy"),
     _slot("cross_entropy_squares", "sum w H(P,Q)^2 over the same rows, for the standard error"),
     _slot("cross_entropy_weight", "sum w over the rows with finite cross-entropy"),
@@ -103,6 +111,13 @@ CLASS_BIN_FIELD_SLOTS: tuple[Slot, ...] = (
     _slot("prediction_squares", "sum w q_k^2", loss=False),
     _slot("prediction_observed", "sum w q_k y_k", loss=False),
 )
+# The sums of a state of the Gaussian kind, weight first as in SUM_SLOTS.
+GAUSSIAN_SUM_SLOTS: tuple[Slot, ...] = (
+    SUM_SLOTS[0],
+    Slot("gaussian_kl", frozenset({GAUSSIAN}),
+         "sum w KL(N(mean, diag exp(log_variance)) || prior) over the rows where it is finite"),
+    Slot("gaussian_kl_weight", frozenset({GAUSSIAN}), "sum w over the rows with finite Gaussian KL"),
+)
 
 
 def _position(slots: tuple[Slot, ...], name: str) -> np.int64:
@@ -134,6 +149,11 @@ REVERSE_KL_WEIGHT = _position(SUM_SLOTS, "reverse_kl_weight")
 JS = _position(SUM_SLOTS, "js")
 CORRECT = _position(SUM_SLOTS, "correct")
 BRIER = _position(SUM_SLOTS, "brier")
+
+N_GAUSSIAN_SUMS = np.int64(len(GAUSSIAN_SUM_SLOTS))
+GAUSSIAN_KL = _position(GAUSSIAN_SUM_SLOTS, "gaussian_kl")
+GAUSSIAN_KL_WEIGHT = _position(GAUSSIAN_SUM_SLOTS, "gaussian_kl_weight")
+assert _position(GAUSSIAN_SUM_SLOTS, "weight") == WEIGHT  # the row-count metrics read both kinds alike
 
 BIN_FIELDS = np.int64(len(BIN_FIELD_SLOTS))
 BIN_WEIGHT = _position(BIN_FIELD_SLOTS, "weight")
@@ -222,12 +242,18 @@ def class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, field):
 @dataclass(frozen=True)
 class Layout:
     """The slot layout of a state with ``bins`` calibration bins, ``classes`` classes, and ``class_bins``
-    class-wise bins for each of ``classwise_classes`` classes (0 and 0 with class-wise calibration off)."""
+    class-wise bins for each of ``classwise_classes`` classes (0 and 0 with class-wise calibration off); of the
+    Gaussian kind, the COUNT_SLOTS and GAUSSIAN_SUM_SLOTS alone (``bins`` and ``classes`` are then 0)."""
 
     bins: int
     classes: int
     classwise_classes: int = 0
     class_bins: int = 0
+    kind: str = CLASSIFICATION
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or (self.kind == GAUSSIAN and (self.bins or self.classes)):
+            raise ValueError(f"no slot layout of kind {self.kind!r} with {self.bins} bins and {self.classes} classes")
 
     @property
     def n_class_bin_slots(self) -> int:
@@ -239,6 +265,8 @@ class Layout:
 
     @property
     def n_sum_slots(self) -> int:
+        if self.kind == GAUSSIAN:
+            return int(N_GAUSSIAN_SUMS)
         return (int(N_SUMS + self.bins * BIN_FIELDS + N_CLASS_SLOTS * self.classes)
                 + self.n_class_bin_slots * int(CLASS_BIN_FIELDS))
 
@@ -273,7 +301,11 @@ class Layout:
 
     def describe(self) -> dict[str, object]:
         """The layout as a saved state's header records it: the slots' names in the order of their positions,
-        those repeated per bin and per class, and how many bins and classes there are."""
+        those repeated per bin and per class, and how many bins and classes there are; a Gaussian layout
+        says its kind (a classification one, as every state before the Gaussian kind, does not)."""
+        if self.kind == GAUSSIAN:
+            return {"kind": GAUSSIAN, "count_slots": [slot.name for slot in COUNT_SLOTS],
+                    "sum_slots": [slot.name for slot in GAUSSIAN_SUM_SLOTS]}
         return {"count_slots": [slot.name for slot in COUNT_SLOTS],
                 "per_bin_count_slots": [f"bin.{BIN_COUNT.name}"],
                 "sum_slots": [slot.name for slot in SUM_SLOTS],
@@ -288,7 +320,7 @@ class Layout:
 def filled_by(metric_set: str) -> frozenset[str]:
     """Names of the slots (as ``Layout.describe`` names them: ``rows``, ``bin.confidence``,
     ``class.target_mass``) that the passes of a metric set fill."""
-    names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS if metric_set in slot.filled_by}
+    names = {slot.name for slot in COUNT_SLOTS + SUM_SLOTS + GAUSSIAN_SUM_SLOTS if metric_set in slot.filled_by}
     names |= {f"bin.{slot.name}" for slot in (BIN_COUNT, *BIN_FIELD_SLOTS) if metric_set in slot.filled_by}
     names |= {f"class.{slot.name}" for slot in CLASS_SLOTS if metric_set in slot.filled_by}
     names |= {f"class_bin.{slot.name}" for slot in (CLASS_BIN_COUNT, *CLASS_BIN_FIELD_SLOTS)
@@ -305,7 +337,7 @@ def positions(description: dict[str, object]) -> tuple[list[tuple[str, tuple[int
     def names(key: str) -> list[str]:
         return list(description.get(key, []))  # type: ignore[arg-type]
 
-    bins, classes = int(description["bins"]), int(description["classes"])  # type: ignore[arg-type]
+    bins, classes = (int(description.get(key, 0)) for key in ("bins", "classes"))  # type: ignore[arg-type]
     classwise, class_bins = (int(description.get(key, 0)) for key in ("classwise_classes", "class_bins"))  # type: ignore[arg-type]
     per_class_bin = [(k, b) for k in range(classwise) for b in range(class_bins)]
     counts = ([(name, ()) for name in names("count_slots")]

@@ -14,6 +14,15 @@ NULL_WEIGHT = 4
 UNKNOWN_LABEL = 5
 WRONG_LENGTH_PREDICTION = 6
 WRONG_LENGTH_TARGET = 7
+# The Gaussian kind's columns, each null or of another length than the batch's first well-formed row
+NULL_MEAN = 10
+NULL_LOG_VARIANCE = 11
+NULL_PRIOR_MEAN = 12
+NULL_PRIOR_LOG_VARIANCE = 13
+WRONG_LENGTH_MEAN = 14
+WRONG_LENGTH_LOG_VARIANCE = 15
+WRONG_LENGTH_PRIOR_MEAN = 16
+WRONG_LENGTH_PRIOR_LOG_VARIANCE = 17
 CODE_IGNORED = 20  # ignore_label matched: counted apart, never an error
 
 PREDICTION_NAN = 30
@@ -24,6 +33,10 @@ LABEL_OUT_OF_RANGE = 34
 TARGET_NAN = 35
 TARGET_OUT_OF_RANGE = 36
 WEIGHT_NEGATIVE_OR_NAN = 37
+MEAN_NOT_FINITE = 40
+LOG_VARIANCE_NOT_FINITE = 41
+PRIOR_MEAN_NOT_FINITE = 42
+PRIOR_LOG_VARIANCE_NOT_FINITE = 43
 
 # For each code of an invalid row: the role whose value is at fault, and what is wrong with it.
 PROBLEMS: dict[int, tuple[str, str]] = {
@@ -42,4 +55,16 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     TARGET_NAN: ("targets", "holds NaN (or a null inside the list)"),
     TARGET_OUT_OF_RANGE: ("targets", "holds a probability outside [0, 1]"),
     WEIGHT_NEGATIVE_OR_NAN: ("weights", "is negative, NaN or infinite"),
+    NULL_MEAN: ("mean", "is null"),
+    NULL_LOG_VARIANCE: ("log_variance", "is null"),
+    NULL_PRIOR_MEAN: ("prior_mean", "is null"),
+    NULL_PRIOR_LOG_VARIANCE: ("prior_log_variance", "is null"),
+    WRONG_LENGTH_MEAN: ("mean", "does not have one value per dimension"),
+    WRONG_LENGTH_LOG_VARIANCE: ("log_variance", "does not have one value per dimension"),
+    WRONG_LENGTH_PRIOR_MEAN: ("prior_mean", "does not have one value per dimension"),
+    WRONG_LENGTH_PRIOR_LOG_VARIANCE: ("prior_log_variance", "does not have one value per dimension"),
+    MEAN_NOT_FINITE: ("mean", "holds NaN or an infinity (or a null inside the list)"),
+    LOG_VARIANCE_NOT_FINITE: ("log_variance", "holds NaN or an infinity (or a null inside the list)"),
+    PRIOR_MEAN_NOT_FINITE: ("prior_mean", "holds NaN or an infinity (or a null inside the list)"),
+    PRIOR_LOG_VARIANCE_NOT_FINITE: ("prior_log_variance", "holds NaN or an infinity (or a null inside the list)"),
 }
