@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .layout import (CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
+from .layout import (CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
                      prediction_mass_slot, target_squares_slot)
 from .primitives import _add, _row_weight, bin_index
@@ -32,18 +32,45 @@ from .status import OK
 
 
 @njit(inline="always")
-def _add_to_class_bin(counts, sums, g, n_bins, n_classes, n_class_bins, k, w, q, y):
-    """Add one row's (q_k, y_k) to class k's class-wise bin of q_k."""
+def _step(cells, slot, x):
+    """A Neumaier step on cells[slot] = (sum, compensation), written without a branch (the same bits as
+    primitives._add)."""
+    total = cells[slot, 0]
+    t = total + x
+    cells[slot, 1] += ((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total)
+    cells[slot, 0] = t
+
+
+@njit(inline="always")
+def _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q):
+    """Add one row's q_k to class k's class-wise bin of q_k (its observed y_k apart: _observe); the bin."""
     b = bin_index(q, n_class_bins)
-    counts[g, class_bin_count_slot(n_bins, n_class_bins, k, b)] += 1
-    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_WEIGHT), w)
-    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION), w * q)
-    _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION_SQUARES),
-         w * q * q)
-    if y != 0.0:
-        _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_OBSERVED), w * y)
-        _add(sums, g, class_bin_sum_slot(n_bins, n_classes, n_class_bins, k, b, CLASS_BIN_PREDICTION_OBSERVED),
-             w * q * y)
+    cell = k * n_class_bins + b
+    row_counts[count_base + cell] += 1
+    at = sum_base + cell * CLASS_BIN_FIELDS
+    _step(cells, at + CLASS_BIN_WEIGHT, w)
+    _step(cells, at + CLASS_BIN_PREDICTION, w * q)
+    _step(cells, at + CLASS_BIN_PREDICTION_SQUARES, w * q * q)
+    return b
+
+
+@njit(inline="always")
+def _observe(cells, sum_base, n_class_bins, k, b, w, q, y):
+    """Add y_k (> 0) of a row whose q_k is in class k's bin b."""
+    at = sum_base + (k * n_class_bins + b) * CLASS_BIN_FIELDS
+    _step(cells, at + CLASS_BIN_OBSERVED, w * y)
+    _step(cells, at + CLASS_BIN_PREDICTION_OBSERVED, w * q * y)
+
+
+@njit(inline="always")
+def _swap_masses(sums, held, g, prediction_mass, mass, mass_error):
+    """Write the local prediction masses back to group ``held`` (none when -1) and load group g's (none when
+    -1)."""
+    for k in range(mass.shape[0]):
+        if held >= 0:
+            sums[held, prediction_mass + k, 0], sums[held, prediction_mass + k, 1] = mass[k], mass_error[k]
+        if g >= 0:
+            mass[k], mass_error[k] = sums[g, prediction_mass + k, 0], sums[g, prediction_mass + k, 1]
 
 
 @njit(inline="always")
@@ -79,25 +106,49 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
     has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
     prediction_mass = prediction_mass_slot(n_bins, n_classes)
     target_squares = target_squares_slot(n_bins, n_classes)
+    count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
+    sum_base = class_bin_sum_slot(n_bins, n_classes, n_class_bins, 0, 0, 0)
     q = np.empty(n_classes)
+    # Rows of one group keep its prediction masses in two local arrays, a loop over classes that vectorises
+    # (in ``sums`` each step waits on a store the compiler cannot tell apart from the others).
+    mass, mass_error = np.empty(n_classes), np.empty(n_classes)
+    held = -1  # the group whose masses the local arrays hold
     for i in range(lo, hi):
         if status[i] != OK:
             continue
         g = group_ids[i] if has_groups else 0
+        cells, row_counts = sums[g], counts[g]
+        if g != held:
+            _swap_masses(sums, held, g, prediction_mass, mass, mass_error)
+            held = g
         w = _row_weight(weights, has_weights, i)
         _row_distribution(pred, i, is_logits, renormalize, q)
         for k in range(n_classes):
-            _add(sums, g, prediction_mass + k, w * q[k])
+            x = w * q[k]
+            total = mass[k]
+            t = total + x
+            mass_error[k] += ((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total)
+            mass[k] = t
         if soft:
             for k in range(n_classes):
                 target = np.float64(targets[i, k])
                 if target != 0.0:
-                    _add(sums, g, target_squares + k, w * target * target)
+                    _step(cells, target_squares + k, w * target * target)
         if n_class_bins == 0:
             continue
-        for k in range(n_classes):
-            y = np.float64(targets[i, k]) if soft else (1.0 if labels[i] == k else 0.0)
-            _add_to_class_bin(counts, sums, g, n_bins, n_classes, n_class_bins, k, w, q[k], y)
+        if soft:
+            for k in range(n_classes):
+                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k])
+                target = np.float64(targets[i, k])
+                if target != 0.0:
+                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], target)
+        else:
+            label = labels[i]
+            for k in range(n_classes):
+                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k])
+                if k == label:
+                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], 1.0)
+    _swap_masses(sums, held, -1, prediction_mass, mass, mass_error)
 
 
 @njit(error_model="numpy")
@@ -124,7 +175,11 @@ def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, stat
             if y != 0.0:
                 _add(sums, g, target_squares + 1, w * y * y)
         if n_class_bins > 0:
-            _add_to_class_bin(counts, sums, g, n_bins, 2, n_class_bins, 0, w, p, y)
+            count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
+            sum_base = class_bin_sum_slot(n_bins, 2, n_class_bins, 0, 0, 0)
+            b = _add_to_class_bin(counts[g], sums[g], count_base, sum_base, n_class_bins, 0, w, p)
+            if y != 0.0:
+                _observe(sums[g], sum_base, n_class_bins, 0, b, w, p, y)
 
 
 @njit(inline="always")
