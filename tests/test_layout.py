@@ -12,8 +12,8 @@ from streamdiv.metrics import GAUSSIAN_METRICS, METRIC_SETS, METRICS
 def test_the_loss_set_is_the_metrics_whose_slots_the_loss_passes_fill():
     assert METRIC_SETS["loss"] == (
         "rows", "weight", "skipped_rows", "ignored_rows", "infinite_rows", "unnormalized_rows", "clipped_rows",
-        "double_softmax_rows", "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence",
-        "perplexity", "normalized_entropy", "relative_information_gain")
+        "cross_entropy", "cross_entropy_finite", "cross_entropy_stderr", "kl_divergence", "perplexity",
+        "normalized_entropy", "relative_information_gain")
     assert METRIC_SETS["all"] == tuple(metric.name for metric in METRICS if metric.name != "gaussian_kl")
 
 

@@ -64,7 +64,8 @@ COUNT_SLOTS: tuple[Slot, ...] = (
     _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
     _slot("clipped", "rows where eps clipping changed a log term"),
     _slot("double_softmax", "multi-class rows that look softmaxed twice: probabilities (K >= 3, not all equal) whose "
-          "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance"),
+          "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance "
+          "(the full metric set: the loss pass stays one range check, one sum and one log a row)", loss=False),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
     _slot("weight", "sum w", gaussian=True),

@@ -2,8 +2,8 @@
 
 The same sums as the full pass for the slots the loss metrics read (weight, cross-entropy, its squares and
 finite weight, KL = cross-entropy, class masses), added in the same order, so the same bits; no prediction
-entropy, argmax, Brier or bins, hence no log per value: one flat range check, each row's sum (and its largest
-and smallest value, for the rows that look softmaxed twice), and one log per row.
+entropy, argmax, Brier, bins or double-softmax count, hence no log per value: one flat range check, each row's
+sum, and one log per row.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import math
 import numpy as np
 from numba import njit
 
-from .elementary import bits_float, fast_log, float_bits
-from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, IGNORED,
-                     INFINITE, KL, ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
-from .primitives import _add, _first_problem, _looks_softmaxed_twice, _neumaier, _reject, _row_weight, _tile_rows
-from .probabilities import (N_ROW_TERMS, ROW_DOUBLE_SOFTMAX, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL,
+from .elementary import fast_log
+from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, IGNORED, INFINITE, KL,
+                     ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
+from .primitives import _add, _first_problem, _neumaier, _reject, _row_weight, _tile_rows
+from .probabilities import (N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL,
                             _gather_label_probabilities)
 from .runs import _next_stretch
 from .scored import _add_label_counts, _add_pass_counts, _counts_labels, _unit_slots
@@ -25,35 +25,22 @@ from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, OK, PREDICTION_NAN, PREDI
                      WEIGHT_NEGATIVE_OR_NAN)
 
 @njit(error_model="numpy")
-def _loss_tile_terms(pred, labels, start, stop, prediction_tolerance, row_terms):
-    """Row table columns ROW_STATUS, ROW_TOTAL, ROW_DOUBLE_SOFTMAX, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the
-    rows [start, stop): a flat range check of every value (vectorised), each row's sum in class order with
-    its largest and smallest value, then q_y and log q_y.  Returns how many rows look softmaxed twice.
+def _loss_tile_terms(pred, labels, start, stop, row_terms):
+    """Row table columns ROW_STATUS, ROW_TOTAL, ROW_Q_LABEL and ROW_LOG_Q_LABEL for the rows [start, stop):
+    a flat range check of every value (vectorised), each row's sum in class order, then q_y and log q_y.
     The status is the row's verdict, as the full pass gives it: a label outside [0, K) before any problem in
     the prediction."""
     n_classes = pred.shape[1]
     flat = pred[start:stop].reshape(-1)
     bad = 0
-    flat_rows = 0
     for f in range(flat.shape[0]):
         v = np.float64(flat[f])
         bad += 0 if (v >= 0.0 and v <= 1.0) else 1
     for i in range(start, stop):
         total = 0.0
-        # max and min from the IEEE bit patterns (see _probability_row_sums_simd): a row with a value that is
-        # NaN or negative is rejected, whatever its flag
-        top_bits = float_bits(0.0)
-        bottom_bits = float_bits(math.inf)
         for k in range(n_classes):
-            v = np.float64(pred[i, k])
-            total += v
-            top_bits = max(top_bits, float_bits(v))
-            bottom_bits = min(bottom_bits, float_bits(v))
-        top, bottom = bits_float(top_bits), bits_float(bottom_bits)
+            total += np.float64(pred[i, k])
         row_terms[ROW_TOTAL, i - start] = total
-        double_softmax = _looks_softmaxed_twice(top, bottom, n_classes, prediction_tolerance)
-        row_terms[ROW_DOUBLE_SOFTMAX, i - start] = 1.0 if double_softmax else 0.0
-        flat_rows += double_softmax
         y = labels[i]
         row_terms[ROW_STATUS, i - start] = LABEL_OUT_OF_RANGE if (y < 0 or y >= n_classes) else OK
     if bad:  # rare: which rows, and which problem (a loop of its own)
@@ -72,17 +59,6 @@ def _loss_tile_terms(pred, labels, start, stop, prediction_tolerance, row_terms)
     for j in range(stop - start):  # without _label_logs' JS midpoints, which the loss does not read: 1 ns/row
         v = q_label[j]
         log_qy[j] = fast_log(v) if v > 0.0 else -math.inf
-    return flat_rows
-
-
-@njit(error_model="numpy")
-def _count_flat_rows(group_ids, has_groups, status, counts, row_terms, start, stop):
-    """Count the rows [start, stop) of a loss table that look softmaxed twice and were added (their status
-    still OK), in their groups: a loop of its own, run for tiles that hold such rows, after the accumulation.
-    Counted inside the accumulation loops, the test cost K = 10 about 10 ns/row (14.5 -> 25.5, one thread)."""
-    for i in range(start, stop):
-        if status[i] == OK and row_terms[ROW_DOUBLE_SOFTMAX, i - start] > 0.0:
-            counts[group_ids[i] if has_groups else 0, DOUBLE_SOFTMAX] += 1
 
 
 @njit(error_model="numpy")
@@ -219,8 +195,6 @@ def _loss_span(pred, labels, weights, has_weights, group_ids, has_groups, status
     row_terms = np.empty((N_ROW_TERMS, tile))
     for start in range(lo, hi, tile):
         stop = min(start + tile, hi)
-        flat_rows = _loss_tile_terms(pred, labels, start, stop, prediction_tolerance, row_terms)
+        _loss_tile_terms(pred, labels, start, stop, row_terms)
         _accumulate_loss(labels, weights, has_weights, group_ids, has_groups, status, eps, log_eps,
                          prediction_tolerance, n_bins, pred.shape[1], counts, sums, row_terms, start, stop)
-        if flat_rows:
-            _count_flat_rows(group_ids, has_groups, status, counts, row_terms, start, stop)
