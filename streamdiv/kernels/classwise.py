@@ -24,6 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .elementary import fast_exp
 from .layout import (CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
                      prediction_mass_slot, target_squares_slot)
@@ -82,9 +83,10 @@ def _row_distribution(pred, i, is_logits, renormalize, q):
         top = -math.inf
         for k in range(n_classes):
             top = max(top, np.float64(pred[i, k]))
+        for k in range(n_classes):  # a loop of its own, without the sum, so that it vectorises
+            q[k] = fast_exp(np.float64(pred[i, k]) - top)
         total = 0.0
         for k in range(n_classes):
-            q[k] = math.exp(np.float64(pred[i, k]) - top)
             total += q[k]
         for k in range(n_classes):
             q[k] /= total
