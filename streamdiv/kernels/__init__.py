@@ -9,6 +9,7 @@ rooms, from the bottom up:
 * ``status``: the per-row status codes and what each says of a row (no numba).
 * ``elementary``: a vectorisable log, log1p and exp (no SVML here), and float/bit casts.
 * ``primitives``: the compensated add, the calibration bin of a confidence, argmax, a row's weight.
+* ``gaussian``: the Gaussian kind's pass (a VAE's posterior against its prior), rows of its own slot table.
 * ``probabilities``, ``logits``, ``soft``, ``binary``: one input family each: the *tile passes* that compute
   each row's terms of a tile of rows (a few hundred to a few thousand) into a row table, vectorised across
   rows, then score the tile's rows into the scored-row table.
