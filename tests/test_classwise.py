@@ -253,3 +253,26 @@ def test_the_command_line_shows_and_turns_off_classwise_calibration(tmp_path):
     prometheus = runner.invoke(main, ["score", str(path), "--probs", "probs", "--labels", "label",
                                       "--format", "prometheus"])
     assert 'streamdiv_class_ece_ratio{class="2"}' in prometheus.stdout
+
+
+def test_rows_without_weights_give_the_bits_of_weights_of_one():
+    """Rows without a weight column count their cells' unit terms and add the counts once (the same bits as
+    adding 1.0 row by row while a cell holds a whole number); after a weighted batch in the same block the
+    cells hold fractions and the rows go one by one.  Either way: the bits of explicit weights of 1.0."""
+    rng = np.random.default_rng(12)
+    q = _probabilities(rng, 9000, 6)
+    labels = _drawn_labels(rng, q)
+    targets = _probabilities(rng, 9000, 6, scale=1.0)
+    half = rng.uniform(0.1, 2.0, 4000)
+    for columns in ({"labels": labels}, {"targets": targets}):
+        plain = streamdiv.Accumulator().update(probs=q, **columns)
+        ones = streamdiv.Accumulator().update(probs=q, weights=np.ones(len(q)), **columns)
+        for mine, theirs in zip(plain._state.settled(), ones._state.settled()):
+            assert np.array_equal(mine, theirs)
+        first = {name: value[:4000] for name, value in columns.items()}
+        rest = {name: value[4000:] for name, value in columns.items()}
+        mixed = streamdiv.Accumulator().update(probs=q[:4000], weights=half, **first).update(probs=q[4000:], **rest)
+        explicit = streamdiv.Accumulator().update(probs=q[:4000], weights=half, **first).update(
+            probs=q[4000:], weights=np.ones(5000), **rest)
+        for mine, theirs in zip(mixed._state.settled(), explicit._state.settled()):
+            assert np.array_equal(mine, theirs)

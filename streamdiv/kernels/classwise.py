@@ -28,7 +28,7 @@ from .elementary import fast_exp
 from .layout import (CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
                      prediction_mass_slot, target_squares_slot)
-from .primitives import _add, _row_weight, bin_index
+from .primitives import _add, _row_weight, _whole, bin_index
 from .status import OK
 
 
@@ -43,24 +43,58 @@ def _step(cells, slot, x):
 
 
 @njit(inline="always")
-def _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q):
-    """Add one row's q_k to class k's class-wise bin of q_k (its observed y_k apart: _observe); the bin."""
+def _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q, unit):
+    """Add one row's q_k to class k's class-wise bin of q_k (its observed y_k apart: _observe; with ``unit``
+    its weight 1.0 apart: _add_unit_counts); the bin."""
     b = bin_index(q, n_class_bins)
     cell = k * n_class_bins + b
     row_counts[count_base + cell] += 1
     at = sum_base + cell * CLASS_BIN_FIELDS
-    _step(cells, at + CLASS_BIN_WEIGHT, w)
+    if not unit:
+        _step(cells, at + CLASS_BIN_WEIGHT, w)
     _step(cells, at + CLASS_BIN_PREDICTION, w * q)
     _step(cells, at + CLASS_BIN_PREDICTION_SQUARES, w * q * q)
     return b
 
 
 @njit(inline="always")
-def _observe(cells, sum_base, n_class_bins, k, b, w, q, y):
-    """Add y_k (> 0) of a row whose q_k is in class k's bin b."""
-    at = sum_base + (k * n_class_bins + b) * CLASS_BIN_FIELDS
-    _step(cells, at + CLASS_BIN_OBSERVED, w * y)
+def _observe(cells, sum_base, n_class_bins, k, b, w, q, y, observed_rows):
+    """Add y_k (> 0) of a row whose q_k is in class k's bin b (with unit weights and hard labels, y = 1 is
+    counted in ``observed_rows`` instead, see _add_unit_counts)."""
+    cell = k * n_class_bins + b
+    at = sum_base + cell * CLASS_BIN_FIELDS
+    if observed_rows.shape[0] > 0:
+        observed_rows[cell] += 1
+    else:
+        _step(cells, at + CLASS_BIN_OBSERVED, w * y)
     _step(cells, at + CLASS_BIN_PREDICTION_OBSERVED, w * q * y)
+
+
+@njit
+def _unit_cells(cells, sum_base, n_cells, soft):
+    """Whether rows without weights may count their class-wise cells' unit terms and add each count once:
+    every weight (and, for hard labels, observed) sum of the cells a whole number, which a Neumaier step of
+    1.0 keeps exact, to the same bits as the count added at once (see scored's unit weights)."""
+    for cell in range(n_cells):
+        at = sum_base + cell * CLASS_BIN_FIELDS
+        if not _whole(cells[at + CLASS_BIN_WEIGHT, 0]):
+            return False
+        if not soft and not _whole(cells[at + CLASS_BIN_OBSERVED, 0]):
+            return False
+    return True
+
+
+@njit
+def _add_unit_counts(cells, row_counts, count_base, sum_base, rows_before, observed_rows):
+    """Add the counted unit terms of a call: each cell's new rows to its weight, its label rows to its
+    observed sum."""
+    for cell in range(rows_before.shape[0]):
+        at = sum_base + cell * CLASS_BIN_FIELDS
+        added = row_counts[count_base + cell] - rows_before[cell]
+        if added > 0:
+            _step(cells, at + CLASS_BIN_WEIGHT, np.float64(added))
+        if observed_rows.shape[0] > 0 and observed_rows[cell] > 0:
+            _step(cells, at + CLASS_BIN_OBSERVED, np.float64(observed_rows[cell]))
 
 
 @njit(inline="always")
@@ -115,6 +149,11 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
     # (in ``sums`` each step waits on a store the compiler cannot tell apart from the others).
     mass, mass_error = np.empty(n_classes), np.empty(n_classes)
     held = -1  # the group whose masses the local arrays hold
+    n_cells = n_classes * n_class_bins
+    # Rows of one group without weights count their cells' unit terms (see _unit_cells).
+    unit = not has_weights and not has_groups and n_cells > 0 and _unit_cells(sums[0], sum_base, n_cells, soft)
+    rows_before = counts[0, count_base: count_base + n_cells].copy() if unit else np.empty(0, dtype=np.int64)
+    observed_rows = np.zeros(n_cells if unit and not soft else 0, dtype=np.int64)
     for i in range(lo, hi):
         if status[i] != OK:
             continue
@@ -140,17 +179,19 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
             continue
         if soft:
             for k in range(n_classes):
-                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k])
+                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k], unit)
                 target = np.float64(targets[i, k])
                 if target != 0.0:
-                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], target)
+                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], target, observed_rows)
         else:
             label = labels[i]
             for k in range(n_classes):
-                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k])
+                b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, k, w, q[k], unit)
                 if k == label:
-                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], 1.0)
+                    _observe(cells, sum_base, n_class_bins, k, b, w, q[k], 1.0, observed_rows)
     _swap_masses(sums, held, -1, prediction_mass, mass, mass_error)
+    if unit:
+        _add_unit_counts(sums[0], counts[0], count_base, sum_base, rows_before, observed_rows)
 
 
 @njit(error_model="numpy")
@@ -160,6 +201,7 @@ def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, stat
     has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
     prediction_mass = prediction_mass_slot(n_bins, 2)
     target_squares = target_squares_slot(n_bins, 2)
+    no_rows = np.zeros(0, dtype=np.int64)  # no counted observed rows: each y is added as it comes
     for i in range(lo, hi):
         if status[i] != OK:
             continue
@@ -179,9 +221,9 @@ def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, stat
         if n_class_bins > 0:
             count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
             sum_base = class_bin_sum_slot(n_bins, 2, n_class_bins, 0, 0, 0)
-            b = _add_to_class_bin(counts[g], sums[g], count_base, sum_base, n_class_bins, 0, w, p)
+            b = _add_to_class_bin(counts[g], sums[g], count_base, sum_base, n_class_bins, 0, w, p, False)
             if y != 0.0:
-                _observe(sums[g], sum_base, n_class_bins, 0, b, w, p, y)
+                _observe(sums[g], sum_base, n_class_bins, 0, b, w, p, y, no_rows)
 
 
 @njit(inline="always")
