@@ -276,3 +276,13 @@ def test_rows_without_weights_give_the_bits_of_weights_of_one():
             probs=q[4000:], weights=np.ones(5000), **rest)
         for mine, theirs in zip(mixed._state.settled(), explicit._state.settled()):
             assert np.array_equal(mine, theirs)
+
+
+def test_prior_kl_is_scipys_entropy_of_the_base_rates_against_the_mean_prediction():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(13)
+    q = _probabilities(rng, 4000, 5)
+    labels = _drawn_labels(rng, q * np.array([1.5, 1, 1, 1, 1]) / (q * np.array([1.5, 1, 1, 1, 1])).sum(1, keepdims=True))
+    report = streamdiv.Accumulator().update(probs=q, labels=labels).report()
+    expected = stats.entropy(np.bincount(labels, minlength=5) / len(labels), q.mean(axis=0))
+    assert report.metrics["prior_kl"] == pytest.approx(expected, rel=1e-10)
