@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 
 from . import columns, state_format
+from .gaussian_columns import GaussianPrepared, prepare_gaussian
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
 from .kernels.status import CODE_IGNORED, OK, PREDICTION_OUT_OF_RANGE, PROBLEMS
@@ -18,7 +19,7 @@ from .report import Report
 from .state import CLASSWISE_MAX_CLASSES, Config, State
 
 ON_INVALID = ("error", "skip")
-Prepared = Union[columns.Prepared, columns.GaussianPrepared]
+Prepared = Union[columns.Prepared, GaussianPrepared]
 
 @dataclass
 class Location:
@@ -134,7 +135,7 @@ class Accumulator:
         """(prepared batch, group names, group keys, each row's index into them) of one batch's inputs."""
         prepared: Prepared
         if "mean" in inputs or "log_variance" in inputs:
-            prepared = columns.prepare_gaussian(**inputs, expected_dimensions=self._state.config.dimensions)
+            prepared = prepare_gaussian(**inputs, expected_dimensions=self._state.config.dimensions)
         else:
             prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
                                        expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
@@ -147,7 +148,7 @@ class Accumulator:
                         inverse: np.ndarray | None, location: Location) -> Accumulator:
         """Run the kernels on a prepared batch (``update`` and ``add_batch`` both come here)."""
         state = self._state
-        if isinstance(prepared, columns.GaussianPrepared):
+        if isinstance(prepared, GaussianPrepared):
             state.fix_gaussian_layout(dimensions=prepared.dimensions, group_names=group_names)
         else:
             state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
@@ -156,7 +157,7 @@ class Accumulator:
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
-        if not isinstance(prepared, columns.GaussianPrepared):
+        if not isinstance(prepared, GaussianPrepared):
             self._predictions = _combined(self._predictions, "logits" if prepared.is_logits else "probs")
         if self.on_invalid == "error":
             bad = np.flatnonzero((prepared.status != OK) & (prepared.status != CODE_IGNORED))
@@ -241,7 +242,7 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
     """Score a prepared batch into the state through the entry point of its input family.  Absent inputs are
     passed as empty read-only arrays of the same type as present ones, so each entry point compiles once per
     set of input dtypes and no more."""
-    if isinstance(prepared, columns.GaussianPrepared):
+    if isinstance(prepared, GaussianPrepared):
         _run_gaussian_kernel(state, prepared, row_groups, lanes)
         return
     config = state.config
@@ -267,7 +268,7 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
     state.rows_read += len(prepared.status)
 
 
-def _run_gaussian_kernel(state: State, prepared: columns.GaussianPrepared, row_groups: np.ndarray,
+def _run_gaussian_kernel(state: State, prepared: GaussianPrepared, row_groups: np.ndarray,
                          lanes: driver.Lanes | None) -> None:
     """_run_kernel for the Gaussian kind: absent prior columns are empty (0, 0) arrays of the mean's dtype."""
     absent = columns.readonly(np.zeros((0, 0), dtype=prepared.mean.dtype))

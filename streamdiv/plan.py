@@ -86,7 +86,7 @@ class GaussianPlan:
         return {role: _display(spec) for role, spec in self._specs().items()}
 
     def extract(self, batch: pa.RecordBatch) -> tuple[dict[str, Any], list[pa.Array]]:
-        """The batch's arrays for :func:`streamdiv.columns.prepare_gaussian`, and its group columns."""
+        """The batch's arrays for :func:`streamdiv.gaussian_columns.prepare_gaussian`, and its group columns."""
         def get(spec: str | list[str] | None) -> Any:
             if spec is None:
                 return None

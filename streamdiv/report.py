@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from .kernels.layout import GAUSSIAN
-from .metrics import UNITS, ClassBins, Totals, Value, class_bins, classwise_ece_per_class, compute_metrics
+from .calibration import ClassBins, class_bins, classwise_ece_per_class
+from .metrics import UNITS, compute_metrics
+from .totals import Totals, Value
 from .state import State
 
 
