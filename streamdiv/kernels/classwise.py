@@ -28,18 +28,14 @@ from .elementary import fast_exp
 from .layout import (CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
                      prediction_mass_slot, target_squares_slot)
-from .primitives import _add, _row_weight, _whole, bin_index
+from .primitives import _add, _neumaier, _row_weight, _whole, bin_index
 from .status import OK
 
 
 @njit(inline="always")
 def _step(cells, slot, x):
-    """A Neumaier step on cells[slot] = (sum, compensation), written without a branch (the same bits as
-    primitives._add)."""
-    total = cells[slot, 0]
-    t = total + x
-    cells[slot, 1] += ((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total)
-    cells[slot, 0] = t
+    """primitives._neumaier on cells[slot] = (sum, compensation), one group's row of ``sums``."""
+    cells[slot, 0], cells[slot, 1] = _neumaier(cells[slot, 0], cells[slot, 1], x)
 
 
 @njit(inline="always")
@@ -165,11 +161,7 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
         w = _row_weight(weights, has_weights, i)
         _row_distribution(pred, i, is_logits, renormalize, q)
         for k in range(n_classes):
-            x = w * q[k]
-            total = mass[k]
-            t = total + x
-            mass_error[k] += ((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total)
-            mass[k] = t
+            mass[k], mass_error[k] = _neumaier(mass[k], mass_error[k], w * q[k])
         if soft:
             for k in range(n_classes):
                 target = np.float64(targets[i, k])

@@ -91,7 +91,7 @@ def _gaussian_span(mean, log_variance, prior_mean, prior_log_variance, weights, 
     has_prior_mean = prior_mean.shape[0] > 0
     has_prior_log_variance = prior_log_variance.shape[0] > 0
     for i in range(lo, hi):
-        g = group_ids[i] if has_groups else 0
+        g = group_ids[i] if has_groups else 0  # the row preamble, written out: see _accumulate_multiclass_rows
         code = status[i]
         if code == CODE_IGNORED:
             counts[g, IGNORED] += 1
