@@ -6,17 +6,19 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
+import pyarrow as pa
 
 from . import columns, state_format
 from .gaussian_columns import GaussianPrepared, prepare_gaussian
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
-from .kernels.status import CODE_IGNORED, OK, PREDICTION_OUT_OF_RANGE, PROBLEMS
+from .kernels.status import CODE_IGNORED, NULL_TIME, OK, PREDICTION_OUT_OF_RANGE, PROBLEMS
 from .errors import InvalidRowError, StreamdivError
 from .metrics import METRIC_SETS, parse_base
 from .progress import COMPILE_NOTICE
 from .report import Report
 from .state import CLASSWISE_MAX_CLASSES, Config, State
+from .windows import WINDOW_KEY, Window, iso_start, window_codes
 
 ON_INVALID = ("error", "skip")
 Prepared = Union[columns.Prepared, GaussianPrepared]
@@ -41,7 +43,7 @@ class Accumulator:
     def __init__(self, *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
                  base: str | int = "e", bins: int = 15, binning: str = "uniform", eps: float | None = None,
                  renormalize: bool = False, on_invalid: str = "error", ignore_label: Any = None,
-                 metrics: str = "all", classwise: bool | None = None):
+                 metrics: str = "all", classwise: bool | None = None, window: str | None = None):
         if on_invalid not in ON_INVALID:
             raise StreamdivError(f"on_invalid must be 'error' or 'skip', not {on_invalid!r}")
         if metrics not in METRIC_SETS:
@@ -69,8 +71,10 @@ class Accumulator:
         self.on_invalid = on_invalid
         self.ignore_label = ignore_label
         self._expected_classes = num_classes if num_classes is not None else (len(names) if names else None)
+        self._window = Window.parse(window) if window is not None else None
         self._state = State(Config(class_names=names, bins=bins, binning=binning, eps=eps,
-                                   renormalize=renormalize, metrics=metrics, classwise=classwise))
+                                   renormalize=renormalize, metrics=metrics, classwise=classwise,
+                                   window=self._window.text if self._window else None))
         self._lanes: driver.Lanes | None = None
         # What the predictions were given as, to word the report's warnings: "probs", "logits", "mixed" once
         # both were seen (or merged), "unknown" for a state restored from bytes, None before any batch.
@@ -79,10 +83,12 @@ class Accumulator:
     # ---- feeding
     def update(self, *, probs: Any = None, logits: Any = None, labels: Any = None, targets: Any = None,
                weights: Any = None, groups: Any = None, mean: Any = None, log_variance: Any = None,
-               prior_mean: Any = None, prior_log_variance: Any = None) -> Accumulator:
+               prior_mean: Any = None, prior_log_variance: Any = None, time: Any = None) -> Accumulator:
         """Add one batch: numpy or Arrow arrays (2-D rows x classes, or a list column, for distributions;
         1-D for a binary prediction, labels and weights).  ``groups`` is one array of group values, or a
-        mapping of group column name to array.
+        mapping of group column name to array.  ``time`` (an Arrow timestamp or date array, or numpy
+        datetime64) gives each row's instant when the accumulator has a ``window`` (see
+        :mod:`streamdiv.windows`): its window is one more group key.
 
         The Gaussian kind takes ``mean`` and ``log_variance`` (rows x dimensions, or list columns) instead of
         a prediction and labels, and optionally ``prior_mean`` and ``prior_log_variance`` (by default the
@@ -104,6 +110,8 @@ class Accumulator:
                                      f"{', '.join(mixed)}: score one kind of input at a time")
             inputs = {**gaussian, "weights": weights}
         mapping = groups if groups is None or isinstance(groups, Mapping) else {"group": groups}
+        if time is not None:
+            inputs = {**inputs, "time": time}
         first_bad: tuple[Prepared, int, Location] | None = None
         n_bad = 0
         for start, stop in _slices(inputs, mapping):
@@ -132,17 +140,39 @@ class Accumulator:
     def _prepare(self, inputs: Mapping[str, Any], groups: Mapping[str, Any] | None,
                  class_names: Sequence[str] | None = None) -> tuple[Prepared, tuple[str, ...], list[tuple],
                                                                     np.ndarray | None]:
-        """(prepared batch, group names, group keys, each row's index into them) of one batch's inputs."""
+        """(prepared batch, group names, group keys, each row's index into them) of one batch's inputs; with a
+        window, the ``time`` input's window is the first group key (rows of a null time made invalid)."""
         prepared: Prepared
+        time = inputs.get("time")
+        inputs = {role: value for role, value in inputs.items() if role != "time"}
         if "mean" in inputs or "log_variance" in inputs:
             prepared = prepare_gaussian(**inputs, expected_dimensions=self._state.config.dimensions)
         else:
             prepared = columns.prepare(**inputs, class_names=self._state.config.class_names or class_names,
                                        expected_classes=self._expected_or_fixed(), ignore_label=self.ignore_label)
-        if not groups:
+        names, group_columns = [str(name) for name in groups or {}], list((groups or {}).values())
+        if self._window is not None:
+            if time is None:
+                raise StreamdivError(f"window={self._window.text!r} needs each row's time: name its column with "
+                                     f"time= (--time)")
+            if WINDOW_KEY in names:
+                raise StreamdivError(f"a group column named {WINDOW_KEY!r} clashes with the window's key: rename it")
+            codes = window_codes(time if isinstance(time, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(time)),
+                                 self._window, "time")
+            if codes.null_count:
+                nulls = codes.is_null().to_numpy(zero_copy_only=False)
+                prepared.status[nulls & (prepared.status == OK)] = NULL_TIME
+            names, group_columns = names + [WINDOW_KEY], group_columns + [codes]
+        elif time is not None:
+            raise StreamdivError("time= gives each row's instant for windows: name the window too, such as "
+                                 "window='1d' (--window 1d)")
+        if not group_columns:
             return prepared, (), [()], None
-        keys, inverse = columns.group_keys(list(groups.values()))
-        return prepared, tuple(str(name) for name in groups), keys, inverse
+        keys, inverse = columns.group_keys(group_columns)
+        if self._window is not None:  # the window first: (window, by...), its start as an ISO string
+            keys = [(iso_start(key[-1]), *key[:-1]) for key in keys]
+            names = [WINDOW_KEY] + names[:-1]
+        return prepared, tuple(names), keys, inverse
 
     def update_prepared(self, prepared: Prepared, group_names: tuple[str, ...], keys: list[tuple],
                         inverse: np.ndarray | None, location: Location) -> Accumulator:
@@ -203,6 +233,11 @@ class Accumulator:
         return Report(self._state, self.base, self._predictions if self._predictions in ("probs", "logits") else None)
 
     @property
+    def window(self) -> str | None:
+        """The time windows' width ("1d"), or None without windows."""
+        return self._window.text if self._window is not None else None
+
+    @property
     def rows(self) -> int:
         """Rows read so far: evaluated + skipped + ignored."""
         totals = self._state.total_counts() if not self._state.is_empty else np.zeros(3, dtype=np.int64)
@@ -222,7 +257,8 @@ class Accumulator:
         state = state_format.decode(data)
         accumulator = cls(bins=state.config.bins, binning=state.config.binning, eps=state.config.eps,
                           renormalize=state.config.renormalize, base=base, on_invalid=on_invalid,
-                          ignore_label=ignore_label, metrics=state.config.metrics, classwise=state.config.classwise)
+                          ignore_label=ignore_label, metrics=state.config.metrics, classwise=state.config.classwise,
+                          window=state.config.window)
         accumulator._state = state
         accumulator._predictions = "unknown" if accumulator.rows else None
         return accumulator

@@ -28,6 +28,7 @@ from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
 from .sources import Source, open_source
+from .windows import Window
 
 EXIT_BREACH, EXIT_DATA, EXIT_INTERNAL = 1, 3, 4
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
@@ -141,6 +142,16 @@ def _split(value: str | None) -> Any:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _window(text: str | None) -> str | None:
+    """--window's value, refused as a usage error when it is not a width streamdiv reads."""
+    if text is None:
+        return None
+    try:
+        return Window.parse(text).text
+    except StreamdivError as error:
+        raise click.BadParameter(str(error), param_hint="--window") from None
+
+
 def _label_value(text: str | None) -> Any:
     if text is None:
         return None
@@ -164,6 +175,9 @@ def _label_value(text: str | None) -> Any:
 @click.option("--prior-mean", help="The prior's mean column(s) [default: 0, the standard normal].")
 @click.option("--prior-log-variance", help="The prior's log variance column(s) [default: 0, the standard normal].")
 @click.option("--by", multiple=True, help="Group column; repeat for several. Every metric per group.")
+@click.option("--time", "time_column", metavar="COLUMN", help="Timestamp or date column for --window.")
+@click.option("--window", metavar="DURATION", callback=lambda ctx, param, value: _window(value), help="Time windows of this width (Ns, Nmin, Nh, Nd, Nw; e.g. 1d), "
+              "aligned on the Unix epoch in UTC (weeks start on Monday): one more group key, 'window'.")
 @click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
               help="Log base: e (nats), 2 (bits), 10 (hartleys).")
 @click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration bins.")
@@ -191,7 +205,8 @@ def _label_value(text: str | None) -> Any:
 @output_options
 def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
           targets: str | None, weights: str | None, mean: str | None, log_variance: str | None,
-          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], base: str, bins: int,
+          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], time_column: str | None,
+          window: str | None, base: str, bins: int,
           binning: str, batch_size: int | None, on_invalid: str, eps: float | None, ignore_label: str | None,
           renormalize: bool, metric_set: str, class_names: str | None, classwise: bool | None,
           progress: bool | None, threads: int | None, fmt: str | None,
@@ -210,7 +225,10 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
         streamdiv score preds.parquet --probs probs --labels label --by region \\
             --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
         streamdiv score latents.parquet --mean mu --log-variance logvar --fail-if 'gaussian_kl>40'
+        streamdiv score week.parquet --probs probs --labels label --time ts --window 1d --format csv
     """
+    if (time_column is None) != (window is None):
+        raise click.UsageError("--time and --window go together: the time column, and the windows' width")
     gaussian = {"mean": _split(mean), "log_variance": _split(log_variance), "prior_mean": _split(prior_mean),
                 "prior_log_variance": _split(prior_log_variance)}
     is_gaussian = any(spec is not None for spec in gaussian.values())
@@ -237,10 +255,11 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
         if taken:
             click.echo(f"streamdiv: using {' '.join(taken)} (guessed from the column names)", err=True)
     plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
-                   **columns)
+                   time=time_column, **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, binning=binning,
                               eps=eps, renormalize=renormalize, on_invalid=on_invalid,
-                              ignore_label=_label_value(ignore_label), metrics=metric_set, classwise=classwise)
+                              ignore_label=_label_value(ignore_label), metrics=metric_set, classwise=classwise,
+                              window=window)
     _score_with_progress(accumulator, source, plan, batch_size, progress)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numba
 
 from .accumulator import Accumulator, Location
+from .errors import StreamdivError
 from .kernels.layout import ROW_BLOCK
 from .plan import ColumnPlan, GaussianPlan, resolve
 from .report import Report
@@ -39,7 +40,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
              metrics: str = "all", classwise: bool | None = None, progress: ProgressCallback | None = None,
              accumulator: Accumulator | None = None, mean: str | Sequence[str] | None = None,
              log_variance: str | Sequence[str] | None = None, prior_mean: str | Sequence[str] | None = None,
-             prior_log_variance: str | Sequence[str] | None = None) -> Report:
+             prior_log_variance: str | Sequence[str] | None = None, time: str | None = None,
+             window: str | None = None) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
@@ -62,15 +64,24 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     normalized entropy and the row counts; the others are None), which for hard labels against probabilities,
     and for binary predictions against labels, is a lighter pass.  ``classwise`` keeps class-wise calibration
     bins (``report.classes``, ``classwise_ece``, the Brier decomposition): by default on up to 100 classes.
+
+    Time windows: ``time`` names a timestamp or date column and ``window`` a width (``"1d"``; ``Ns``,
+    ``Nmin``, ``Nh``, ``Nd``, ``Nw``): each window [start, start + width), aligned on the Unix epoch in UTC
+    (weeks on Monday 1970-01-05), is one more group key, ``window``, valued by its start as an ISO-8601 UTC
+    string; ``report.series(metric, **group)`` gives a metric window by window (:mod:`streamdiv.windows`).
+    With an ``accumulator``, its window is the one used: ``time`` alone names the column.
     """
+    windowed = window is not None or (accumulator is not None and accumulator.window is not None)
+    if (time is None) == windowed:
+        raise StreamdivError("time windows need both time= (the time column) and window= (a width such as '1d')")
     opened = open_source(source)
     plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
                    by=by, class_names=class_names, mean=mean, log_variance=log_variance, prior_mean=prior_mean,
-                   prior_log_variance=prior_log_variance)
+                   prior_log_variance=prior_log_variance, time=time)
     if accumulator is None:
         accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
                                   renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
-                                  metrics=metrics, classwise=classwise)
+                                  metrics=metrics, classwise=classwise, window=window)
     score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)
     report = accumulator.report()
     unnormalized = report.metrics["unnormalized_rows"]

@@ -125,30 +125,42 @@ def _csv_value(value: Any) -> str:
 
 
 def prometheus(report: Report) -> str:
-    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out)."""
+    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out).
+    A windowed report writes its latest window alone, each sample labelled ``window="<its start>"``: a
+    scrape shows the model now, not the average of every window in the file."""
+    labels: dict[str, Any] = {}
+    if report.config.window:
+        latest = report.latest_window()
+        if latest is None:
+            return ""
+        labels = {"window": latest[0]}
+        report = latest[1]
     lines = []
     for metric in METRICS:
         name = "streamdiv_" + metric.name + _prometheus_suffix(metric.kind, report.units)
-        samples = [({}, report.metrics[metric.name])]
-        samples += [(group["group"], group["metrics"][metric.name]) for group in report.groups]
-        samples = [(labels, value) for labels, value in samples if value is not None]
+        samples = [(labels, report.metrics[metric.name])]
+        samples += [(labels | group["group"], group["metrics"][metric.name]) for group in report.groups]
+        samples = [(where, value) for where, value in samples if value is not None]
         if not samples:
             continue
         lines.append(f"# HELP {name} {metric.description}")
         lines.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            label_text = ",".join(f'{_label_name(k)}="{_escape(v)}"' for k, v in labels.items())
-            lines.append(f"{name}{{{label_text}}} {_prometheus_value(value)}" if label_text
-                         else f"{name} {_prometheus_value(value)}")
+        lines += [_sample(name, where, value) for where, value in samples]
     for column, suffix, help_text in (("ece", "_ratio", "each class's calibration error over bins of q_k"),
                                       ("calibration_ratio", "", "each class's mean prediction / observed frequency")):
-        samples = [(entry["class"], entry[column]) for entry in report.classes if entry[column] is not None]
+        samples = [(labels | {"class": entry["class"]}, entry[column]) for entry in report.classes
+                   if entry[column] is not None]
         if not samples:
             continue
         name = f"streamdiv_class_{column}{suffix}"
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-        lines += [f'{name}{{class="{_escape(label)}"}} {_prometheus_value(value)}' for label, value in samples]
+        lines += [_sample(name, where, value) for where, value in samples]
     return "\n".join(lines) + "\n"
+
+
+def _sample(name: str, labels: dict[str, Any], value: float) -> str:
+    label_text = ",".join(f'{_label_name(k)}="{_escape(v)}"' for k, v in labels.items())
+    return f"{name}{{{label_text}}} {_prometheus_value(value)}" if label_text else f"{name} {_prometheus_value(value)}"
 
 
 def _prometheus_suffix(kind: str, units: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from .errors import SchemaError
-
+from .windows import check_time_type
 
 
 @dataclass
@@ -24,12 +24,13 @@ class ColumnPlan:
     weights: str | None = None
     by: list[str] = field(default_factory=list)
     class_names: tuple[str, ...] | None = None
+    time: str | None = None  # the time column of a windowed run
 
     @property
     def columns(self) -> list[str]:
         """Every column to read, each once, in a stable order."""
         names: list[str] = []
-        for spec in (self.prediction, self.labels, self.targets, self.weights, self.by):
+        for spec in (self.prediction, self.labels, self.targets, self.weights, self.by, self.time):
             for name in ([spec] if isinstance(spec, str) else (spec or [])):
                 if name not in names:
                     names.append(name)
@@ -38,7 +39,7 @@ class ColumnPlan:
     def column_names(self) -> dict[str, str]:
         """Display names per role, for error messages."""
         return {"prediction": _display(self.prediction), "labels": _display(self.labels),
-                "targets": _display(self.targets), "weights": _display(self.weights)}
+                "targets": _display(self.targets), "weights": _display(self.weights), "time": _display(self.time)}
 
     def extract(self, batch: pa.RecordBatch) -> tuple[dict[str, Any], list[pa.Array]]:
         """The batch's arrays for :func:`streamdiv.columns.prepare`, and its group columns."""
@@ -51,6 +52,8 @@ class ColumnPlan:
 
         inputs = {self.prediction_role: get(self.prediction), "labels": get(self.labels),
                   "targets": get(self.targets), "weights": get(self.weights)}
+        if self.time is not None:
+            inputs["time"] = batch.column(self.time)
         return inputs, [batch.column(name) for name in self.by]
 
 
@@ -66,10 +69,12 @@ class GaussianPlan:
     weights: str | None = None
     by: list[str] = field(default_factory=list)
     class_names: None = None  # the Gaussian kind has no classes
+    time: str | None = None  # the time column of a windowed run
 
     def _specs(self) -> dict[str, str | list[str] | None]:
-        return {"mean": self.mean, "log_variance": self.log_variance, "prior_mean": self.prior_mean,
-                "prior_log_variance": self.prior_log_variance, "weights": self.weights}
+        specs = {"mean": self.mean, "log_variance": self.log_variance, "prior_mean": self.prior_mean,
+                 "prior_log_variance": self.prior_log_variance, "weights": self.weights}
+        return specs | ({"time": self.time} if self.time is not None else {})
 
     @property
     def columns(self) -> list[str]:
@@ -96,7 +101,8 @@ class GaussianPlan:
 
 
 def resolve_gaussian(schema: pa.Schema, *, mean: Any, log_variance: Any, prior_mean: Any = None,
-                     prior_log_variance: Any = None, weights: str | None = None, by: Any = None) -> GaussianPlan:
+                     prior_log_variance: Any = None, weights: str | None = None, by: Any = None,
+                     time: str | None = None) -> GaussianPlan:
     """Check the Gaussian kind's columns against ``schema`` (globs expand into per-dimension columns): every
     role whose dimensions the schema tells (a fixed-size list, per-dimension columns, one float column) must
     have the mean's."""
@@ -116,7 +122,15 @@ def resolve_gaussian(schema: pa.Schema, *, mean: Any, log_variance: Any, prior_m
     for name in by_columns:
         _require(schema, name)
     return GaussianPlan(resolved["mean"], resolved["log_variance"], resolved.get("prior_mean"),
-                        resolved.get("prior_log_variance"), weights, by_columns)
+                        resolved.get("prior_log_variance"), weights, by_columns, time=_time_column(schema, time))
+
+
+def _time_column(schema: pa.Schema, time: str | None) -> str | None:
+    """The time column, checked to exist and to hold timestamps or dates."""
+    if time is not None:
+        _require(schema, time)
+        check_time_type(time, schema.field(time).type)
+    return time
 
 
 def _width(schema: pa.Schema, spec: str | list[str]) -> int | None:
@@ -139,10 +153,11 @@ def _display(spec: str | list[str] | None) -> str:
 def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels: str | None = None,
             targets: Any = None, weights: str | None = None, by: Any = None,
             class_names: Sequence[str] | None = None, mean: Any = None, log_variance: Any = None,
-            prior_mean: Any = None, prior_log_variance: Any = None) -> ColumnPlan | GaussianPlan:
+            prior_mean: Any = None, prior_log_variance: Any = None,
+            time: str | None = None) -> ColumnPlan | GaussianPlan:
     """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns.  With
     ``mean``/``log_variance`` (the Gaussian kind) see :func:`resolve_gaussian`; the classification roles are
-    then refused."""
+    then refused.  ``time`` names a windowed run's time column (a timestamp or a date)."""
     gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
                 "prior_log_variance": prior_log_variance}
     if any(spec is not None for spec in gaussian.values()):
@@ -151,7 +166,7 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
         if mixed:
             raise SchemaError(f"mean=, log_variance= and the prior's columns (the Gaussian kind) do not go with "
                               f"{', '.join(role + '=' for role in mixed)}: score one kind of input at a time")
-        return resolve_gaussian(schema, **gaussian, weights=weights, by=by)
+        return resolve_gaussian(schema, **gaussian, weights=weights, by=by, time=time)
     if (probs is None) == (logits is None):
         raise SchemaError("name exactly one of probs= (probabilities) and logits= (the prediction columns)")
     if (labels is None) == (targets is None):
@@ -168,7 +183,7 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
     for name in by_columns:
         _require(schema, name)
     names = tuple(str(n) for n in class_names) if class_names is not None else derived_names
-    return ColumnPlan(role, prediction, labels, target_columns, weights, by_columns, names)
+    return ColumnPlan(role, prediction, labels, target_columns, weights, by_columns, names, _time_column(schema, time))
 
 
 def _require(schema: pa.Schema, name: str) -> None:

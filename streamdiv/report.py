@@ -11,8 +11,10 @@ import numpy as np
 from .kernels.layout import GAUSSIAN
 from .calibration import ClassBins, class_bins, classwise_ece_per_class
 from .metrics import UNITS, compute_metrics
+from .errors import StreamdivError
 from .totals import Totals, Value
-from .state import State
+from .state import State, regrouped
+from .windows import WINDOW_KEY, start_seconds
 
 
 class Report:
@@ -46,12 +48,39 @@ class Report:
         self.classes: list[dict[str, Any]] = _classes(overall, state) if kind != GAUSSIAN else []
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
-            for g, key in enumerate(state.group_keys):
+            for g in _group_order(state):
+                key = state.group_keys[g]
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
                                     "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
+
+    def series(self, metric: str, **group: Any) -> list[tuple[str, Value]]:
+        """``metric`` window by window, ``[(window_start, value), ...]`` in order of window start, over the rows
+        of the group whose ``by`` values are given (``series("ece", region="eu")``); the ``by`` columns not
+        given are added together (no keywords: each window's whole)."""
+        names = self.config.group_names
+        if WINDOW_KEY not in names:
+            raise StreamdivError("series() needs a windowed report: evaluate(..., time=COLUMN, window='1d')")
+        if metric not in self.metrics:
+            raise StreamdivError(f"unknown metric {metric!r}; the metrics are: {', '.join(self.metrics)}")
+        if set(group) == set(names) - {WINDOW_KEY}:
+            chosen = [entry for entry in self.groups if all(entry["group"][k] == v for k, v in group.items())]
+            return [(entry["group"][WINDOW_KEY], entry["metrics"][metric]) for entry in chosen]
+        windows = Report(regrouped(self._state, (WINDOW_KEY,), group), self.base)
+        return [(entry["group"][WINDOW_KEY], entry["metrics"][metric]) for entry in windows.groups]
+
+    def latest_window(self) -> tuple[str, Report] | None:
+        """(start, report) of the latest window alone (grouped by the ``by`` columns, if any); None without
+        windows or rows of a known time."""
+        starts = [entry["group"][WINDOW_KEY] for entry in self.groups if WINDOW_KEY in entry["group"]]
+        starts = [start for start in starts if start is not None]
+        if not starts:
+            return None
+        latest = max(starts, key=start_seconds)
+        by = tuple(name for name in self.config.group_names if name != WINDOW_KEY)
+        return latest, Report(regrouped(self._state, by, {WINDOW_KEY: latest}), self.base)
 
     @property
     def rows_read(self) -> int:
@@ -83,6 +112,8 @@ class Report:
             "calibration_bound": _json_value(self.calibration_bound),
             "classes": [_json_class(entry) for entry in self.classes],
         }
+        if config.window:
+            result["window"] = config.window
         if config.group_names:
             result["by"] = list(config.group_names)
             result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"])} for g in self.groups]
@@ -123,6 +154,19 @@ def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -
     return (f"{seen} look softmaxed twice (probabilities whose largest is at most e times their smallest, or "
             f"logits that already sum to 1): pass probabilities once with probs= (--probs), or the model's "
             f"logits with logits= (--logits)")
+
+
+def _group_order(state: State) -> list[int]:
+    """The order of a report's groups: as first seen, or, with windows, by window start (null times last), then
+    by the other keys as first seen (the order the same run without windows gives them)."""
+    keys = state.group_keys
+    if WINDOW_KEY not in state.config.group_names:
+        return list(range(len(keys)))
+    at = state.config.group_names.index(WINDOW_KEY)
+    rank: dict[tuple, int] = {}
+    for key in keys:
+        rank.setdefault(key[:at] + key[at + 1:], len(rank))
+    return sorted(range(len(keys)), key=lambda g: (start_seconds(keys[g][at]), rank[keys[g][:at] + keys[g][at + 1:]]))
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:

@@ -20,13 +20,14 @@ The bytes of a saved state (magic, version, checksum, JSON header, arrays) are :
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .kernels import layout
 from .kernels.layout import ROW_BLOCK
 from .errors import IncompatibleStateError, StreamdivError
+from .windows import WINDOW_KEY
 
 GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
 
@@ -51,6 +52,8 @@ class Config:
     # streamdiv did not have: they hold zeros, and the metrics that read them are None
     kind: str = layout.CLASSIFICATION  # or layout.GAUSSIAN: mean and log variance against a prior
     dimensions: int | None = None  # the Gaussian kind's dimensions per row (None until the first batch)
+    window: str | None = None  # the time windows' width ("1d", windows.Window): then the first group key is
+    # "window", each group's window start
 
     @property
     def is_fixed(self) -> bool:
@@ -62,7 +65,7 @@ class Config:
             return (f"the kind of input differs: {self.kind} ({_kind_words(self.kind)}) here, {other.kind} "
                     f"({_kind_words(other.kind)}) in the other")
         for name in ("num_classes", "binary", "soft_targets", "class_names", "dimensions", "bins", "binning", "eps",
-                     "renormalize", "group_names", "metrics", "classwise"):
+                     "renormalize", "window", "group_names", "metrics", "classwise"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
@@ -208,7 +211,7 @@ class State:
             # Not yet fixed by a batch: take the other's layout, keep this one's settings (checked below).
             self.config = replace(other.config, bins=self.config.bins, binning=self.config.binning,
                                   eps=self.config.eps, renormalize=self.config.renormalize,
-                                  metrics=self.config.metrics,
+                                  metrics=self.config.metrics, window=self.config.window,
                                   class_names=self.config.class_names or other.config.class_names,
                                   classwise=(other.config.classwise if self.config.classwise is None
                                              else self.config.classwise))
@@ -253,6 +256,31 @@ class State:
         totals = state.total_counts() if group_keys else np.zeros(layout.N_COUNTS, dtype=np.int64)
         state.rows_read = int(totals[layout.ROWS] + totals[layout.SKIPPED] + totals[layout.IGNORED])
         return state
+
+
+def regrouped(state: State, names: tuple[str, ...], where: Mapping[str, Any] | None = None) -> State:
+    """``state`` grouped by ``names`` alone (some of its group names, in that order): the groups that agree on
+    them added together, in order of first appearance, keeping only the groups whose key matches ``where``
+    ({group name: value}).  Without ``names``, one ungrouped state; without the window key, no windows."""
+    config = state.config
+    unknown = [name for name in (*names, *(where or {})) if name not in config.group_names]
+    if unknown:
+        grouped = f"grouped by {', '.join(config.group_names)}" if config.group_names else "not grouped"
+        raise StreamdivError(f"no group column {unknown[0]!r}: the run was {grouped}")
+    positions = [config.group_names.index(name) for name in names]
+    conditions = [(config.group_names.index(name), value) for name, value in (where or {}).items()]
+    result = State(replace(config, group_names=tuple(names),
+                           window=config.window if WINDOW_KEY in names else None))
+    result._allocate(0)
+    counts, sums = state.settled()
+    for g, key in enumerate(state.group_keys):
+        if all(key[position] == value for position, value in conditions):
+            target = result.group_ids([tuple(key[position] for position in positions)])[0]
+            result.counts[target] += counts[g]
+            result.sums[target] = add_compensated(result.sums[target], sums[g])
+    totals = result.total_counts() if result.group_keys else np.zeros(layout.N_COUNTS, dtype=np.int64)
+    result.rows_read = int(totals[layout.ROWS] + totals[layout.SKIPPED] + totals[layout.IGNORED])
+    return result
 
 
 # Class-wise calibration keeps classes x bins x 6 slots per group (16 bytes a sum, 8 a count): on by default up

@@ -23,7 +23,8 @@ reading it are None (never a number computed from a zero).  A state with a slot 
 or whose slots of one kind come in another order, is refused (:class:`StateLayoutError`, naming the first
 difference).
 ``"config"`` records ``"kind"`` (classification or gaussian) and ``"dimensions"`` (the Gaussian kind's) since the
-Gaussian kind came; a config without them, as every earlier writer's, is a classification state.
+Gaussian kind came; a config without them, as every earlier writer's, is a classification state.  A windowed
+state's ``"window"`` is its width ("1d"), its first group name ``"window"``; a config without it has no windows.
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -41,11 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CorruptStateError, StateLayoutError, StateVersionError
+from .errors import CorruptStateError, StateLayoutError, StateVersionError, StreamdivError
 from .kernels.layout import CLASSIFICATION, GAUSSIAN, KINDS
 from .metrics import METRIC_SETS
 from .kernels import layout
 from .state import Config, State, layout_description
+from .windows import WINDOW_KEY, Window
 
 MAGIC = b"STREAMDIV-STATE\n"
 FORMAT_VERSION = 3
@@ -78,6 +80,7 @@ LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "absent_slots": ((list,), []),
     "kind": ((str,), CLASSIFICATION),
     "dimensions": ((int, type(None)), None),
+    "window": ((str, type(None)), None),
 }
 
 
@@ -100,6 +103,7 @@ def encode(state: State) -> bytes:
             "absent_slots": list(config.absent_slots),
             "kind": config.kind,
             "dimensions": config.dimensions,
+            "window": config.window,
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -274,6 +278,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
                                       or any(type(name) is not str for name in class_names)), "class_names"),
         (any(type(name) is not str for name in fields["group_names"]), "group_names"),
         (any(type(name) is not str for name in fields["absent_slots"]), "absent_slots"),
+        (fields["window"] is not None and not _is_window(fields["window"], fields["group_names"]), "window"),
     ]
     for wrong, name in problems:
         if wrong:
@@ -283,7 +288,16 @@ def _config(raw: dict[str, Any], version: int) -> Config:
                   binning=fields["binning"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"], classwise=fields["classwise"],
-                  absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"])
+                  absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"],
+                  window=fields["window"])
+
+
+def _is_window(text: str, group_names: list[str]) -> bool:
+    """Whether a saved window is one streamdiv writes: a width it reads, its key the first group name."""
+    try:
+        return Window.parse(text).text == text and group_names[:1] == [WINDOW_KEY]
+    except StreamdivError:
+        return False
 
 
 def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> Config:

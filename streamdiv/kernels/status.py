@@ -14,6 +14,7 @@ NULL_WEIGHT = 4
 UNKNOWN_LABEL = 5
 WRONG_LENGTH_PREDICTION = 6
 WRONG_LENGTH_TARGET = 7
+NULL_TIME = 8  # a windowed run's time column
 # The Gaussian kind's columns, each null or of another length than the batch's first well-formed row
 NULL_MEAN = 10
 NULL_LOG_VARIANCE = 11
@@ -47,6 +48,7 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     UNKNOWN_LABEL: ("labels", "is not one of the class names"),
     WRONG_LENGTH_PREDICTION: ("prediction", "does not have one value per class"),
     WRONG_LENGTH_TARGET: ("targets", "does not have one value per class"),
+    NULL_TIME: ("time", "is null, so the row has no window"),
     PREDICTION_NAN: ("prediction", "holds NaN (or a null inside the list)"),
     PREDICTION_OUT_OF_RANGE: ("prediction", "holds a probability outside [0, 1]"),
     LOGIT_NAN_OR_POSITIVE_INFINITY: ("prediction", "holds a NaN or +inf logit"),
