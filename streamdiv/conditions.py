@@ -15,7 +15,7 @@ from .report import Report
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
-PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:inf|[0-9.]+(?:[eE][-+]?\d+)?))\s*$")
+PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[a-z_]+)?)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:inf|[0-9.]+(?:[eE][-+]?\d+)?))\s*$")
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,19 @@ class Condition:
     text: str
 
     @classmethod
-    def parse(cls, text: str) -> Condition:
+    def parse(cls, text: str, names: tuple[str, ...] = METRIC_NAMES) -> Condition:
+        """``METRIC OP NUMBER``, METRIC one of ``names`` (a drift report's: a figure such as ``confidence_psi``,
+        or ``METRIC.change`` and the like)."""
         match = PATTERN.match(text)
         if not match:
             raise StreamdivError(f"cannot read the condition {text!r}: write METRIC OP NUMBER, such as "
                                  f"'ece>0.05' or 'kl_divergence>=0.2' (OP is one of > >= < <= == !=)")
         metric, op, number = match.groups()
-        if metric not in METRIC_NAMES:
-            raise StreamdivError(f"unknown metric {metric!r} in {text!r}; the metrics are: {', '.join(METRIC_NAMES)}")
+        if metric not in names:
+            shown = ", ".join(name for name in names if "." not in name)
+            if any("." in name for name in names):
+                shown += "; and METRIC.reference, METRIC.current, METRIC.change, METRIC.relative_change of each metric"
+            raise StreamdivError(f"unknown metric {metric!r} in {text!r}; the metrics are: {shown}")
         try:
             threshold = float(number)
         except ValueError as error:
@@ -58,16 +63,19 @@ class Condition:
         return OPERATORS[self.op](float(value), self.threshold)
 
 
-def breaches(report: Report, conditions: list[Condition]) -> list[str]:
-    """One line per condition that holds somewhere: overall or in a group."""
+def breaches(report: Any, conditions: list[Condition]) -> list[str]:
+    """One line per condition that holds somewhere: overall or in a group (of a Report or a DriftReport)."""
     lines = []
     for condition in conditions:
-        condition.check_computed(report.config.metrics, report.config.kind)
+        if isinstance(report, Report):
+            condition.check_computed(report.config.metrics, report.config.kind)
+        elif condition.metric not in report.computed:
+            raise StreamdivError(f"{condition.text!r}: {condition.metric} is not computed on both sides")
         places = []
-        if condition.holds(report.metrics[condition.metric]):
+        if condition.holds(report.metrics.get(condition.metric)):
             places.append(f"overall {condition.metric} = {report.metrics[condition.metric]}")
         for group in report.groups:
-            value = group["metrics"][condition.metric]
+            value = group["metrics"].get(condition.metric)
             if condition.holds(value):
                 where = ", ".join(f"{k}={v}" for k, v in group["group"].items())
                 places.append(f"{where}: {condition.metric} = {value}")

@@ -10,10 +10,10 @@ import numpy as np
 
 from .kernels.layout import GAUSSIAN
 from .calibration import ClassBins, class_bins, classwise_ece_per_class
-from .metrics import UNITS, compute_metrics
+from .metrics import UNITS, compute_metrics, computed_metrics
 from .errors import StreamdivError
 from .totals import Totals, Value
-from .state import State, regrouped
+from .state import State, filled_slots, regrouped
 from .windows import WINDOW_KEY, start_seconds
 
 
@@ -48,13 +48,18 @@ class Report:
         self.classes: list[dict[str, Any]] = _classes(overall, state) if kind != GAUSSIAN else []
         self.groups: list[dict[str, Any]] = []
         if state.config.group_names:
-            for g in _group_order(state):
+            for g in group_order(state):
                 key = state.group_keys[g]
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
                                     "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
+
+    @property
+    def computed(self) -> tuple[str, ...]:
+        """The metrics this report computes (the others are None whatever the data)."""
+        return computed_metrics(self.config.metrics, self.config.kind)
 
     def series(self, metric: str, **group: Any) -> list[tuple[str, Value]]:
         """``metric`` window by window, ``[(window_start, value), ...]`` in order of window start, over the rows
@@ -156,7 +161,7 @@ def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -
             f"logits with logits= (--logits)")
 
 
-def _group_order(state: State) -> list[int]:
+def group_order(state: State) -> list[int]:
     """The order of a report's groups: as first seen, or, with windows, by window start (null times last), then
     by the other keys as first seen (the order the same run without windows gives them)."""
     keys = state.group_keys
@@ -169,10 +174,17 @@ def _group_order(state: State) -> list[int]:
     return sorted(range(len(keys)), key=lambda g: (start_seconds(keys[g][at]), rank[keys[g][:at] + keys[g][at + 1:]]))
 
 
+def state_totals(state: State, group: int | None = None) -> Totals:
+    """The totals of group ``group`` of ``state`` (its registration index), or of the whole state."""
+    if group is None:
+        return _totals(state, state.total_counts(), state.total_sums())
+    return _totals(state, state.group_counts(group), state.group_sums(group))
+
+
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
     return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
                   soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary,
-                  binning=state.config.binning, calibration_bins=state.config.bins)
+                  binning=state.config.binning, calibration_bins=state.config.bins, filled=filled_slots(state.config))
 
 
 def _classes(t: Totals, state: State) -> list[dict[str, Any]]:

@@ -298,6 +298,13 @@ def resolve_classwise(requested: bool | None, num_classes: int, metrics: str) ->
     return num_classes <= CLASSWISE_MAX_CLASSES if requested is None else bool(requested)
 
 
+def filled_slots(config: Config) -> frozenset[str]:
+    """The slots (as ``Layout.describe`` names them) that hold sums in a state of ``config``: those its passes
+    fill, less those a state saved by an earlier streamdiv lacked."""
+    filled = layout.filled_by(layout.GAUSSIAN if config.kind == layout.GAUSSIAN else config.metrics)
+    return filled - frozenset(config.absent_slots)
+
+
 def slot_layout(config: Config) -> layout.Layout:
     """The slot layout of one group's arrays under ``config`` (the Gaussian kind: no bins, no classes)."""
     if config.kind == layout.GAUSSIAN:

@@ -49,6 +49,7 @@ class Totals:
     binary: bool = False
     binning: str = "uniform"
     calibration_bins: int = 0  # 0: as many as the state keeps
+    filled: frozenset[str] = frozenset()  # the slots holding sums (state.filled_slots), by name
 
     @property
     def slot_layout(self) -> layout.Layout:
