@@ -108,24 +108,27 @@ class DriftReport:
         by = tuple(name for name in current.config.group_names if name != WINDOW_KEY)
         reference_by = tuple(name for name in reference.config.group_names if name != WINDOW_KEY)
         reference_whole = state_totals(reference)
-        self.metrics = self._compare(reference_whole, reference.config, state_totals(current))
-        matched: dict[tuple, int] = {}
+        whole_metrics = _metrics(reference_whole, reference.config, base)
+        self.metrics = self._compare(reference_whole, whole_metrics, state_totals(current), self.current.metrics)
+        matched: dict[tuple, tuple[Totals, dict[str, Value]]] = {}
         if by and set(by) == set(reference_by):
             grouped = regrouped(reference, by)  # its windows merged, its keys in the current side's order
-            matched = {key: g for g, key in enumerate(grouped.group_keys)}
+            for g, key in enumerate(grouped.group_keys):
+                totals = state_totals(grouped, g)
+                matched[key] = (totals, _metrics(totals, reference.config, base))
         names = current.config.group_names
         self.groups: list[dict[str, Any]] = []
-        for g in group_order(current) if names else []:
-            key = dict(zip(names, current.group_keys[g]))
-            by_key = tuple(key[name] for name in by)
+        for g, entry in zip(group_order(current) if names else [], self.current.groups):
+            by_key = tuple(entry["group"][name] for name in by)
             against = matched.get(by_key)
-            reference_totals = state_totals(grouped, against) if against is not None else reference_whole
-            self.groups.append({"group": key, "against": dict(zip(by, by_key)) if against is not None else None,
-                                "metrics": self._compare(reference_totals, reference.config,
-                                                         state_totals(current, g))})
+            reference_totals, reference_metrics = against or (reference_whole, whole_metrics)
+            self.groups.append({"group": entry["group"], "against": dict(zip(by, by_key)) if against else None,
+                                "metrics": self._compare(reference_totals, reference_metrics,
+                                                         state_totals(current, g), entry["metrics"])})
 
-    def _compare(self, reference: Totals, reference_config: Any, current: Totals) -> dict[str, Value]:
-        """The drift figures and metric comparisons of one pair of totals."""
+    def _compare(self, reference: Totals, before: dict[str, Value], current: Totals,
+                 after: dict[str, Value]) -> dict[str, Value]:
+        """The drift figures of one pair of totals, and the comparisons of their metrics (before, after)."""
         divisor = UNITS[self.base][1]
         values: dict[str, Value] = {}
         for name, (a, b) in _distribution_pairs(reference, current).items():
@@ -134,8 +137,6 @@ class DriftReport:
             for figure, value in figures.items():
                 scaled = figure in ("js", "kl", "reverse_kl") and value is not None
                 values[f"{name}_{figure}"] = value / divisor if scaled else value
-        before = _metrics(reference, reference_config, self.base)
-        after = _metrics(current, self.config, self.base)
         for metric in METRIC_NAMES:
             old, new = before[metric], after[metric]
             if old is None or new is None:
