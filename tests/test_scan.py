@@ -1,0 +1,143 @@
+"""scan(): its steps against evaluate() on the same rows, bit for bit."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import make_hard
+
+import streamdiv
+from streamdiv.kernels.layout import ROW_BLOCK
+
+
+def prediction_table(n: int, seed: int, num_classes: int = 3) -> pa.Table:
+    _, probs, labels = make_hard(n=n, num_classes=num_classes, seed=seed)
+    flat = pa.array(probs.reshape(-1).astype(np.float32))
+    return pa.table({"probs": pa.FixedSizeListArray.from_arrays(flat, num_classes), "label": labels,
+                     "region": np.array(["eu", "us", "apac"])[np.arange(n) % 3], "w": np.linspace(0.5, 1.5, n)})
+
+
+SMALL = prediction_table(300, seed=61)
+# more than two compensation blocks, so that steps and batches start in the middle of one
+LARGE = prediction_table(2 * ROW_BLOCK + 7_000, seed=62)
+COLUMNS = {"probs": "probs", "labels": "label", "weights": "w"}
+
+
+def step_starts(steps):
+    return [0] + [step.rows for step in steps[:-1]]
+
+
+def assert_steps_match_evaluate(table, steps, **options):
+    """The last running report is evaluate()'s, state bytes included; each batch report is evaluate()'s over
+    the step's rows alone, bit for bit, wherever the step starts: the step's accumulator starts empty, so its
+    blocks start at the step's first row, exactly as evaluate()'s start at row 0 of the slice."""
+    whole = streamdiv.Accumulator()
+    expected = streamdiv.evaluate(table, **COLUMNS, **options, accumulator=whole)
+    assert steps[-1].rows == table.num_rows
+    assert steps[-1].running.to_dict() == expected.to_dict()
+    assert steps[-1].running.metrics == expected.metrics
+    for start, step in zip(step_starts(steps), steps):
+        rows = step.rows - start
+        assert step.batch.rows_read == rows and step.running.rows_read == step.rows
+        alone = streamdiv.evaluate(table.slice(start, rows), **COLUMNS, **options)
+        assert step.batch.to_dict() == alone.to_dict(), (start, rows)
+    return whole
+
+
+@pytest.mark.parametrize("every", [1, 7, 300, 1000])
+@pytest.mark.parametrize("batch_size", [None, 64, 50])
+def test_steps_fall_at_multiples_of_every_and_match_evaluate(every, batch_size):
+    steps = list(streamdiv.scan(SMALL, **COLUMNS, every=every, batch_size=batch_size))
+    n = SMALL.num_rows
+    assert [step.rows for step in steps] == list(range(every, n, every)) + [n]
+    assert_steps_match_evaluate(SMALL, steps, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("every,batch_size", [(10_000, None), (10_000, 4096), (ROW_BLOCK, 7_000), (3_001, 9_999)])
+def test_steps_across_compensation_blocks_keep_the_bits(every, batch_size):
+    running = streamdiv.Accumulator()
+    steps = list(streamdiv.scan(LARGE, **COLUMNS, every=every, batch_size=batch_size, accumulator=running))
+    assert [step.rows for step in steps] == list(range(every, LARGE.num_rows, every)) + [LARGE.num_rows]
+    whole = assert_steps_match_evaluate(LARGE, steps)
+    assert running.to_bytes() == whole.to_bytes()
+
+
+def test_without_every_a_step_per_batch():
+    steps = list(streamdiv.scan(SMALL, **COLUMNS, batch_size=64))
+    assert [step.rows for step in steps] == [64, 128, 192, 256, 300]
+    assert_steps_match_evaluate(SMALL, steps, batch_size=64)
+
+
+def test_grouped_runs_keep_their_groups():
+    steps = list(streamdiv.scan(SMALL, **COLUMNS, by="region", every=100))
+    expected = streamdiv.evaluate(SMALL, **COLUMNS, by="region")
+    assert steps[-1].running.to_dict() == expected.to_dict()
+    assert [g["group"] for g in steps[-1].running.groups] == [{"region": r} for r in ("eu", "us", "apac")]
+    for start, step in zip(step_starts(steps), steps):
+        alone = streamdiv.evaluate(SMALL.slice(start, 100), **COLUMNS, by="region")
+        assert step.batch.groups == alone.groups
+
+
+def test_an_earlier_step_is_left_as_it_was():
+    steps = streamdiv.scan(SMALL, **COLUMNS, every=100)
+    first = next(steps)
+    seen = first.running.to_dict(), first.batch.to_dict()
+    rest = list(steps)
+    assert (first.running.to_dict(), first.batch.to_dict()) == seen
+    assert rest[-1].running.rows_read == 300 and first.running.rows_read == 100
+
+
+def test_keywords_are_evaluates():
+    scan_parameters = dict(inspect.signature(streamdiv.scan).parameters)
+    assert scan_parameters.pop("every").default is None
+    assert scan_parameters == dict(inspect.signature(streamdiv.evaluate).parameters)
+    steps = list(streamdiv.scan(SMALL, **COLUMNS, base=2, bins=7, eps=1e-9, metrics="loss", every=128))
+    expected = streamdiv.evaluate(SMALL, **COLUMNS, base=2, bins=7, eps=1e-9, metrics="loss")
+    assert steps[-1].running.to_dict() == expected.to_dict() and expected.units == "bits"
+
+
+@pytest.mark.parametrize("every", [0, -1, "x", 2.5, True])
+def test_every_must_be_a_positive_whole_number(every):
+    with pytest.raises(streamdiv.StreamdivError, match="every must be a positive whole number"):
+        streamdiv.scan(SMALL, **COLUMNS, every=every)  # at the call, before any step
+
+
+def test_a_source_of_no_rows_yields_no_step():
+    assert list(streamdiv.scan(SMALL.slice(0, 0), **COLUMNS, every=10)) == []
+
+
+def test_an_invalid_row_raises_as_in_evaluate():
+    probs = np.full((500, 2), 0.5)
+    probs[333] = [1.5, -0.5]
+    data = {"p": probs, "y": np.arange(500) % 2}
+    with pytest.raises(streamdiv.InvalidRowError) as expected:
+        streamdiv.evaluate(data, probs="p", labels="y")
+    steps = streamdiv.scan(data, probs="p", labels="y", every=100)
+    assert [step.rows for step in (next(steps), next(steps), next(steps))] == [100, 200, 300]
+    with pytest.raises(streamdiv.InvalidRowError) as raised:
+        next(steps)
+    assert (raised.value.row, raised.value.column, raised.value.value) == (
+        expected.value.row, expected.value.column, expected.value.value) == (333, "p", [1.5, -0.5])
+
+
+def test_warnings_come_once_the_last_step_is_consumed():
+    # flat rows (softmax applied twice, as the warning says) that do not sum to 1
+    data = {"p": np.tile([0.34, 0.33, 0.32], (200, 1)), "y": np.arange(200) % 3}
+    with warnings.catch_warnings(record=True) as expected:
+        warnings.simplefilter("always")
+        streamdiv.evaluate(data, probs="p", labels="y")
+    assert len(expected) == 2 and all(w.filename == __file__ for w in expected)
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        steps = list(itertools.islice(streamdiv.scan(data, probs="p", labels="y", every=50), 4))
+        assert len(steps) == 4 and raised == []
+        for _ in streamdiv.scan(data, probs="p", labels="y", every=50):
+            pass
+    assert [(w.category, str(w.message)) for w in raised] == [(w.category, str(w.message)) for w in expected]
+    assert all(w.category is streamdiv.StreamdivWarning and w.filename == __file__ for w in raised)
