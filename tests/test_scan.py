@@ -1,8 +1,9 @@
-"""scan(): its steps against evaluate() on the same rows, bit for bit."""
+"""scan(): its steps against evaluate() on the same rows, bit for bit; `streamdiv score --every N` line by line."""
 
 from __future__ import annotations
 
 import inspect
+import io
 import itertools
 import json
 import warnings
@@ -10,9 +11,11 @@ import warnings
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from conftest import make_hard
 
 import streamdiv
+from streamdiv.cli import main
 from streamdiv.kernels.layout import ROW_BLOCK
 
 
@@ -141,3 +144,91 @@ def test_warnings_come_once_the_last_step_is_consumed():
             pass
     assert [(w.category, str(w.message)) for w in raised] == [(w.category, str(w.message)) for w in expected]
     assert all(w.category is streamdiv.StreamdivWarning and w.filename == __file__ for w in raised)
+
+
+# ---- the command line
+def invoke(*args, code=0, input=None):
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input)
+    assert result.exit_code == code, (result.output, result.stderr, result.exception)
+    return result
+
+
+def lines_and_report(stdout, n_lines):
+    lines = stdout.splitlines()
+    return [json.loads(line) for line in lines[:n_lines]], json.loads("\n".join(lines[n_lines:]))
+
+
+def expected_lines(source, every, **options):
+    return [step.to_dict() for step in streamdiv.scan(source, probs="probs", labels="label", every=every,
+                                                      **options)]
+
+
+@pytest.fixture
+def preds(tmp_path):
+    path = tmp_path / "preds.arrow"
+    with pa.ipc.new_file(path, SMALL.schema) as writer:
+        writer.write_table(SMALL, max_chunksize=128)
+    return str(path)
+
+
+def test_every_writes_a_line_per_step_then_the_report(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--every", 70, "--format", "json")
+    lines, report = lines_and_report(result.stdout, 5)
+    assert [line["rows"] for line in lines] == [70, 140, 210, 280, 300]
+    assert [line["batch"]["rows"] for line in lines] == [70, 70, 70, 70, 20]
+    assert lines == expected_lines(SMALL, 70)
+    assert report == streamdiv.evaluate(SMALL, probs="probs", labels="label").to_dict()
+    assert lines[-1]["metrics"] == report["metrics"]
+    assert set(lines[0]) == {"rows", "metrics", "batch"} and set(lines[0]["batch"]) == {"rows", "metrics"}
+
+
+def test_lines_are_strict_json_with_infinity_as_a_string():
+    probs = pa.FixedSizeListArray.from_arrays(pa.array([1.0, 0.0] * 5 + [0.5, 0.5] * 5), 2)
+    table = pa.table({"probs": probs, "label": [1] * 5 + [0] * 5})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    result = invoke("score", "-", "--probs", "probs", "--labels", "label", "--every", 5, "--format", "json",
+                    input=sink.getvalue())
+    lines, report = lines_and_report(result.stdout, 2)
+    assert lines[0]["metrics"]["cross_entropy"] == lines[0]["batch"]["metrics"]["cross_entropy"] == "inf"
+    assert lines[1]["batch"]["metrics"]["cross_entropy"] == pytest.approx(np.log(2))
+    assert report["metrics"]["cross_entropy"] == "inf"
+
+
+def test_with_output_only_the_lines_go_to_stdout(preds, tmp_path):
+    target = tmp_path / "report.json"
+    state = tmp_path / "run.state"
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--every", 100, "-o", target,
+                    "--save-state", state, "--progress")
+    assert [json.loads(line) for line in result.stdout.splitlines()] == expected_lines(SMALL, 100)
+    assert json.loads(target.read_text()) == streamdiv.evaluate(SMALL, probs="probs", labels="label").to_dict()
+    whole = streamdiv.Accumulator()
+    streamdiv.evaluate(SMALL, probs="probs", labels="label", accumulator=whole)
+    assert state.read_bytes() == whole.to_bytes()
+    assert "300 rows" in result.stderr  # the progress line, on stderr
+
+
+def test_every_with_fail_if(preds):
+    result = invoke("score", preds, "--probs", "probs", "--labels", "label", "--every", 150, "--format", "json",
+                    "--fail-if", "rows>=0", code=1)
+    lines, report = lines_and_report(result.stdout, 2)
+    assert [line["rows"] for line in lines] == [150, 300] and report["metrics"]["rows"] == 300
+    assert "rows>=0" in result.stderr
+
+
+def test_every_reads_a_stream_on_stdin():
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, SMALL.schema) as writer:
+        writer.write_table(SMALL, max_chunksize=70)
+    result = invoke("score", "-", "--probs", "probs", "--labels", "label", "--by", "region", "--every", 64,
+                    "--format", "json", input=sink.getvalue())
+    lines, report = lines_and_report(result.stdout, 5)
+    assert lines == expected_lines(SMALL, 64, by="region")
+    assert report == streamdiv.evaluate(SMALL, probs="probs", labels="label", by="region").to_dict()
+
+
+@pytest.mark.parametrize("every", ["0", "x"])
+def test_every_refuses_what_is_not_a_positive_number(preds, every):
+    result = invoke("score", preds, "--every", every, code=2)
+    assert "--every" in result.stderr
