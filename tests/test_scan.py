@@ -6,6 +6,7 @@ import inspect
 import io
 import itertools
 import json
+import threading
 import warnings
 
 import numpy as np
@@ -94,6 +95,13 @@ def test_an_earlier_step_is_left_as_it_was():
     rest = list(steps)
     assert (first.running.to_dict(), first.batch.to_dict()) == seen
     assert rest[-1].running.rows_read == 300 and first.running.rows_read == 100
+
+
+def test_a_scan_left_early_stops_its_reader_thread():
+    steps = streamdiv.scan(LARGE, **COLUMNS, every=1000, batch_size=1000)
+    assert next(steps).rows == 1000
+    steps.close()
+    assert not [thread for thread in threading.enumerate() if thread.name == "streamdiv-reader"]
 
 
 def test_keywords_are_evaluates():
