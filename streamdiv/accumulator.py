@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
@@ -226,6 +226,14 @@ class Accumulator:
         clone.__dict__.update(self.__dict__)
         clone._state = self._state.copy()
         clone._lanes = None
+        return clone
+
+    def empty_copy(self) -> Accumulator:
+        """An accumulator of the same settings (and the layout that batches have fixed) holding no rows: its
+        blocks start at its own first row, as those of a fresh run over the rows fed to it."""
+        clone = self.copy()
+        clone._state = State(replace(self._state.config, absent_slots=()))
+        clone._predictions = None
         return clone
 
     # ---- results

@@ -27,6 +27,7 @@ from .metrics import BINNINGS, METRIC_NAMES, METRIC_SETS, parse_base
 from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
+from .scan import scan_steps, write_steps
 from .sources import Source, open_source
 from .windows import Window
 
@@ -124,12 +125,17 @@ def _emit(report: Report, accumulator: Accumulator, fmt: str | None, output: str
 
 
 def _score_with_progress(accumulator: Accumulator, source: Source, plan: ColumnPlan, batch_size: int | None,
-                         progress: bool | None) -> None:
-    """Score ``source``, with a progress line on stderr when asked for (by default: when it is a terminal)."""
+                         progress: bool | None, every: int | None = None) -> None:
+    """Score ``source``, with a progress line on stderr when asked for (by default: when it is a terminal), and
+    with ``every`` a JSON line on stdout every that many rows."""
     show = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar(source.total_rows) if show else None
     try:
-        score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
+        if every is None:
+            score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
+        else:
+            write_steps(scan_steps(accumulator, source, plan, every=every, batch_size=batch_size, progress=bar),
+                        sys.stdout)
     finally:
         if bar is not None:
             bar.close()
@@ -200,6 +206,9 @@ def _label_value(text: str | None) -> Any:
               help="Class-wise calibration: per-class reliability, classwise_ece, the Brier decomposition "
                    "[default: on up to 100 classes].")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
+@click.option("--every", type=click.IntRange(1), metavar="N", help="Every N rows, one JSON line on stdout: the rows "
+              "so far, the running metrics and those of these N rows alone, e.g. --every 1000000 | jq .metrics.ece; "
+              "then the report as usual (with -o, the lines still go to stdout).")
 @click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "
               "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
@@ -209,7 +218,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
           window: str | None, base: str, bins: int,
           binning: str, batch_size: int | None, on_invalid: str, eps: float | None, ignore_label: str | None,
           renormalize: bool, metric_set: str, class_names: str | None, classwise: bool | None,
-          progress: bool | None, threads: int | None, fmt: str | None,
+          progress: bool | None, every: int | None, threads: int | None, fmt: str | None,
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
@@ -226,6 +235,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
             --fail-if 'ece>0.05' --format prometheus -o /var/lib/node_exporter/streamdiv.prom
         streamdiv score latents.parquet --mean mu --log-variance logvar --fail-if 'gaussian_kl>40'
         streamdiv score week.parquet --probs probs --labels label --time ts --window 1d --format csv
+        streamdiv score preds.parquet --probs probs --labels label --every 1000000 -o report.json
     """
     if (time_column is None) != (window is None):
         raise click.UsageError("--time and --window go together: the time column, and the windows' width")
@@ -260,7 +270,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
                               eps=eps, renormalize=renormalize, on_invalid=on_invalid,
                               ignore_label=_label_value(ignore_label), metrics=metric_set, classwise=classwise,
                               window=window)
-    _score_with_progress(accumulator, source, plan, batch_size, progress)
+    _score_with_progress(accumulator, source, plan, batch_size, progress, every)
     report = accumulator.report()
     if report.metrics["unnormalized_rows"]:
         click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "

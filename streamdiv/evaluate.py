@@ -6,10 +6,11 @@ Decoding runs ahead on a background thread (pyarrow releases the GIL while it de
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, ParamSpec, Sequence, TypeVar
 
 import numba
 
@@ -31,17 +32,76 @@ class StreamdivWarning(UserWarning):
 ProgressCallback = Callable[[int, int], None]  # (rows done in this chunk, bytes of decoded data)
 
 
-def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: str | Sequence[str] | None = None,
-             labels: str | None = None, targets: str | Sequence[str] | None = None, weights: str | None = None,
-             by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
-             binning: str = "uniform", eps: float | None = None, batch_size: int | None = None,
-             on_invalid: str = "error",
-             ignore_label: Any = None, renormalize: bool = False, class_names: Sequence[str] | None = None,
-             metrics: str = "all", classwise: bool | None = None, progress: ProgressCallback | None = None,
-             accumulator: Accumulator | None = None, mean: str | Sequence[str] | None = None,
-             log_variance: str | Sequence[str] | None = None, prior_mean: str | Sequence[str] | None = None,
-             prior_log_variance: str | Sequence[str] | None = None, time: str | None = None,
-             window: str | None = None) -> Report:
+class Scoring(NamedTuple):
+    """What :func:`evaluate` and :func:`streamdiv.scan` start from: the opened source, its column plan, the
+    accumulator to feed, and how to read (``batch_size``) and report progress (``progress``)."""
+
+    source: Source
+    plan: ColumnPlan | GaussianPlan
+    accumulator: Accumulator
+    batch_size: int | None
+    progress: ProgressCallback | None
+
+
+def open_scoring(source: Any, *, probs: str | Sequence[str] | None = None,
+                 logits: str | Sequence[str] | None = None, labels: str | None = None,
+                 targets: str | Sequence[str] | None = None, weights: str | None = None,
+                 by: str | Sequence[str] | None = None, base: str | int = "e", bins: int = 15,
+                 binning: str = "uniform", eps: float | None = None, batch_size: int | None = None,
+                 on_invalid: str = "error", ignore_label: Any = None, renormalize: bool = False,
+                 class_names: Sequence[str] | None = None, metrics: str = "all", classwise: bool | None = None,
+                 progress: ProgressCallback | None = None, accumulator: Accumulator | None = None,
+                 mean: str | Sequence[str] | None = None, log_variance: str | Sequence[str] | None = None,
+                 prior_mean: str | Sequence[str] | None = None,
+                 prior_log_variance: str | Sequence[str] | None = None, time: str | None = None,
+                 window: str | None = None) -> Scoring:
+    """Open ``source``, check the columns named against it and make the accumulator (or take ``accumulator``).
+
+    This signature is the one declaration of the keywords that :func:`evaluate` and :func:`streamdiv.scan`
+    take (``takes_keywords_of`` gives it to both); :func:`evaluate`'s docstring says what each means."""
+    windowed = window is not None or (accumulator is not None and accumulator.window is not None)
+    if (time is None) == windowed:
+        raise StreamdivError("time windows need both time= (the time column) and window= (a width such as '1d')")
+    opened = open_source(source)
+    plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
+                   by=by, class_names=class_names, mean=mean, log_variance=log_variance, prior_mean=prior_mean,
+                   prior_log_variance=prior_log_variance, time=time)
+    if accumulator is None:
+        accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
+                                  renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
+                                  metrics=metrics, classwise=classwise, window=window)
+    return Scoring(opened, plan, accumulator, batch_size, progress)
+
+
+Keywords = ParamSpec("Keywords")
+Result = TypeVar("Result")
+
+
+def keywords_signature(function: Callable[..., Any], template: Callable[..., Any]) -> inspect.Signature:
+    """``template``'s signature with ``function``'s return annotation, and ``function``'s own keyword-only
+    parameters placed before ``template``'s: what help(), ``inspect`` and editors show for a function written
+    as ``def function(source, *, own=..., **keywords)`` that forwards ``keywords`` to ``template``."""
+    own = inspect.signature(function)
+    shared = list(inspect.signature(template).parameters.values())
+    extra = [p for p in own.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    positional = [p for p in shared if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    keyword_only = [p for p in shared if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return own.replace(parameters=positional + extra + keyword_only, return_annotation=own.return_annotation)
+
+
+def takes_keywords_of(template: Callable[Keywords, Any]) -> Callable[[Callable[..., Result]],
+                                                                   Callable[Keywords, Result]]:
+    """Declare the decorated function as taking ``template``'s parameters: type checkers see them (a
+    ``ParamSpec``), and so do help() and ``inspect`` (its ``__signature__``); the function itself is returned
+    unwrapped."""
+    def declare(function: Callable[..., Result]) -> Callable[Keywords, Result]:
+        function.__signature__ = keywords_signature(function, template)  # type: ignore[attr-defined]
+        return function
+    return declare
+
+
+@takes_keywords_of(open_scoring)
+def evaluate(source: Any, **keywords: Any) -> Report:
     """Score predictions against labels or soft targets in one streaming pass.
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
@@ -70,47 +130,54 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
     (weeks on Monday 1970-01-05), is one more group key, ``window``, valued by its start as an ISO-8601 UTC
     string; ``report.series(metric, **group)`` gives a metric window by window (:mod:`streamdiv.windows`).
     With an ``accumulator``, its window is the one used: ``time`` alone names the column.
+    :func:`streamdiv.scan` takes the same keywords (both are declared once, by :func:`open_scoring`).
     """
-    windowed = window is not None or (accumulator is not None and accumulator.window is not None)
-    if (time is None) == windowed:
-        raise StreamdivError("time windows need both time= (the time column) and window= (a width such as '1d')")
-    opened = open_source(source)
-    plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
-                   by=by, class_names=class_names, mean=mean, log_variance=log_variance, prior_mean=prior_mean,
-                   prior_log_variance=prior_log_variance, time=time)
-    if accumulator is None:
-        accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
-                                  renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
-                                  metrics=metrics, classwise=classwise, window=window)
-    score_source(accumulator, opened, plan, batch_size=batch_size, progress=progress)
-    report = accumulator.report()
+    scoring = open_scoring(source, **keywords)
+    score_source(scoring.accumulator, scoring.source, scoring.plan, batch_size=scoring.batch_size,
+                 progress=scoring.progress)
+    report = scoring.accumulator.report()
+    warn_about(report, stacklevel=3)
+    return report
+
+
+def warn_about(report: Report, stacklevel: int) -> None:
+    """Raise a StreamdivWarning for each thing in ``report`` that deserves attention: unnormalized rows, then
+    ``report.warnings`` (``stacklevel`` as :func:`warnings.warn` counts it from here)."""
     unnormalized = report.metrics["unnormalized_rows"]
     if unnormalized:
         warnings.warn(f"{unnormalized} rows have probabilities that do not sum to 1 (scored as given; "
-                      f"renormalize=True rescales them)", StreamdivWarning, stacklevel=2)
+                      f"renormalize=True rescales them)", StreamdivWarning, stacklevel=stacklevel)
     for message in report.warnings:
-        warnings.warn(message, StreamdivWarning, stacklevel=2)
-    return report
+        warnings.warn(message, StreamdivWarning, stacklevel=stacklevel)
 
 
 def score_source(accumulator: Accumulator, source: Source, plan: ColumnPlan | GaussianPlan, *,
                  batch_size: int | None = None, progress: ProgressCallback | None = None) -> Accumulator:
     """Feed every batch of ``source`` through ``accumulator`` as ``plan`` says (``batch_size`` rows per batch,
     or about 4 MiB of decoded columns when None)."""
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be positive, not {batch_size}")
-    group_names = tuple(plan.by)
-    column_names = plan.column_names()
-    # whole row blocks, as many for each thread: blocks split between batches, or left over in a wave of
-    # the parallel lanes, run on one thread (soft K=10 end to end: 0.495 s at 3 blocks a batch, 0.456 at 4)
-    chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK * max(1, numba.get_num_threads()))
-    for chunk in _prefetched(chunks, PREFETCH_DEPTH):
-        inputs, group_columns = plan.extract(chunk.batch)
-        accumulator.add_batch(inputs, dict(zip(group_names, group_columns)),
-                              Location(chunk.path, chunk.first_row, column_names), class_names=plan.class_names)
+    for chunk in read_chunks(source, plan, batch_size):
+        add_chunk(accumulator, plan, chunk)
         if progress is not None:
             progress(chunk.batch.num_rows, chunk.batch.nbytes)
     return accumulator
+
+
+def read_chunks(source: Source, plan: ColumnPlan | GaussianPlan, batch_size: int | None) -> Iterator[Chunk]:
+    """The batches of ``plan``'s columns of ``source`` (``batch_size`` rows each, or about 4 MiB of decoded
+    columns when None), decoded PREFETCH_DEPTH batches ahead on a background thread."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    # whole row blocks, as many for each thread: blocks split between batches, or left over in a wave of
+    # the parallel lanes, run on one thread (soft K=10 end to end: 0.495 s at 3 blocks a batch, 0.456 at 4)
+    chunks = source.chunks(plan.columns, batch_size, multiple_of=ROW_BLOCK * max(1, numba.get_num_threads()))
+    return _prefetched(chunks, PREFETCH_DEPTH)
+
+
+def add_chunk(accumulator: Accumulator, plan: ColumnPlan | GaussianPlan, chunk: Chunk) -> None:
+    """Score one batch of a source into ``accumulator``; an error names the chunk's file, rows and columns."""
+    inputs, group_columns = plan.extract(chunk.batch)
+    accumulator.add_batch(inputs, dict(zip(tuple(plan.by), group_columns)),
+                          Location(chunk.path, chunk.first_row, plan.column_names()), class_names=plan.class_names)
 
 
 def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:
