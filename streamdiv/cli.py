@@ -6,33 +6,27 @@ Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 usage error; 3 bad da
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
 import click
-import numba
+from click.core import ParameterSource
 
 from . import __version__
 from .accumulator import Accumulator
-from .conditions import Condition, breaches
+from .cli_options import (Scoring, emit, input_kind, open_scoring, output_options, parse_conditions,
+                          score_with_progress, scoring_options)
+from .drift import COMPARED_NAMES, DEFAULT_SMOOTHING, DRIFT_NAMES, drift, saved_state
+from .drift_formats import render_drift
 from .errors import StreamdivError
 from .evaluate import score_source
-from .formats import FORMATS, render, write_atomically
-from .kernels.layout import CLASSIFICATION, GAUSSIAN
-from .metrics import BINNINGS, METRIC_NAMES, METRIC_SETS, parse_base
-from .plan import ColumnPlan, guess, resolve
-from .progress import ProgressBar
-from .report import Report
-from .scan import scan_steps, write_steps
-from .sources import Source, open_source
-from .windows import Window
+from .metrics import METRIC_NAMES, parse_base
+from .plan import guess, resolve
+from .sources import open_source
 
-EXIT_BREACH, EXIT_DATA, EXIT_INTERNAL = 1, 3, 4
-SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
+EXIT_DATA, EXIT_INTERNAL = 3, 4  # EXIT_BREACH (1) is cli_options'
 EXIT_CODES_HELP = ("Exit codes: 0 success, 1 a --fail-if condition held, 2 usage error, "
                    "3 bad data or unreadable input, 4 internal error.")
 
@@ -72,154 +66,15 @@ def main(debug: bool) -> None:
     """
 
 
-# ---- options shared between commands, defined once
-def output_options(func: Callable) -> Callable:
-    @click.option("--format", "fmt", type=click.Choice(FORMATS),
-                  help="Output format [default: table on a terminal; else from -o's suffix, or json].")
-    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the result to this file "
-                  "atomically (temporary file + rename) instead of standard output.")
-    @click.option("--fail-if", "fail_if", multiple=True, metavar="EXPR",
-                  help="Exit with status 1 if METRIC OP NUMBER holds overall or in any group, "
-                       "e.g. 'ece>0.05'. Repeatable.")
-    @click.option("--save-state", type=click.Path(dir_okay=False),
-                  help="Also save the accumulator state (mergeable later with `streamdiv merge`).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-    return wrapper
-
-
-def _conditions(texts: tuple[str, ...], metric_set: str | None = "all", kind: str = CLASSIFICATION) -> list[Condition]:
-    """The --fail-if conditions, each refused unless the run computes its metric (not checked for None: the
-    states that `merge` reads say what is computed)."""
-    try:
-        conditions = [Condition.parse(text) for text in texts]
-        for condition in conditions:
-            if metric_set is not None:
-                condition.check_computed(metric_set, kind)
-        return conditions
-    except StreamdivError as error:
-        raise click.BadParameter(str(error), param_hint="--fail-if") from None
-
-
-def _emit(report: Report, accumulator: Accumulator, fmt: str | None, output: str | None,
-          conditions: list[Condition], save_state: str | None) -> None:
-    """Print or write the report, save the state, then exit 1 if a condition holds."""
-    if fmt is None:
-        if output:
-            fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "json")
-        else:
-            fmt = "table" if sys.stdout.isatty() else "json"
-    text = render(report, fmt)
-    if output:
-        write_atomically(output, text.encode())
-    else:
-        click.echo(text, nl=False)
-    if save_state:
-        write_atomically(save_state, accumulator.to_bytes())
-    problems = breaches(report, conditions)
-    for line in problems:
-        click.echo(f"streamdiv: {line}", err=True)
-    if problems:
-        sys.exit(EXIT_BREACH)
-
-
-def _score_with_progress(accumulator: Accumulator, source: Source, plan: ColumnPlan, batch_size: int | None,
-                         progress: bool | None, every: int | None = None) -> None:
-    """Score ``source``, with a progress line on stderr when asked for (by default: when it is a terminal), and
-    with ``every`` a JSON line on stdout every that many rows."""
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = ProgressBar(source.total_rows) if show else None
-    try:
-        if every is None:
-            score_source(accumulator, source, plan, batch_size=batch_size, progress=bar)
-        else:
-            write_steps(scan_steps(accumulator, source, plan, every=every, batch_size=batch_size, progress=bar),
-                        sys.stdout)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _split(value: str | None) -> Any:
-    """'a,b,c' -> ['a', 'b', 'c'] (per-class columns); a single name or a glob stays a string."""
-    if value is None or "," not in value:
-        return value
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def _window(text: str | None) -> str | None:
-    """--window's value, refused as a usage error when it is not a width streamdiv reads."""
-    if text is None:
-        return None
-    try:
-        return Window.parse(text).text
-    except StreamdivError as error:
-        raise click.BadParameter(str(error), param_hint="--window") from None
-
-
-def _label_value(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--probs", help="Probability column: a list column, 'p_a,p_b,...' or a glob such as 'p_*'; "
-              "one float column for binary.")
-@click.option("--logits", help="Logit column(s) instead of probabilities (same layouts).")
-@click.option("--labels", help="Hard label column: integer class index, bool, or class name.")
-@click.option("--targets", help="Soft target column(s): a full reference distribution per row.")
-@click.option("--weights", help="Per-row weight column.")
-@click.option("--mean", help="The Gaussian kind (a VAE's posterior), instead of a prediction and labels: the "
-              "mean column(s), laid out as --probs; scored by gaussian_kl.")
-@click.option("--log-variance", help="The Gaussian kind's log variance column(s), as many dimensions as --mean.")
-@click.option("--prior-mean", help="The prior's mean column(s) [default: 0, the standard normal].")
-@click.option("--prior-log-variance", help="The prior's log variance column(s) [default: 0, the standard normal].")
-@click.option("--by", multiple=True, help="Group column; repeat for several. Every metric per group.")
-@click.option("--time", "time_column", metavar="COLUMN", help="Timestamp or date column for --window.")
-@click.option("--window", metavar="DURATION", callback=lambda ctx, param, value: _window(value), help="Time windows of this width (Ns, Nmin, Nh, Nd, Nw; e.g. 1d), "
-              "aligned on the Unix epoch in UTC (weeks start on Monday): one more group key, 'window'.")
-@click.option("--base", default="e", show_default=True, type=click.Choice(["e", "2", "10"]),
-              help="Log base: e (nats), 2 (bits), 10 (hartleys).")
-@click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration bins.")
-@click.option("--binning", default="uniform", show_default=True, type=click.Choice(list(BINNINGS)),
-              help="Calibration bins of equal width (edges k/bins) or of equal weight (quantile: edges from the "
-              "data, within the bound reported as calibration_bound).")
-@click.option("--batch-size", type=click.IntRange(1),
-              help="Rows per batch [default: about 4 MiB of decoded columns per batch].")
-@click.option("--on-invalid", default="error", show_default=True, type=click.Choice(["error", "skip"]),
-              help="Stop at the first invalid row, or skip and count invalid rows.")
-@click.option("--eps", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Clip predicted probabilities to [eps, 1] inside log terms (counted in clipped_rows).")
-@click.option("--ignore-label", help="Label value whose rows are left out and counted (e.g. -100).")
-@click.option("--renormalize", is_flag=True, help="Rescale rows that do not sum to 1.")
-@click.option("--metrics", "metric_set", default="all", show_default=True, type=click.Choice(list(METRIC_SETS)),
-              help="'loss': cross-entropy, KL, perplexity, normalized entropy and row counts only; a lighter "
-              "pass for hard labels against probabilities, and for binary predictions.")
-@click.option("--class-names", help="Comma-separated class names (for index labels or string labels).")
-@click.option("--classwise/--no-classwise", default=None,
-              help="Class-wise calibration: per-class reliability, classwise_ece, the Brier decomposition "
-                   "[default: on up to 100 classes].")
-@click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: on a terminal].")
+@scoring_options
 @click.option("--every", type=click.IntRange(1), metavar="N", help="Every N rows, one JSON line on stdout: the rows "
               "so far, the running metrics and those of these N rows alone, e.g. --every 1000000 | jq .metrics.ece; "
               "then the report as usual (with -o, the lines still go to stdout).")
-@click.option("--threads", type=click.IntRange(1), help="Threads for the kernels, at most NUMBA_NUM_THREADS "
-              "(every core unless set) [default: that many]. Results are the same bits for any number.")
 @output_options
-def score(sources: tuple[str, ...], probs: str | None, logits: str | None, labels: str | None,
-          targets: str | None, weights: str | None, mean: str | None, log_variance: str | None,
-          prior_mean: str | None, prior_log_variance: str | None, by: tuple[str, ...], time_column: str | None,
-          window: str | None, base: str, bins: int,
-          binning: str, batch_size: int | None, on_invalid: str, eps: float | None, ignore_label: str | None,
-          renormalize: bool, metric_set: str, class_names: str | None, classwise: bool | None,
-          progress: bool | None, every: int | None, threads: int | None, fmt: str | None,
-          output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
+def score(sources: tuple[str, ...], every: int | None, fmt: str | None, output: str | None,
+          fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
     Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
@@ -237,47 +92,10 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
         streamdiv score week.parquet --probs probs --labels label --time ts --window 1d --format csv
         streamdiv score preds.parquet --probs probs --labels label --every 1000000 -o report.json
     """
-    if (time_column is None) != (window is None):
-        raise click.UsageError("--time and --window go together: the time column, and the windows' width")
-    gaussian = {"mean": _split(mean), "log_variance": _split(log_variance), "prior_mean": _split(prior_mean),
-                "prior_log_variance": _split(prior_log_variance)}
-    is_gaussian = any(spec is not None for spec in gaussian.values())
-    conditions = _conditions(fail_if, metric_set, GAUSSIAN if is_gaussian else CLASSIFICATION)
-    if threads is not None:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    source = open_source(list(sources) if len(sources) > 1 else sources[0])
-    columns = {"probs": _split(probs), "logits": _split(logits), "labels": labels, "targets": _split(targets),
-               "weights": weights}
-    if is_gaussian:
-        columns = {role: spec for role, spec in columns.items() if spec is not None} | gaussian
-    elif columns["probs"] is None and columns["logits"] is None or columns["labels"] is None and columns["targets"] is None:
-        guessed = guess(source.schema)
-        taken = []
-        for pair in (("probs", "logits"), ("labels", "targets")):
-            if all(columns[role] is None for role in pair):
-                for role in pair:
-                    if role in guessed:
-                        columns[role] = guessed[role]
-                        taken.append(f"--{role} {guessed[role]}")
-        if columns["weights"] is None and "weights" in guessed and taken:
-            columns["weights"] = guessed["weights"]
-            taken.append(f"--weights {guessed['weights']}")
-        if taken:
-            click.echo(f"streamdiv: using {' '.join(taken)} (guessed from the column names)", err=True)
-    plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
-                   time=time_column, **columns)
-    accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, binning=binning,
-                              eps=eps, renormalize=renormalize, on_invalid=on_invalid,
-                              ignore_label=_label_value(ignore_label), metrics=metric_set, classwise=classwise,
-                              window=window)
-    _score_with_progress(accumulator, source, plan, batch_size, progress, every)
-    report = accumulator.report()
-    if report.metrics["unnormalized_rows"]:
-        click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "
-                   f"not sum to 1 (scored as given; --renormalize rescales them)", err=True)
-    for message in report.warnings:
-        click.echo(f"streamdiv: warning: {message}", err=True)
-    _emit(report, accumulator, fmt, output, conditions, save_state)
+    conditions = parse_conditions(fail_if, options["metric_set"], input_kind(options))
+    scoring = open_scoring(sources, options)
+    score_with_progress(scoring, every)
+    emit(scoring.accumulator.report(), scoring.accumulator.to_bytes, fmt, output, conditions, save_state)
 
 
 @main.command()
@@ -292,7 +110,7 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
     Example:
         streamdiv merge hourly/*.state --save-state daily.state --fail-if 'kl_divergence>=0.2'
     """
-    conditions = _conditions(fail_if, None)
+    conditions = parse_conditions(fail_if, None)
     accumulator = None  # the first state's settings (bins, eps, metric set) are the ones the others must share
     for path in states:
         with open(path, "rb") as handle:
@@ -303,8 +121,48 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
                 raise StreamdivError(f"{path}: {error}") from error
     assert accumulator is not None  # click requires at least one state
     report = accumulator.report()
-    _conditions(fail_if, report.config.metrics, report.config.kind)
-    _emit(report, accumulator, fmt, output, conditions, save_state)
+    parse_conditions(fail_if, report.config.metrics, report.config.kind)
+    emit(report, accumulator.to_bytes, fmt, output, conditions, save_state)
+
+
+@main.command("drift")
+@click.argument("current", nargs=-1, required=True)
+@click.option("--reference", required=True, metavar="REF", help="The reference: a state file written by "
+              "--save-state (labels or not), or data scored with the same options as CURRENT.")
+@click.option("--smoothing", type=click.FloatRange(0), default=DEFAULT_SMOOTHING, show_default=True,
+              help="Pseudo-weight added to every bin of a distribution that has an empty bin (0: none, and a "
+              "figure is inf where one side has weight the other lacks).")
+@scoring_options
+@output_options
+def drift_command(current: tuple[str, ...], reference: str, smoothing: float, fmt: str | None, output: str | None,
+                  fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
+    """Compare predictions with a reference: PSI, JS and KL of the predicted classes, the mean prediction and
+    the confidence histogram, and each metric's change (NAME.reference, .current, .change, .relative_change).
+
+    Each current group and window is compared with the reference group of the same --by key when the
+    reference was grouped by the same columns, else with the whole reference; --save-state saves the current
+    side. With a reference state, --bins and --binning default to its own.
+
+    \b
+    Example:
+        streamdiv score october.parquet --probs probs --labels label --save-state reference.state
+        streamdiv drift --reference reference.state today.parquet --probs probs --time ts --window 1d \\
+            --fail-if 'confidence_psi>0.2' --fail-if 'ece.change>0.02'
+    """
+    conditions = parse_conditions(fail_if, None, names=DRIFT_NAMES + COMPARED_NAMES)
+    stored = saved_state(reference)
+    context = click.get_current_context()
+    for name in ("bins", "binning"):
+        if stored is not None and context.get_parameter_source(name) is ParameterSource.DEFAULT:
+            options[name] = getattr(stored.config, name)
+    if stored is None:
+        reference_side = open_scoring(reference, options)
+        score_with_progress(reference_side)
+    current_side = open_scoring(current, options)
+    score_with_progress(current_side)
+    report = drift(reference if stored is not None else reference_side.accumulator, current_side.accumulator,
+                   smoothing=smoothing, base=options["base"])
+    emit(report, current_side.accumulator.to_bytes, fmt, output, conditions, save_state, render_drift)
 
 
 @main.command()
@@ -362,7 +220,7 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
     """
     from .synthetic import write_predictions
 
-    conditions = _conditions(fail_if)
+    conditions = parse_conditions(fail_if)
     with tempfile.TemporaryDirectory(prefix="streamdiv-demo-") as scratch:
         path = keep or os.path.join(scratch, "demo.parquet")
         started = time.perf_counter()
@@ -380,11 +238,11 @@ def demo(rows: int, classes: int, keep: str | None, progress: bool | None, fmt: 
                        f"them from numba's cache)", err=True)
         accumulator = Accumulator()
         started = time.perf_counter()
-        _score_with_progress(accumulator, source, plan, None, progress)
+        score_with_progress(Scoring(source, plan, accumulator, None, progress))
         seconds = time.perf_counter() - started
         click.echo(f"streamdiv demo: scored {rows:,} rows in {seconds:.2f}s ({rows / seconds / 1e6:.1f} M rows/s). "
                    f"Score your own file with: streamdiv score FILE --probs COLUMN --labels COLUMN", err=True)
-        _emit(accumulator.report(), accumulator, fmt, output, conditions, save_state)
+        emit(accumulator.report(), accumulator.to_bytes, fmt, output, conditions, save_state)
 
 
 @main.command()

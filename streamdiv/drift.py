@@ -245,18 +245,18 @@ def drift(reference: Any, current: Any, *, smoothing: float = DEFAULT_SMOOTHING,
     With a saved reference, the current side is scored with its ``bins`` and ``binning`` unless they are
     given, so that the confidence histograms share their bins.
     """
-    reference_state = _saved_state(reference)
+    reference_state = saved_state(reference)
     if reference_state is not None:
         options = {"bins": reference_state.config.bins, "binning": reference_state.config.binning} | options
     else:
         reference_state = _scored_state(reference, base, options)
-    current_state = _saved_state(current)
+    current_state = saved_state(current)
     if current_state is None:
         current_state = _scored_state(current, base, options)
     return DriftReport(reference_state, current_state, parse_base(base), smoothing)
 
 
-def _saved_state(side: Any) -> State | None:
+def saved_state(side: Any) -> State | None:
     """The state of a saved side (an Accumulator, state bytes, or a path to a state file); None for data."""
     if isinstance(side, Accumulator):
         return side._state

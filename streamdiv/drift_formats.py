@@ -24,10 +24,12 @@ def table(report: DriftReport) -> str:
     rows = [["distribution", *FIGURES, "empty_bins"]]
     for name in DISTRIBUTIONS:
         rows.append([name, *(_number(report.metrics[f"{name}_{figure}"]) for figure in (*FIGURES, "empty_bins"))])
-    text = f"drift in {report.units} (psi in nats), smoothing {report.smoothing:g}\n\n" + _aligned(rows)
+    text = (f"drift of the current side from the reference: js, kl, reverse_kl in {report.units}, psi in nats; "
+            f"smoothing {report.smoothing:g}\n\n" + _aligned(rows))
     compared = [["metric", *COMPARISONS]]
     for metric in METRIC_NAMES:
-        if f"{metric}.change" in report.metrics:
+        both_zero = report.metrics.get(f"{metric}.reference") == 0 == report.metrics.get(f"{metric}.current")
+        if f"{metric}.change" in report.metrics and not both_zero:
             compared.append([metric, *(_number(report.metrics[f"{metric}.{part}"]) for part in COMPARISONS)])
     if len(compared) > 1:
         text += "\n\n" + _aligned(compared)

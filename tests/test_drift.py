@@ -189,3 +189,50 @@ def test_fail_if_reads_drift_names():
     with pytest.raises(StreamdivError, match="ece.change is not computed on both sides"):
         breaches(light, [Condition.parse("ece.change>0", names)])
     assert light.metrics["confidence_psi"] is None  # the loss pass keeps no calibration bins
+
+
+def _parquet(tmp_path, name: str, data: dict) -> str:
+    import pyarrow.parquet as pq
+
+    columns = {key: (pa.FixedSizeListArray.from_arrays(pa.array(value.ravel()), value.shape[1]) if value.ndim == 2
+                     else value) for key, value in data.items()}
+    path = str(tmp_path / name)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_the_command_line_compares_with_a_stored_reference(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from streamdiv.cli import main
+
+    reference, current = _data(6000, 1.0, 1), _data(4000, 0.5, 2)
+    reference_path, current_path = _parquet(tmp_path, "ref.parquet", reference), _parquet(tmp_path, "cur.parquet", current)
+    state, saved = str(tmp_path / "ref.state"), str(tmp_path / "cur.state")
+    runner = CliRunner()
+    result = runner.invoke(main, ["score", reference_path, "--probs", "probs", "--labels", "label", "--bins", "10",
+                                  "--save-state", state, "-o", str(tmp_path / "ref.json")])
+    assert result.exit_code == 0, result.output
+    args = ["drift", "--reference", state, current_path, "--probs", "probs", "--labels", "label", "--by", "region",
+            "--format", "json", "--save-state", saved]
+    result = runner.invoke(main, args + ["--fail-if", "confidence_psi>0.2", "--fail-if", "ece.change>1"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    expected = drift(state, current, probs="probs", labels="label", by="region")  # bins=10 from the state
+    assert data["metrics"]["confidence_psi"] == expected.metrics["confidence_psi"] > 0.2
+    assert [g["against"] for g in data["groups"]] == [None, None, None]  # the reference was not grouped
+    assert "condition 'confidence_psi>0.2' holds: overall confidence_psi =" in result.stderr
+    assert "ece.change" not in result.stderr
+    with open(saved, "rb") as handle:
+        assert streamdiv.Accumulator.from_bytes(handle.read()).report().metrics["rows"] == 4000
+    from_data = runner.invoke(main, ["drift", "--reference", reference_path, current_path, "--probs", "probs",
+                                     "--labels", "label", "--bins", "10", "--format", "json"])
+    assert json.loads(from_data.stdout)["metrics"] == data["metrics"]
+    for fmt, marker in (("table", "distribution"), ("csv", "scope,region,predicted_class_psi"),
+                        ("prometheus", "streamdiv_drift_confidence_psi{region=")):
+        shown = runner.invoke(main, args[:-4] + ["--format", fmt])
+        assert shown.exit_code == 0 and marker in shown.stdout, shown.output
+    refused = runner.invoke(main, args + ["--fail-if", "confidence_pis>0.2"])
+    assert refused.exit_code == 2 and "unknown metric 'confidence_pis'" in refused.output
