@@ -226,3 +226,25 @@ def test_the_command_line_scores_windows(tmp_path):
     result = CliRunner().invoke(main, ["score", str(path), "--probs", "probs", "--labels", "label", "--time", "ts",
                                        "--window", "1day"])
     assert result.exit_code == 2 and "cannot read the window '1day'" in result.output
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from streamdiv.windows import UNIT_SECONDS, iso_start, window_codes  # noqa: E402
+
+
+@given(st.lists(st.integers(-3 * 10**9, 4 * 10**9), min_size=1, max_size=300),
+       st.integers(1, 90), st.sampled_from(sorted(UNIT_SECONDS)), st.sampled_from(["s", "ms", "us", "ns"]))
+def test_window_starts_follow_the_definition(seconds, count, unit, tick):
+    """start = origin + floor((t - origin) / W) W for any instants (before the epoch too), widths and units,
+    against Python's datetime arithmetic; the dense and the hashed encodings agree."""
+    window = Window.parse(f"{count}{unit}")
+    origin = MONDAY if unit == "w" else EPOCH
+    width = dt.timedelta(seconds=window.seconds)
+    scale = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[tick]
+    values = pa.array([s * scale for s in seconds], pa.timestamp(tick))
+    codes = window_codes(values, window, "ts")
+    starts = [iso_start(value) for value in codes.dictionary.to_pylist()]
+    got = [starts[index] for index in codes.indices.to_pylist()]
+    when = [EPOCH + dt.timedelta(seconds=s) for s in seconds]
+    assert got == [(origin + ((w - origin) // width) * width).strftime("%Y-%m-%dT%H:%M:%SZ") for w in when]
