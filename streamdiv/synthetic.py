@@ -27,13 +27,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def prediction_batch(n_rows: int, num_classes: int, rng: np.random.Generator,
                      dtype: type = np.float32) -> pa.RecordBatch:
     """One batch: ``probs`` (fixed_size_list<float32>[K]), ``label`` int32, ``region`` string."""
+    return _batch_at(n_rows, num_classes, rng, REGIONS, dtype)
+
+
+def _batch_at(n_rows: int, num_classes: int, rng: np.random.Generator, temperatures: dict[str, float],
+              dtype: type = np.float32) -> pa.RecordBatch:
+    """prediction_batch with each region's model at the given temperature."""
     logits = rng.normal(0.0, 2.0, (n_rows, num_classes))
     truth = softmax(logits)
     draws = rng.random(n_rows)[:, None]
     labels = np.minimum((truth.cumsum(axis=1) < draws).sum(axis=1), num_classes - 1).astype(np.int32)
-    names = np.array(list(REGIONS))
+    names = np.array(list(temperatures))
     region_index = rng.integers(0, len(names), n_rows)
-    temperature = np.array(list(REGIONS.values()))[region_index][:, None]
+    temperature = np.array(list(temperatures.values()))[region_index][:, None]
     bias = np.zeros(num_classes)
     bias[0] = CLASS_BIAS
     probs = softmax(logits / temperature + bias).astype(dtype)
@@ -60,3 +66,27 @@ def write_predictions(path: str, n_rows: int, num_classes: int = 10, seed: int =
         if writer is not None:
             writer.close()
     return path
+
+
+def write_days(directory: str, days: int = 7, rows_per_day: int = 100_000, num_classes: int = 10,
+               first_day: str = "2026-11-24", shift_day: int = 5, shifted_temperature: float = 0.35,
+               seed: int = 2026) -> list[str]:
+    """A week of daily Parquet files ``day-YYYY-MM-DD.parquet`` for monitoring walk-throughs: the demo's
+    columns plus ``ts`` (a UTC timestamp in milliseconds, spread over the day), and from day ``shift_day`` on
+    (0-based) the ``us`` region's model grows more overconfident (temperature ``shifted_temperature``
+    instead of REGIONS' 0.6), a drift the daily windows and a stored reference should catch."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for day in range(days):
+        start = np.datetime64(first_day, "ms") + np.timedelta64(day, "D")
+        temperatures = dict(REGIONS, us=shifted_temperature) if day >= shift_day else REGIONS
+        batch = _batch_at(rows_per_day, num_classes, rng, temperatures)
+        instants = start + np.sort(rng.integers(0, 86_400_000, rows_per_day)).astype("timedelta64[ms]")
+        table = pa.Table.from_batches([batch]).append_column("ts", pa.array(instants, pa.timestamp("ms", tz="UTC")))
+        path = os.path.join(directory, f"day-{str(start)[:10]}.parquet")
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths
