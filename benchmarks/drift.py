@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import streamdiv
-from streamdiv.drift import drift
+from streamdiv import drift
 
 
 def _state(rows: int, classes: int, temperature: float, groups: int, windows: int, seed: int) -> bytes:

@@ -20,11 +20,12 @@ from .errors import (CorruptStateError, IncompatibleStateError, InvalidRowError,
 from .metrics import METRIC_NAMES, METRICS  # noqa: E402
 from .report import Report  # noqa: E402
 from .scan import ScanStep, scan  # noqa: E402
+from .drift_report import DriftReport, drift  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "evaluate", "scan", "ScanStep", "Accumulator", "Report", "StreamdivWarning", "METRICS", "METRIC_NAMES", "StreamdivError", "SourceError", "SchemaError",
+    "evaluate", "scan", "ScanStep", "drift", "DriftReport", "Accumulator", "Report", "StreamdivWarning", "METRICS", "METRIC_NAMES", "StreamdivError", "SourceError", "SchemaError",
     "InvalidRowError", "IncompatibleStateError", "CorruptStateError", "StateVersionError", "StateLayoutError",
     "__version__",
 ]

@@ -18,7 +18,7 @@ from . import __version__
 from .accumulator import Accumulator
 from .cli_options import (Scoring, emit, input_kind, open_scoring, output_options, parse_conditions,
                           score_with_progress, scoring_options)
-from .drift import COMPARED_NAMES, DEFAULT_SMOOTHING, DRIFT_NAMES, drift, saved_state
+from .drift_report import COMPARED_NAMES, DEFAULT_SMOOTHING, DRIFT_NAMES, drift, saved_state
 from .drift_formats import render_drift
 from .errors import StreamdivError
 from .evaluate import score_source

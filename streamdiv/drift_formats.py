@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any, Callable
 
-from .drift import COMPARISONS, DISTRIBUTIONS, FIGURES, DriftReport
+from .drift_report import COMPARISONS, DISTRIBUTIONS, FIGURES, DriftReport
 from .formats import _aligned, _csv_value, _number, _sample, _text
 from .metrics import METRIC_NAMES
 from .windows import WINDOW_KEY, start_seconds

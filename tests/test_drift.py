@@ -11,7 +11,8 @@ import scipy.spatial.distance
 import scipy.stats
 
 import streamdiv
-from streamdiv.drift import DEFAULT_SMOOTHING, DriftReport, divergences, drift
+from streamdiv import drift
+from streamdiv.drift_report import DEFAULT_SMOOTHING, divergences
 from streamdiv.errors import StreamdivError
 
 from reference import softmax
@@ -177,7 +178,7 @@ def test_sides_that_cannot_be_compared_are_refused():
 
 def test_fail_if_reads_drift_names():
     from streamdiv.conditions import Condition, breaches
-    from streamdiv.drift import COMPARED_NAMES, DRIFT_NAMES
+    from streamdiv.drift_report import COMPARED_NAMES, DRIFT_NAMES
 
     report = drift(_data(5000, 1.0, 1), _data(5000, 0.5, 2), probs="probs", labels="label", by="region")
     names = DRIFT_NAMES + COMPARED_NAMES
