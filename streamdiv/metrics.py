@@ -15,10 +15,10 @@ import numpy as np
 from . import calibration
 from .errors import StreamdivError
 from .kernels import layout
-from .kernels.layout import (BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT,
-                             DOUBLE_SOFTMAX, ENTROPY, GAUSSIAN, GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE,
-                             INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS,
-                             SKIPPED, UNNORMALIZED, WEIGHT)
+from .kernels.layout import (BIN_CONFIDENCE, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY,
+                             CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, ENTROPY, GAUSSIAN,
+                             GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL,
+                             PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT)
 from .totals import Totals, Value
 
 
@@ -124,6 +124,14 @@ def _binary_calibration_ratio(t: Totals) -> Value:
     return float(t.class_values("prediction_mass")[1] / positives) if positives > 0 else None
 
 
+def _mean_confidence(t: Totals) -> Value:
+    """sum_b C_b / sum_b W_b over the top-label bins as the state keeps them (C_b = sum_{i in b} w_i c_i,
+    W_b = sum_{i in b} w_i): the weighted mean of c = max_k q_k (one binary column: c = p), every valid row
+    being in one bin; the fine histogram's with binning="quantile"."""
+    weight = math.fsum(t.bin_field(BIN_WEIGHT))
+    return math.fsum(t.bin_field(BIN_CONFIDENCE)) / weight if weight > 0 else None
+
+
 def _count(slot: int) -> Callable[[Totals], Value]:
     return lambda t: t.count(slot)
 
@@ -173,6 +181,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("prediction_entropy", "information", "H(Q), the model's own uncertainty",
            lambda t: t.mean(PREDICTION_ENTROPY),
            reads=('prediction_entropy', 'weight')),
+    Metric("mean_confidence", "probability", "mean of max_k Q_k (one binary column: of p), from the calibration "
+           "bins; needs no labels", _mean_confidence,
+           reads=("bin.weight", "bin.confidence")),
     Metric("reverse_kl_divergence", "information", "KL(Q||P) (soft targets only)", _reverse_kl,
            reads=('reverse_kl', 'reverse_kl_weight', 'infinite_reverse', 'weight')),
     Metric("js_divergence", "information", "Jensen-Shannon: KL(P||M)/2 + KL(Q||M)/2, M = (P+Q)/2",
