@@ -141,6 +141,7 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
             class_names: Sequence[str] | None = None, mean: Any = None, log_variance: Any = None,
             prior_mean: Any = None, prior_log_variance: Any = None) -> ColumnPlan | GaussianPlan:
     """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns.  With
+    neither ``labels`` nor ``targets`` the predictions are scored alone (label-free).  With
     ``mean``/``log_variance`` (the Gaussian kind) see :func:`resolve_gaussian`; the classification roles are
     then refused."""
     gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
@@ -154,8 +155,9 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
         return resolve_gaussian(schema, **gaussian, weights=weights, by=by)
     if (probs is None) == (logits is None):
         raise SchemaError("name exactly one of probs= (probabilities) and logits= (the prediction columns)")
-    if (labels is None) == (targets is None):
-        raise SchemaError("name exactly one of labels= (hard labels) and targets= (soft targets)")
+    if labels is not None and targets is not None:
+        raise SchemaError("name at most one of labels= (hard labels) and targets= (soft targets); with neither, "
+                          "the predictions are scored alone")
     role = "probs" if probs is not None else "logits"
     prediction, derived_names = _distribution(schema, probs if probs is not None else logits, role)
     target_columns = None

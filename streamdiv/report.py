@@ -11,7 +11,7 @@ import numpy as np
 from .kernels.layout import GAUSSIAN
 from .calibration import ClassBins, class_bins, classwise_ece_per_class
 from .metrics import UNITS, compute_metrics
-from .totals import Totals, Value
+from .totals import Totals, Value, state_totals
 from .state import State
 
 
@@ -20,8 +20,8 @@ class Report:
 
     ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
     ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table (each bin's edges: k/M with binning="uniform", equal-weight cuts of the fine
-    histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
+    overall reliability table (empty for the predictions alone; each bin's edges: k/M with binning="uniform",
+    equal-weight cuts of the fine histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
     that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
     per class with class-wise calibration on (the positive class alone for one binary column): its name,
     ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
@@ -38,9 +38,9 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        absent, kind = state.config.absent_slots, state.config.kind
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind)
-        calibrated = state.config.metrics == "all" and kind != GAUSSIAN
+        absent, kind, label_free = state.config.absent_slots, state.config.kind, state.config.label_free
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind, label_free)
+        calibrated = state.config.metrics == "all" and kind != GAUSSIAN and not label_free
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
         self.calibration_bound: Value = overall.calibration.bound if calibrated else None
         self.classes: list[dict[str, Any]] = _classes(overall, state) if kind != GAUSSIAN else []
@@ -49,7 +49,8 @@ class Report:
             for g, key in enumerate(state.group_keys):
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind,
+                                                               label_free)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
 
@@ -64,7 +65,7 @@ class Report:
         config = self.config
         layout: dict[str, Any] = {"kind": GAUSSIAN, "dimensions": config.dimensions} if config.kind == GAUSSIAN else {
             "kind": "binary" if config.binary else "multiclass",
-            "targets": "soft" if config.soft_targets else "hard",
+            "targets": "none" if config.label_free else "soft" if config.soft_targets else "hard",
             "num_classes": config.num_classes,
             "classes": list(config.class_names) if config.class_names else None,
             "bins": config.bins,
@@ -126,15 +127,17 @@ def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
-    return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
-                  soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary,
-                  binning=state.config.binning, calibration_bins=state.config.bins)
+    return state_totals(state, counts, sums)
+
+
+_CLASS_READS = ("class.target_mass", "class.prediction_mass", "class_bin.count", "class_bin.weight",
+                "class_bin.prediction", "class_bin.observed")  # what report.classes reads
 
 
 def _classes(t: Totals, state: State) -> list[dict[str, Any]]:
     """report.classes: each class-wise class's calibration (empty without class-wise bins)."""
     bins = class_bins(t)
-    if bins is None or state.config.absent_slots:
+    if bins is None or not t.has(*_CLASS_READS):  # a slot of an older state's layout it lacks: no table
         return []
     names = state.config.class_names or tuple(str(k) for k in range(state.config.num_classes or 0))
     prediction, observed = t.class_values("prediction_mass"), t.class_values("target_mass")

@@ -23,7 +23,8 @@ reading it are None (never a number computed from a zero).  A state with a slot 
 or whose slots of one kind come in another order, is refused (:class:`StateLayoutError`, naming the first
 difference).
 ``"config"`` records ``"kind"`` (classification or gaussian) and ``"dimensions"`` (the Gaussian kind's) since the
-Gaussian kind came; a config without them, as every earlier writer's, is a classification state.
+Gaussian kind came; a config without them, as every earlier writer's, is a classification state.  It records
+``"label_free"`` (predictions scored alone) since label-free scoring came; a config without it is labelled.
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -78,6 +79,7 @@ LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "absent_slots": ((list,), []),
     "kind": ((str,), CLASSIFICATION),
     "dimensions": ((int, type(None)), None),
+    "label_free": ((bool,), False),
 }
 
 
@@ -100,6 +102,7 @@ def encode(state: State) -> bytes:
             "absent_slots": list(config.absent_slots),
             "kind": config.kind,
             "dimensions": config.dimensions,
+            "label_free": config.label_free,
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -266,6 +269,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
         (fields["kind"] not in KINDS, "kind"),
         (num_classes is not None and (num_classes < 1 or gaussian), "num_classes"),
         (fields["dimensions"] is not None and (fields["dimensions"] < 1 or not gaussian), "dimensions"),
+        (fields["label_free"] and (gaussian or fields["soft_targets"] or fields["metrics"] != "all"), "label_free"),
         (fields["bins"] < 1, "bins"),
         (fields["binning"] not in layout.BINNINGS, "binning"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
@@ -283,7 +287,8 @@ def _config(raw: dict[str, Any], version: int) -> Config:
                   binning=fields["binning"], eps=fields["eps"],
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"], classwise=fields["classwise"],
-                  absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"])
+                  absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"],
+                  label_free=fields["label_free"])
 
 
 def _check_layout(recorded: dict[str, Any], config: Config, message: str) -> Config:
