@@ -10,6 +10,7 @@ import numpy as np
 
 from .kernels.layout import GAUSSIAN
 from .calibration import ClassBins, class_bins, classwise_ece_per_class
+from .distributions import report_distributions
 from .metrics import UNITS, compute_metrics
 from .totals import Totals, Value, state_totals
 from .state import State
@@ -25,7 +26,9 @@ class Report:
     that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
     per class with class-wise calibration on (the positive class alone for one binary column): its name,
     ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
-    frequency) and its own reliability table over bins of q_k; ``warnings`` what in the data looks like a
+    frequency) and its own reliability table over bins of q_k; ``distributions`` the shares of the predicted
+    classes, of the mean prediction and of the confidence bins, overall and in each group
+    (:mod:`streamdiv.distributions`; None for the Gaussian kind); ``warnings`` what in the data looks like a
     mistake (each a sentence saying what was seen and what to do; ``evaluate`` raises each as a
     ``StreamdivWarning``, the command line prints each on stderr), and ``to_dict()`` all but the warnings as
     JSON-able data.  ``predictions`` says what the predictions were given as: "probs", "logits", or None when
@@ -40,6 +43,7 @@ class Report:
         overall = _totals(state, state.total_counts(), state.total_sums())
         absent, kind, label_free = state.config.absent_slots, state.config.kind, state.config.label_free
         self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind, label_free)
+        self.distributions: dict[str, Any] | None = report_distributions(overall)
         calibrated = state.config.metrics == "all" and kind != GAUSSIAN and not label_free
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
         self.calibration_bound: Value = overall.calibration.bound if calibrated else None
@@ -50,7 +54,8 @@ class Report:
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
                                     "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind,
-                                                               label_free)})
+                                                               label_free),
+                                    "distributions": report_distributions(totals)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
 
@@ -83,10 +88,12 @@ class Report:
             "calibration": [_json_values(row) for row in self.calibration],
             "calibration_bound": _json_value(self.calibration_bound),
             "classes": [_json_class(entry) for entry in self.classes],
+            "distributions": self.distributions,
         }
         if config.group_names:
             result["by"] = list(config.group_names)
-            result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"])} for g in self.groups]
+            result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"]),
+                                 "distributions": g["distributions"]} for g in self.groups]
         return result
 
     def to_json(self, indent: int | None = 2) -> str:
