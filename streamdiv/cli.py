@@ -28,6 +28,7 @@ from .plan import ColumnPlan, guess, resolve
 from .progress import ProgressBar
 from .report import Report
 from .sources import Source, open_source
+from .state import LOSS_NEEDS_LABELS
 
 EXIT_BREACH, EXIT_DATA, EXIT_INTERNAL = 1, 3, 4
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
@@ -87,14 +88,15 @@ def output_options(func: Callable) -> Callable:
     return wrapper
 
 
-def _conditions(texts: tuple[str, ...], metric_set: str | None = "all", kind: str = CLASSIFICATION) -> list[Condition]:
+def _conditions(texts: tuple[str, ...], metric_set: str | None = "all", kind: str = CLASSIFICATION,
+                label_free: bool = False) -> list[Condition]:
     """The --fail-if conditions, each refused unless the run computes its metric (not checked for None: the
     states that `merge` reads say what is computed)."""
     try:
         conditions = [Condition.parse(text) for text in texts]
         for condition in conditions:
             if metric_set is not None:
-                condition.check_computed(metric_set, kind)
+                condition.check_computed(metric_set, kind, label_free)
         return conditions
     except StreamdivError as error:
         raise click.BadParameter(str(error), param_hint="--fail-if") from None
@@ -198,8 +200,9 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
           output: str | None, fail_if: tuple[str, ...], save_state: str | None) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
-    Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
-    printed on stderr.
+    Columns not named are guessed from their names and types (see `streamdiv inspect`; a label column only
+    by its exact name); the guess is printed on stderr.  Without labels or targets it scores the
+    predictions alone: prediction_entropy, mean_confidence and the prediction distributions.
 
     With --mean and --log-variance (and optionally --prior-mean, --prior-log-variance) it scores a VAE's
     Gaussian posterior against its prior instead: gaussian_kl, the mean over rows of
@@ -223,7 +226,7 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
     if is_gaussian:
         columns = {role: spec for role, spec in columns.items() if spec is not None} | gaussian
     elif columns["probs"] is None and columns["logits"] is None or columns["labels"] is None and columns["targets"] is None:
-        guessed = guess(source.schema)
+        guessed = guess(source.schema, label_prefixes=False)
         taken = []
         for pair in (("probs", "logits"), ("labels", "targets")):
             if all(columns[role] is None for role in pair):
@@ -236,6 +239,12 @@ def score(sources: tuple[str, ...], probs: str | None, logits: str | None, label
             taken.append(f"--weights {guessed['weights']}")
         if taken:
             click.echo(f"streamdiv: using {' '.join(taken)} (guessed from the column names)", err=True)
+    if not is_gaussian and columns["labels"] is None and columns["targets"] is None:
+        if metric_set == "loss":
+            raise click.BadParameter(LOSS_NEEDS_LABELS, param_hint="--metrics")
+        conditions = _conditions(fail_if, metric_set, CLASSIFICATION, label_free=True)
+        click.echo("streamdiv: no label column: scoring the predictions alone (prediction_entropy, "
+                   "mean_confidence, the prediction distributions)", err=True)
     plan = resolve(source.schema, by=list(by), class_names=_split(class_names) if class_names else None,
                    **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(base), bins=bins, binning=binning,
@@ -274,7 +283,7 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
                 raise StreamdivError(f"{path}: {error}") from error
     assert accumulator is not None  # click requires at least one state
     report = accumulator.report()
-    _conditions(fail_if, report.config.metrics, report.config.kind)
+    _conditions(fail_if, report.config.metrics, report.config.kind, report.config.label_free)
     _emit(report, accumulator, fmt, output, conditions, save_state)
 
 

@@ -4,16 +4,21 @@ the same predictions (to the bit), and through batches, threads, merges, saved s
 
 from __future__ import annotations
 
+import json
+
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import HARD_KINDS, batch_cuts, problems
 
 import reference
 import streamdiv
+from streamdiv.cli import main
 from streamdiv.distributions import DISTRIBUTIONS, prediction_distributions, state_distributions
 from streamdiv.errors import IncompatibleStateError, InvalidRowError, SchemaError, StreamdivError
 from streamdiv.formats import table
@@ -299,3 +304,78 @@ def test_the_distributions_api():
     assert gaussian.report().distributions is None and "distributions" in gaussian.report().to_dict()
     empty = streamdiv.Accumulator().update(probs=PROBS[:5], weights=np.zeros(5)).report()
     assert empty.distributions == {"predicted_class": None, "mean_prediction": None, "confidence": None}
+
+
+# ---- the command line
+
+
+@pytest.fixture
+def unlabelled(tmp_path):
+    path = tmp_path / "unlabelled.parquet"
+    pq.write_table(pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(PROBS[:500].reshape(-1)), 5),
+                             "year": RNG.integers(2000, 2025, 500), "target_date": np.arange(500),
+                             "region": np.where(np.arange(500) % 2, "eu", "us")}), path)
+    return str(path)
+
+
+def _invoke(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def test_score_without_a_label_column_scores_the_predictions_alone(unlabelled):
+    result = _invoke("score", unlabelled, "--by", "region", "--format", "json")
+    assert result.stderr.splitlines() == [
+        "streamdiv: using --probs probs (guessed from the column names)",
+        "streamdiv: no label column: scoring the predictions alone (prediction_entropy, mean_confidence, the "
+        "prediction distributions)"]
+    data = json.loads(result.stdout)
+    assert data == streamdiv.evaluate(unlabelled, probs="probs", by="region").to_dict()
+    assert data["layout"]["targets"] == "none" and data["rows_read"] == 500
+    assert data["metrics"]["accuracy"] is None and data["metrics"]["ece"] is None
+    expected = _reference("probs", PROBS[:500], None)
+    assert data["metrics"]["prediction_entropy"] == pytest.approx(expected["prediction_entropy"], rel=1e-12)
+    assert data["metrics"]["mean_confidence"] == pytest.approx(expected["mean_confidence"], rel=1e-12)
+    assert data["distributions"]["predicted_class"] == (expected["predicted_class"] / 500).tolist()
+    assert sorted(group["group"]["region"] for group in data["groups"]) == ["eu", "us"]
+    assert all(group["distributions"]["confidence"] for group in data["groups"])
+
+
+def test_a_year_column_is_not_taken_for_labels_but_inspect_suggests_a_label_like_one(unlabelled, tmp_path):
+    guessed = json.loads(_invoke("inspect", unlabelled, "--format", "json").stdout)["guess"]
+    assert guessed == {"probs": "probs", "labels": "year"}  # a suggestion: 'year' starts with 'y'
+    labelled_path = tmp_path / "labelled.parquet"
+    pq.write_table(pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(PROBS[:500].reshape(-1)), 5),
+                             "label_id": RNG.integers(0, 5, 500)}), labelled_path)
+    assert json.loads(_invoke("inspect", labelled_path, "--format", "json").stdout)["guess"] == {
+        "probs": "probs", "labels": "label_id"}
+    assert "streamdiv score" in _invoke("inspect", labelled_path).stdout
+    result = _invoke("score", labelled_path, "--format", "json")
+    assert "no label column" in result.stderr and json.loads(result.stdout)["layout"]["targets"] == "none"
+    exact = tmp_path / "exact.parquet"
+    pq.write_table(pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(PROBS[:500].reshape(-1)), 5),
+                             "Label": RNG.integers(0, 5, 500), "year": np.arange(500)}), exact)
+    result = _invoke("score", exact, "--format", "json")
+    assert result.stderr.splitlines() == ["streamdiv: using --probs probs --labels Label (guessed from the column "
+                                          "names)"]
+    assert json.loads(result.stdout)["layout"]["targets"] == "hard"
+
+
+def test_fail_if_on_a_label_metric_is_refused_for_the_predictions_alone(unlabelled):
+    result = _invoke("score", unlabelled, "--fail-if", "ece>0.1", code=2)
+    assert ("'ece>0.1': ece is not computed without labels or targets (the predictions alone give only rows, "
+            "weight, skipped_rows, ignored_rows, unnormalized_rows, double_softmax_rows, prediction_entropy, "
+            "mean_confidence; name the label column with --labels or the targets with --targets)") in result.output
+    assert _invoke("score", unlabelled, "--fail-if", "mean_confidence<0.99", "--format", "json", code=1)
+    result = _invoke("score", unlabelled, "--metrics", "loss", code=2)
+    assert "the loss metrics need labels or targets" in result.output
+
+
+def test_merge_refuses_a_label_metric_condition_on_label_free_states(unlabelled, tmp_path):
+    state = tmp_path / "alone.state"
+    _invoke("score", unlabelled, "--save-state", state, "--format", "json")
+    result = _invoke("merge", state, state, "--fail-if", "accuracy<0.5", code=2)
+    assert "accuracy is not computed without labels or targets" in result.output
+    merged = json.loads(_invoke("merge", state, state, "--format", "json").stdout)
+    assert merged["metrics"]["rows"] == 1000 and merged["layout"]["targets"] == "none"
