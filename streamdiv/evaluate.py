@@ -40,7 +40,8 @@ def evaluate(source: Any, *, probs: str | Sequence[str] | None = None, logits: s
              accumulator: Accumulator | None = None, mean: str | Sequence[str] | None = None,
              log_variance: str | Sequence[str] | None = None, prior_mean: str | Sequence[str] | None = None,
              prior_log_variance: str | Sequence[str] | None = None) -> Report:
-    """Score predictions against labels or soft targets in one streaming pass.
+    """Score predictions against labels or soft targets in one streaming pass; with neither, the predictions
+    alone (prediction_entropy, mean_confidence and ``Report.distributions``; every label metric None).
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
     RecordBatch, RecordBatchReader or Dataset, an ``__arrow_c_stream__`` producer, a binary file object or a
