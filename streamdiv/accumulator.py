@@ -88,7 +88,9 @@ class Accumulator:
         1-D for a binary prediction, labels and weights).  ``groups`` is one array of group values, or a
         mapping of group column name to array.  ``time`` (an Arrow timestamp or date array, or numpy
         datetime64) gives each row's instant when the accumulator has a ``window`` (see
-        :mod:`streamdiv.windows`): its window is one more group key.
+        :mod:`streamdiv.windows`): its window is one more group key.  With neither ``labels`` nor ``targets``
+        the predictions are scored alone: prediction_entropy, mean_confidence and ``report.distributions``,
+        every label metric None; every batch of an accumulator must then have neither.
 
         The Gaussian kind takes ``mean`` and ``log_variance`` (rows x dimensions, or list columns) instead of
         a prediction and labels, and optionally ``prior_mean`` and ``prior_log_variance`` (by default the
@@ -183,7 +185,7 @@ class Accumulator:
         else:
             state.fix_layout(num_classes=prepared.num_classes, binary=prepared.binary,
                              soft_targets=prepared.targets is not None, class_names=prepared.class_names,
-                             group_names=group_names)
+                             group_names=group_names, label_free=prepared.label_free)
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
@@ -304,7 +306,8 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
                                float(prepared.target_tolerance), int(state.slot_layout.bins),
                                state.slot_layout.class_bins)
     family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
-                               renormalize=config.renormalize, loss_only=config.metrics == "loss")
+                               renormalize=config.renormalize, loss_only=config.metrics == "loss",
+                               label_free=prepared.label_free)
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
     what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):

@@ -77,8 +77,9 @@ def score(sources: tuple[str, ...], every: int | None, fmt: str | None, output: 
           fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
-    Columns not named are guessed from their names and types (see `streamdiv inspect`); the guess is
-    printed on stderr.
+    Columns not named are guessed from their names and types (see `streamdiv inspect`; a label column only
+    by its exact name); the guess is printed on stderr.  Without labels or targets it scores the
+    predictions alone: prediction_entropy, mean_confidence and the prediction distributions.
 
     With --mean and --log-variance (and optionally --prior-mean, --prior-log-variance) it scores a VAE's
     Gaussian posterior against its prior instead: gaussian_kl, the mean over rows of
@@ -94,6 +95,8 @@ def score(sources: tuple[str, ...], every: int | None, fmt: str | None, output: 
     """
     conditions = parse_conditions(fail_if, options["metric_set"], input_kind(options))
     scoring = open_scoring(sources, options)
+    if scoring.label_free:
+        conditions = parse_conditions(fail_if, options["metric_set"], label_free=True)
     score_with_progress(scoring, every)
     emit(scoring.accumulator.report(), scoring.accumulator.to_bytes, fmt, output, conditions, save_state)
 
@@ -121,7 +124,7 @@ def merge(states: tuple[str, ...], base: str, fmt: str | None, output: str | Non
                 raise StreamdivError(f"{path}: {error}") from error
     assert accumulator is not None  # click requires at least one state
     report = accumulator.report()
-    parse_conditions(fail_if, report.config.metrics, report.config.kind)
+    parse_conditions(fail_if, report.config.metrics, report.config.kind, report.config.label_free)
     emit(report, accumulator.to_bytes, fmt, output, conditions, save_state)
 
 

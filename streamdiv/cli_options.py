@@ -25,6 +25,7 @@ from .plan import ColumnPlan, GaussianPlan, guess, resolve
 from .progress import ProgressBar
 from .scan import scan_steps, write_steps
 from .sources import Source, open_source
+from .state import LOSS_NEEDS_LABELS
 from .windows import Window
 
 EXIT_BREACH = 1
@@ -119,6 +120,7 @@ class Scoring:
     accumulator: Accumulator
     batch_size: int | None
     progress: bool | None
+    label_free: bool = False  # neither labels nor targets: the predictions scored alone
 
 
 def open_scoring(sources: tuple[str, ...] | str, options: dict[str, Any]) -> Scoring:
@@ -129,14 +131,20 @@ def open_scoring(sources: tuple[str, ...] | str, options: dict[str, Any]) -> Sco
     if options["threads"] is not None:
         numba.set_num_threads(min(options["threads"], numba.config.NUMBA_NUM_THREADS))
     source = open_source(sources if isinstance(sources, str) else list(sources) if len(sources) > 1 else sources[0])
+    columns = _columns(source, options)
+    label_free = input_kind(options) == CLASSIFICATION and columns["labels"] is None and columns["targets"] is None
+    if label_free:
+        if options["metric_set"] == "loss":
+            raise click.BadParameter(LOSS_NEEDS_LABELS, param_hint="--metrics")
+        click.echo("streamdiv: no label column: scoring the predictions alone (prediction_entropy, "
+                   "mean_confidence, the prediction distributions)", err=True)
     plan = resolve(source.schema, by=list(options["by"]), time=options["time_column"],
-                   class_names=_split(options["class_names"]) if options["class_names"] else None,
-                   **_columns(source, options))
+                   class_names=_split(options["class_names"]) if options["class_names"] else None, **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(options["base"]), bins=options["bins"],
                               binning=options["binning"], eps=options["eps"], renormalize=options["renormalize"],
                               on_invalid=options["on_invalid"], ignore_label=_label_value(options["ignore_label"]),
                               metrics=options["metric_set"], classwise=options["classwise"], window=options["window"])
-    return Scoring(source, plan, accumulator, options["batch_size"], options["progress"])
+    return Scoring(source, plan, accumulator, options["batch_size"], options["progress"], label_free)
 
 
 def input_kind(options: dict[str, Any]) -> str:
@@ -155,7 +163,7 @@ def _columns(source: Source, options: dict[str, Any]) -> dict[str, Any]:
     named = [any(columns[role] is not None for role in pair) for pair in (("probs", "logits"), ("labels", "targets"))]
     if all(named):
         return columns
-    guessed = guess(source.schema)
+    guessed = guess(source.schema, label_prefixes=False)  # a label column by its exact name only
     taken = []
     for pair in (("probs", "logits"), ("labels", "targets")):
         if all(columns[role] is None for role in pair):
@@ -195,7 +203,7 @@ def score_with_progress(scoring: Scoring, every: int | None = None) -> None:
 
 
 def parse_conditions(texts: tuple[str, ...], metric_set: str | None = "all", kind: str = CLASSIFICATION,
-                     names: tuple[str, ...] = METRIC_NAMES) -> list[Condition]:
+                     label_free: bool = False, names: tuple[str, ...] = METRIC_NAMES) -> list[Condition]:
     """The --fail-if conditions over ``names``, each refused unless the run computes its metric (not checked
     when ``metric_set`` is None: the states that `merge` reads, or both sides of `drift`, say what is
     computed)."""
@@ -203,7 +211,7 @@ def parse_conditions(texts: tuple[str, ...], metric_set: str | None = "all", kin
         conditions = [Condition.parse(text, names) for text in texts]
         for condition in conditions:
             if metric_set is not None:
-                condition.check_computed(metric_set, kind)
+                condition.check_computed(metric_set, kind, label_free)
         return conditions
     except StreamdivError as error:
         raise click.BadParameter(str(error), param_hint="--fail-if") from None

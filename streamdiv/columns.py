@@ -49,6 +49,11 @@ class Prepared:
     def n_rows(self) -> int:
         return len(self.status)
 
+    @property
+    def label_free(self) -> bool:
+        """Whether the batch has predictions alone, neither labels nor targets."""
+        return self.labels is None and self.targets is None
+
 
 def row_sum_tolerance(dtype: np.dtype) -> float:
     """max(sqrt(eps of the storage dtype), sqrt(eps of float32)): 3.45e-4 for float32/64, 3.1e-2 for float16."""
@@ -287,11 +292,13 @@ def _json_safe(value: Any) -> Any:
 def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawColumn = None,
             targets: RawColumn = None, weights: RawColumn = None, class_names: Sequence[str] | None = None,
             expected_classes: int | None = None, ignore_label: Any = None) -> Prepared:
-    """Validate and convert one batch's columns for the kernels (see the module docstring)."""
+    """Validate and convert one batch's columns for the kernels (see the module docstring); with neither
+    ``labels`` nor ``targets``, the predictions alone (``Prepared.label_free``)."""
     if (probs is None) == (logits is None):
         raise SchemaError("give exactly one of probs= and logits=")
-    if (labels is None) == (targets is None):
-        raise SchemaError("give exactly one of labels= (hard labels) and targets= (soft targets)")
+    if labels is not None and targets is not None:
+        raise SchemaError("give at most one of labels= (hard labels) and targets= (soft targets); with neither, "
+                          "the predictions are scored alone")
     prediction = probs if probs is not None else logits
     n_rows = _length(prediction)
     status = np.zeros(n_rows, dtype=np.uint8)
@@ -315,7 +322,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
         # first large batch (page faults: soft K=10 in memory 0.85 s against 0.2); each pair of dtypes
         # compiles once, on first use.
         target_matrix = readonly(target_matrix)
-    else:
+    elif labels is not None:
         label_names = names if names is not None else (("0", "1") if binary else None)
         label_array = readonly(label_indices(labels, label_names, status, ignore_label))
         raw["labels"] = labels

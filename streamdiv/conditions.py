@@ -47,11 +47,14 @@ class Condition:
             raise StreamdivError(f"{number!r} in {text!r} is not a number") from error
         return cls(metric, op, threshold, text.strip())
 
-    def check_computed(self, metric_set: str, kind: str = CLASSIFICATION) -> None:
-        """Refuse a condition on a metric that ``metric_set`` (or the input's kind) does not compute: it could
-        never trip."""
-        if self.metric not in computed_metrics(metric_set, kind):
+    def check_computed(self, metric_set: str, kind: str = CLASSIFICATION, label_free: bool = False) -> None:
+        """Refuse a condition on a metric that ``metric_set`` (or the input's kind, or scoring the predictions
+        alone) does not compute: it could never trip."""
+        if self.metric not in computed_metrics(metric_set, kind, label_free):
             where = ("for the Gaussian kind (mean and log variance)" if kind == GAUSSIAN
+                     else "without labels or targets (the predictions alone give only "
+                          + ", ".join(computed_metrics(metric_set, kind, True))
+                          + "; name the label column with --labels or the targets with --targets)" if label_free
                      else f"with metrics={metric_set!r}" if metric_set != "all"
                      else "for predictions against labels or targets")
             raise StreamdivError(f"{self.text!r}: {self.metric} is not computed {where}")
@@ -68,7 +71,7 @@ def breaches(report: Any, conditions: list[Condition]) -> list[str]:
     lines = []
     for condition in conditions:
         if isinstance(report, Report):
-            condition.check_computed(report.config.metrics, report.config.kind)
+            condition.check_computed(report.config.metrics, report.config.kind, report.config.label_free)
         elif condition.metric not in report.computed:
             raise StreamdivError(f"{condition.text!r}: {condition.metric} is not computed on both sides")
         places = []

@@ -35,16 +35,15 @@ import numpy as np
 from . import state_format
 from .accumulator import Accumulator
 from .errors import StreamdivError
-from .kernels import layout
-from .kernels.layout import BIN_WEIGHT, GAUSSIAN
+from .kernels.layout import GAUSSIAN
 from .metrics import METRIC_NAMES, UNITS, compute_metrics, parse_base
-from .report import Report, _json_values, group_order, state_totals
+from .distributions import DISTRIBUTIONS, prediction_distributions
+from .report import Report, _json_values, group_order
 from .state import State, regrouped
-from .totals import Totals, Value
+from .totals import Totals, Value, group_totals
 from .windows import WINDOW_KEY
 
 DEFAULT_SMOOTHING = 0.5
-DISTRIBUTIONS = ("predicted_class", "mean_prediction", "confidence")
 FIGURES = ("psi", "js", "kl", "reverse_kl")
 COMPARISONS = ("reference", "current", "change", "relative_change")
 DRIFT_NAMES: tuple[str, ...] = tuple(f"{name}_{figure}" for name in DISTRIBUTIONS for figure in (*FIGURES, "empty_bins"))
@@ -107,14 +106,14 @@ class DriftReport:
         self.reference, self.current = Report(reference, base), Report(current, base)
         by = tuple(name for name in current.config.group_names if name != WINDOW_KEY)
         reference_by = tuple(name for name in reference.config.group_names if name != WINDOW_KEY)
-        reference_whole = state_totals(reference)
+        reference_whole = group_totals(reference)
         whole_metrics = _metrics(reference_whole, reference.config, base)
-        self.metrics = self._compare(reference_whole, whole_metrics, state_totals(current), self.current.metrics)
+        self.metrics = self._compare(reference_whole, whole_metrics, group_totals(current), self.current.metrics)
         matched: dict[tuple, tuple[Totals, dict[str, Value]]] = {}
         if by and set(by) == set(reference_by):
             grouped = regrouped(reference, by)  # its windows merged, its keys in the current side's order
             for g, key in enumerate(grouped.group_keys):
-                totals = state_totals(grouped, g)
+                totals = group_totals(grouped, g)
                 matched[key] = (totals, _metrics(totals, reference.config, base))
         names = current.config.group_names
         self.groups: list[dict[str, Any]] = []
@@ -124,7 +123,7 @@ class DriftReport:
             reference_totals, reference_metrics = against or (reference_whole, whole_metrics)
             self.groups.append({"group": entry["group"], "against": dict(zip(by, by_key)) if against else None,
                                 "metrics": self._compare(reference_totals, reference_metrics,
-                                                         state_totals(current, g), entry["metrics"])})
+                                                         group_totals(current, g), entry["metrics"])})
 
     def _compare(self, reference: Totals, before: dict[str, Value], current: Totals,
                  after: dict[str, Value]) -> dict[str, Value]:
@@ -205,35 +204,13 @@ def _check_comparable(reference: Any, current: Any) -> None:
 
 
 def _distribution_pairs(reference: Totals, current: Totals) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
-    """(reference, current) weights of each distribution; None where a side's state does not hold it."""
-    pairs = {name: (_class_weights(reference, slot), _class_weights(current, slot))
-             for name, slot in (("predicted_class", "class.predicted_class"),
-                                ("mean_prediction", "class.prediction_mass"))}
-    pairs["confidence"] = _confidence_pair(reference, current)
-    return pairs
-
-
-def _class_weights(totals: Totals, slot: str) -> np.ndarray | None:
-    """A per-class slot's sums, or None where the state did not fill it (the loss metrics, an earlier layout)."""
-    if totals.slots is None or slot not in totals.filled:
-        return None
-    return totals.class_values(slot.removeprefix("class."))
-
-
-def _confidence_pair(reference: Totals, current: Totals) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The confidence histograms over the reference's calibration bins (quantile: the current side's fine
-    histogram summed between the reference's cut edges)."""
-    if "bin.weight" not in reference.filled or "bin.weight" not in current.filled:
-        return None, None
-    bins = reference.calibration
-    if reference.binning != "quantile":
-        return bins.weight, current.calibration.weight
-    fine = current.bin_field(BIN_WEIGHT)
-    edges = layout.fine_edges()
-    cuts = np.searchsorted(edges, np.append(bins.lower, 1.0))
-    cuts[-1] = len(fine)
-    return bins.weight, np.array([fine[start:stop].sum() for start, stop in zip(cuts[:-1], cuts[1:])])
-
+    """(reference, current) weights of each distribution, the confidence histograms over the reference's
+    calibration bins (quantile: the current side's fine histogram cut at the reference's edges); None where a
+    side's state does not hold one."""
+    before = prediction_distributions(reference)
+    edges = before.confidence.edges if before.confidence is not None else None
+    after = prediction_distributions(current, confidence_edges=edges)
+    return {name: (before.weights(name), after.weights(name)) for name in DISTRIBUTIONS}
 
 def drift(reference: Any, current: Any, *, smoothing: float = DEFAULT_SMOOTHING, base: str | int = "e",
           **options: Any) -> DriftReport:

@@ -102,7 +102,8 @@ def takes_keywords_of(template: Callable[Keywords, Any]) -> Callable[[Callable[.
 
 @takes_keywords_of(open_scoring)
 def evaluate(source: Any, **keywords: Any) -> Report:
-    """Score predictions against labels or soft targets in one streaming pass.
+    """Score predictions against labels or soft targets in one streaming pass; with neither, the predictions
+    alone (prediction_entropy, mean_confidence and ``Report.distributions``; every label metric None).
 
     ``source`` is a path, glob, directory, list of paths, ``"-"`` (Arrow IPC on stdin), a pyarrow Table,
     RecordBatch, RecordBatchReader or Dataset, an ``__arrow_c_stream__`` producer, a binary file object or a

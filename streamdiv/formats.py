@@ -59,7 +59,7 @@ def table(report: Report) -> str:
     """Metric, value and unit, one metric a line; then one line per group with the key metrics.  Metrics
     outside the report's metric set are left out (JSON keeps them, as null)."""
     unit = report.units
-    computed = computed_metrics(report.config.metrics, report.config.kind)
+    computed = computed_metrics(report.config.metrics, report.config.kind, report.config.label_free)
     rows = [["metric", "value", "unit"]]
     for metric in METRICS:
         value = report.metrics[metric.name]

@@ -15,10 +15,10 @@ import numpy as np
 from . import calibration
 from .errors import StreamdivError
 from .kernels import layout
-from .kernels.layout import (BRIER, CLIPPED, CORRECT, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT,
-                             DOUBLE_SOFTMAX, ENTROPY, GAUSSIAN, GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE,
-                             INFINITE_REVERSE, JS, KL, PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS,
-                             SKIPPED, UNNORMALIZED, WEIGHT)
+from .kernels.layout import (BIN_CONFIDENCE, BIN_WEIGHT, BRIER, CLIPPED, CORRECT, CROSS_ENTROPY,
+                             CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, DOUBLE_SOFTMAX, ENTROPY, GAUSSIAN,
+                             GAUSSIAN_KL, GAUSSIAN_KL_WEIGHT, IGNORED, INFINITE, INFINITE_REVERSE, JS, KL, LABEL_FREE,
+                             PREDICTION_ENTROPY, REVERSE_KL, REVERSE_KL_WEIGHT, ROWS, SKIPPED, UNNORMALIZED, WEIGHT)
 from .totals import Totals, Value
 
 
@@ -124,6 +124,14 @@ def _binary_calibration_ratio(t: Totals) -> Value:
     return float(t.class_values("prediction_mass")[1] / positives) if positives > 0 else None
 
 
+def _mean_confidence(t: Totals) -> Value:
+    """sum_b C_b / sum_b W_b over the top-label bins as the state keeps them (C_b = sum_{i in b} w_i c_i,
+    W_b = sum_{i in b} w_i): the weighted mean of c = max_k q_k (one binary column: c = p), every valid row
+    being in one bin; the fine histogram's with binning="quantile"."""
+    weight = math.fsum(t.bin_field(BIN_WEIGHT))
+    return math.fsum(t.bin_field(BIN_CONFIDENCE)) / weight if weight > 0 else None
+
+
 def _count(slot: int) -> Callable[[Totals], Value]:
     return lambda t: t.count(slot)
 
@@ -173,6 +181,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("prediction_entropy", "information", "H(Q), the model's own uncertainty",
            lambda t: t.mean(PREDICTION_ENTROPY),
            reads=('prediction_entropy', 'weight')),
+    Metric("mean_confidence", "probability", "mean of max_k Q_k (one binary column: of p), from the calibration "
+           "bins; needs no labels", _mean_confidence,
+           reads=("bin.weight", "bin.confidence")),
     Metric("reverse_kl_divergence", "information", "KL(Q||P) (soft targets only)", _reverse_kl,
            reads=('reverse_kl', 'reverse_kl_weight', 'infinite_reverse', 'weight')),
     Metric("js_divergence", "information", "Jensen-Shannon: KL(P||M)/2 + KL(Q||M)/2, M = (P+Q)/2",
@@ -242,11 +253,17 @@ def _filled(metric_set: str) -> tuple[str, ...]:
 METRIC_SETS: dict[str, tuple[str, ...]] = {metric_set: _filled(metric_set) for metric_set in (layout.ALL, layout.LOSS)}
 # The Gaussian kind computes these (its row counts and the Gaussian KL), whichever metric set was asked for.
 GAUSSIAN_METRICS: tuple[str, ...] = _filled(GAUSSIAN)
+# The predictions alone (neither labels nor targets) compute these: the row counts, prediction_entropy and
+# mean_confidence; every metric that compares predictions with what happened is None.
+LABEL_FREE_METRICS: tuple[str, ...] = _filled(LABEL_FREE)
 
 
-def computed_metrics(metric_set: str, kind: str = layout.CLASSIFICATION) -> tuple[str, ...]:
-    """The metrics that a state of ``kind`` computes under ``metric_set``; the others are None."""
-    return GAUSSIAN_METRICS if kind == GAUSSIAN else METRIC_SETS[metric_set]
+def computed_metrics(metric_set: str, kind: str = layout.CLASSIFICATION, label_free: bool = False) -> tuple[str, ...]:
+    """The metrics that a state of ``kind`` computes under ``metric_set`` (scoring the predictions alone with
+    ``label_free``); the others are None."""
+    if kind == GAUSSIAN:
+        return GAUSSIAN_METRICS
+    return LABEL_FREE_METRICS if label_free else METRIC_SETS[metric_set]
 
 
 UNITS = {"e": ("nats", 1.0), 2: ("bits", math.log(2.0)), 10: ("hartleys", math.log(10.0))}
@@ -265,12 +282,13 @@ def parse_base(base: object) -> str | int:
 
 
 def compute_metrics(totals: Totals, base: str | int, metric_set: str = "all",
-                    absent_slots: tuple[str, ...] = (), kind: str = layout.CLASSIFICATION) -> dict[str, Value]:
+                    absent_slots: tuple[str, ...] = (), kind: str = layout.CLASSIFICATION,
+                    label_free: bool = False) -> dict[str, Value]:
     """Every registered metric for one set of totals, information metrics in the unit of ``base``; those
-    that ``kind`` does not compute under ``metric_set``, and those reading a slot the state lacks
-    (``absent_slots``: saved by an earlier streamdiv), are None (not computed)."""
+    that ``kind`` does not compute under ``metric_set`` (or ``label_free``), and those reading a slot the state
+    lacks (``absent_slots``: saved by an earlier streamdiv), are None (not computed)."""
     _, divisor = UNITS[base]
-    computed = computed_metrics(metric_set, kind)
+    computed = computed_metrics(metric_set, kind, label_free)
     values: dict[str, Value] = {}
     for metric in METRICS:
         known = not set(metric.reads) & set(absent_slots)

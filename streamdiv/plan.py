@@ -156,6 +156,7 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
             prior_mean: Any = None, prior_log_variance: Any = None,
             time: str | None = None) -> ColumnPlan | GaussianPlan:
     """Check the named columns against ``schema``; expand globs (``"p_*"``) into per-class columns.  With
+    neither ``labels`` nor ``targets`` the predictions are scored alone (label-free).  With
     ``mean``/``log_variance`` (the Gaussian kind) see :func:`resolve_gaussian`; the classification roles are
     then refused.  ``time`` names a windowed run's time column (a timestamp or a date)."""
     gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
@@ -169,8 +170,9 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
         return resolve_gaussian(schema, **gaussian, weights=weights, by=by, time=time)
     if (probs is None) == (logits is None):
         raise SchemaError("name exactly one of probs= (probabilities) and logits= (the prediction columns)")
-    if (labels is None) == (targets is None):
-        raise SchemaError("name exactly one of labels= (hard labels) and targets= (soft targets)")
+    if labels is not None and targets is not None:
+        raise SchemaError("name at most one of labels= (hard labels) and targets= (soft targets); with neither, "
+                          "the predictions are scored alone")
     role = "probs" if probs is not None else "logits"
     prediction, derived_names = _distribution(schema, probs if probs is not None else logits, role)
     target_columns = None
@@ -225,17 +227,22 @@ SOFT_TARGET_WORDS = ("target", "targets", "soft_target", "soft_targets", "teache
 WEIGHT_WORDS = ("weight", "weights", "sample_weight", "w")
 
 
-def guess(schema: pa.Schema) -> dict[str, Any]:
-    """Guess the role of each column from its name and type: {"probs"|"logits", "labels"|"targets", "weights"}."""
+def guess(schema: pa.Schema, *, label_prefixes: bool = True) -> dict[str, Any]:
+    """Guess the role of each column from its name and type: {"probs"|"logits", "labels"|"targets", "weights"}.
+
+    A name matches a role's word exactly (case-insensitive) or, failing that, starts with it; with
+    ``label_prefixes`` False a label or target column must match exactly (``score`` takes no 'year' for 'y',
+    no 'target_date' for 'target': it scores the predictions alone rather than against a column that only
+    looks like labels; ``inspect`` still suggests one)."""
     found: dict[str, Any] = {}
     fields = list(schema)
 
-    def first(words: tuple[str, ...], test: Any) -> str | None:
+    def first(words: tuple[str, ...], test: Any, prefixes: bool = True) -> str | None:
         for word in words:
             for f in fields:
                 if f.name.lower() == word and test(f.type):
                     return f.name
-        for word in words:
+        for word in words if prefixes else ():
             for f in fields:
                 if f.name.lower().startswith(word) and test(f.type):
                     return f.name
@@ -256,12 +263,12 @@ def guess(schema: pa.Schema) -> dict[str, Any]:
             if scalar:
                 found["probs"] = scalar
     taken = {found.get("probs"), found.get("logits")}
-    soft = first(SOFT_TARGET_WORDS, _is_float_list)
+    soft = first(SOFT_TARGET_WORDS, _is_float_list, label_prefixes)
     if soft and soft not in taken:
         found["targets"] = soft
     else:
         label = first(LABEL_WORDS, lambda t: pa.types.is_integer(t) or pa.types.is_boolean(t)
-                      or pa.types.is_string(t) or pa.types.is_dictionary(t))
+                      or pa.types.is_string(t) or pa.types.is_dictionary(t), label_prefixes)
         if label:
             found["labels"] = label
     weight = first(WEIGHT_WORDS, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t))

@@ -10,10 +10,11 @@ import numpy as np
 
 from .kernels.layout import GAUSSIAN
 from .calibration import ClassBins, class_bins, classwise_ece_per_class
-from .metrics import UNITS, compute_metrics, computed_metrics
+from .distributions import report_distributions
 from .errors import StreamdivError
-from .totals import Totals, Value
-from .state import State, filled_slots, regrouped
+from .metrics import UNITS, compute_metrics, computed_metrics
+from .totals import Totals, Value, state_totals
+from .state import State, regrouped
 from .windows import WINDOW_KEY, start_seconds
 
 
@@ -22,12 +23,14 @@ class Report:
 
     ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
     ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table (each bin's edges: k/M with binning="uniform", equal-weight cuts of the fine
-    histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
+    overall reliability table (empty for the predictions alone; each bin's edges: k/M with binning="uniform",
+    equal-weight cuts of the fine histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
     that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
     per class with class-wise calibration on (the positive class alone for one binary column): its name,
     ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
-    frequency) and its own reliability table over bins of q_k; ``warnings`` what in the data looks like a
+    frequency) and its own reliability table over bins of q_k; ``distributions`` the shares of the predicted
+    classes, of the mean prediction and of the confidence bins, overall and in each group
+    (:mod:`streamdiv.distributions`; None for the Gaussian kind); ``warnings`` what in the data looks like a
     mistake (each a sentence saying what was seen and what to do; ``evaluate`` raises each as a
     ``StreamdivWarning``, the command line prints each on stderr), and ``to_dict()`` all but the warnings as
     JSON-able data.  ``predictions`` says what the predictions were given as: "probs", "logits", or None when
@@ -40,9 +43,10 @@ class Report:
         self.config = state.config
         self._state = state
         overall = _totals(state, state.total_counts(), state.total_sums())
-        absent, kind = state.config.absent_slots, state.config.kind
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind)
-        calibrated = state.config.metrics == "all" and kind != GAUSSIAN
+        absent, kind, label_free = state.config.absent_slots, state.config.kind, state.config.label_free
+        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind, label_free)
+        self.distributions: dict[str, Any] | None = report_distributions(overall)
+        calibrated = state.config.metrics == "all" and kind != GAUSSIAN and not label_free
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
         self.calibration_bound: Value = overall.calibration.bound if calibrated else None
         self.classes: list[dict[str, Any]] = _classes(overall, state) if kind != GAUSSIAN else []
@@ -52,14 +56,16 @@ class Report:
                 key = state.group_keys[g]
                 totals = _totals(state, state.group_counts(g), state.group_sums(g))
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind)})
+                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind,
+                                                               label_free),
+                                    "distributions": report_distributions(totals)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
 
     @property
     def computed(self) -> tuple[str, ...]:
         """The metrics this report computes (the others are None whatever the data)."""
-        return computed_metrics(self.config.metrics, self.config.kind)
+        return computed_metrics(self.config.metrics, self.config.kind, self.config.label_free)
 
     def series(self, metric: str, **group: Any) -> list[tuple[str, Value]]:
         """``metric`` window by window, ``[(window_start, value), ...]`` in order of window start, over the rows
@@ -98,7 +104,7 @@ class Report:
         config = self.config
         layout: dict[str, Any] = {"kind": GAUSSIAN, "dimensions": config.dimensions} if config.kind == GAUSSIAN else {
             "kind": "binary" if config.binary else "multiclass",
-            "targets": "soft" if config.soft_targets else "hard",
+            "targets": "none" if config.label_free else "soft" if config.soft_targets else "hard",
             "num_classes": config.num_classes,
             "classes": list(config.class_names) if config.class_names else None,
             "bins": config.bins,
@@ -116,12 +122,14 @@ class Report:
             "calibration": [_json_values(row) for row in self.calibration],
             "calibration_bound": _json_value(self.calibration_bound),
             "classes": [_json_class(entry) for entry in self.classes],
+            "distributions": self.distributions,
         }
         if config.window:
             result["window"] = config.window
         if config.group_names:
             result["by"] = list(config.group_names)
-            result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"])} for g in self.groups]
+            result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"]),
+                                 "distributions": g["distributions"]} for g in self.groups]
         return result
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -174,23 +182,18 @@ def group_order(state: State) -> list[int]:
     return sorted(range(len(keys)), key=lambda g: (start_seconds(keys[g][at]), rank[keys[g][:at] + keys[g][at + 1:]]))
 
 
-def state_totals(state: State, group: int | None = None) -> Totals:
-    """The totals of group ``group`` of ``state`` (its registration index), or of the whole state."""
-    if group is None:
-        return _totals(state, state.total_counts(), state.total_sums())
-    return _totals(state, state.group_counts(group), state.group_sums(group))
-
-
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
-    return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
-                  soft_targets=state.config.soft_targets, slots=state.slot_layout, binary=state.config.binary,
-                  binning=state.config.binning, calibration_bins=state.config.bins, filled=filled_slots(state.config))
+    return state_totals(state, counts, sums)
+
+
+_CLASS_READS = ("class.target_mass", "class.prediction_mass", "class_bin.count", "class_bin.weight",
+                "class_bin.prediction", "class_bin.observed")  # what report.classes reads
 
 
 def _classes(t: Totals, state: State) -> list[dict[str, Any]]:
     """report.classes: each class-wise class's calibration (empty without class-wise bins)."""
     bins = class_bins(t)
-    if bins is None or state.config.absent_slots:
+    if bins is None or not t.has(*_CLASS_READS):  # a slot of an older state's layout it lacks: no table
         return []
     names = state.config.class_names or tuple(str(k) for k in range(state.config.num_classes or 0))
     prediction, observed = t.class_values("prediction_mass"), t.class_values("target_mass")

@@ -9,7 +9,8 @@ A group's slots, by position (:func:`layout_description` names them; a saved sta
 holds the sum slots ``weight`` ... ``brier``, then six sums per bin (``bin.weight`` ...
 ``bin.weight_squares``), then the per-class sums and the class-wise bins (kernels.layout).  The bins are the report's (binning="uniform") or the
 fine histogram that the report regroups (binning="quantile": ``layout.FINE_BINS`` of them).
-A state of the Gaussian kind (``Config.kind``)
+A label-free state (``Config.label_free``: predictions alone) has the same slots, those that need a label
+zero.  A state of the Gaussian kind (``Config.kind``)
 holds the count slots and the sums ``weight``, ``gaussian_kl`` and ``gaussian_kl_weight`` only.
 
 Merge rule, written once for every slot: counts add; compensated sums add as (sum, compensation) pairs with
@@ -54,6 +55,7 @@ class Config:
     dimensions: int | None = None  # the Gaussian kind's dimensions per row (None until the first batch)
     window: str | None = None  # the time windows' width ("1d", windows.Window): then the first group key is
     # "window", each group's window start
+    label_free: bool = False  # predictions alone, neither labels nor targets (the first batch fixes it)
 
     @property
     def is_fixed(self) -> bool:
@@ -64,12 +66,20 @@ class Config:
         if self.kind != other.kind:
             return (f"the kind of input differs: {self.kind} ({_kind_words(self.kind)}) here, {other.kind} "
                     f"({_kind_words(other.kind)}) in the other")
+        if self.label_free != other.label_free:
+            return (f"what was scored differs: {_labels_words(self.label_free)} here, "
+                    f"{_labels_words(other.label_free)} in the other; a label-free state merges only with label-free "
+                    f"ones (score both sides with the same label or target column, or both without)")
         for name in ("num_classes", "binary", "soft_targets", "class_names", "dimensions", "bins", "binning", "eps",
                      "renormalize", "window", "group_names", "metrics", "classwise"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} differs: {mine!r} here, {theirs!r} in the other"
         return None
+
+
+def _labels_words(label_free: bool) -> str:
+    return "the predictions alone (no labels or targets)" if label_free else "predictions against labels or targets"
 
 
 def _kind_words(kind: str) -> str:
@@ -118,12 +128,16 @@ class State:
 
     # ---- growth
     def fix_layout(self, *, num_classes: int, binary: bool, soft_targets: bool,
-                   class_names: tuple[str, ...] | None, group_names: tuple[str, ...]) -> None:
-        """Fix the layout on the first batch; every later batch must agree with it."""
+                   class_names: tuple[str, ...] | None, group_names: tuple[str, ...], label_free: bool = False) -> None:
+        """Fix the layout on the first batch; every later batch must agree with it.  ``label_free``: a batch
+        of predictions alone (neither labels nor targets)."""
+        if label_free and self.config.metrics != "all":
+            raise StreamdivError(f"metrics={self.config.metrics!r}: {LOSS_NEEDS_LABELS}")
         wanted = replace(self.config, kind=layout.CLASSIFICATION, num_classes=num_classes, binary=binary,
                          soft_targets=soft_targets, class_names=self.config.class_names or class_names,
-                         group_names=group_names,
-                         classwise=resolve_classwise(self.config.classwise, num_classes, self.config.metrics))
+                         group_names=group_names, label_free=label_free,
+                         classwise=resolve_classwise(self.config.classwise, num_classes, self.config.metrics,
+                                                     label_free))
         self._fix(wanted)
 
     def fix_gaussian_layout(self, *, dimensions: int, group_names: tuple[str, ...]) -> None:
@@ -282,27 +296,28 @@ def regrouped(state: State, names: tuple[str, ...], where: Mapping[str, Any] | N
     result.rows_read = int(totals[layout.ROWS] + totals[layout.SKIPPED] + totals[layout.IGNORED])
     return result
 
+LOSS_NEEDS_LABELS = ("the loss metrics need labels or targets: name them with labels= or targets= (--labels, "
+                     "--targets), or score the predictions alone with metrics='all' (--metrics all)")
 
 # Class-wise calibration keeps classes x bins x 6 slots per group (16 bytes a sum, 8 a count): on by default up
 # to this many classes, where a group's state stays under 1 MiB at 15 bins.
 CLASSWISE_MAX_CLASSES = 100
 
 
-def resolve_classwise(requested: bool | None, num_classes: int, metrics: str) -> bool:
+def resolve_classwise(requested: bool | None, num_classes: int, metrics: str, label_free: bool = False) -> bool:
     """Whether a state of ``num_classes`` classes keeps class-wise bins: as requested, or by default with the
-    full metric set and at most CLASSWISE_MAX_CLASSES classes."""
+    full metric set and at most CLASSWISE_MAX_CLASSES classes; never for the predictions alone."""
+    if label_free:
+        if requested:
+            raise StreamdivError("class-wise calibration compares predictions with what happened: it needs labels= "
+                                 "or targets= (--labels, --targets); without them leave classwise unset "
+                                 "(--no-classwise)")
+        return False
     if metrics != "all":
         if requested:
             raise StreamdivError("class-wise calibration needs the full metric set: metrics='all' (--metrics all)")
         return False
     return num_classes <= CLASSWISE_MAX_CLASSES if requested is None else bool(requested)
-
-
-def filled_slots(config: Config) -> frozenset[str]:
-    """The slots (as ``Layout.describe`` names them) that hold sums in a state of ``config``: those its passes
-    fill, less those a state saved by an earlier streamdiv lacked."""
-    filled = layout.filled_by(layout.GAUSSIAN if config.kind == layout.GAUSSIAN else config.metrics)
-    return filled - frozenset(config.absent_slots)
 
 
 def slot_layout(config: Config) -> layout.Layout:

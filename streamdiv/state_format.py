@@ -25,6 +25,7 @@ difference).
 ``"config"`` records ``"kind"`` (classification or gaussian) and ``"dimensions"`` (the Gaussian kind's) since the
 Gaussian kind came; a config without them, as every earlier writer's, is a classification state.  A windowed
 state's ``"window"`` is its width ("1d"), its first group name ``"window"``; a config without it has no windows.
+``"label_free"`` says the predictions were scored alone; a config without it is labelled.
 
 Versions 1 and 2 were ``MAGIC, uint32 version, uint64 H, header, arrays`` (version 1 without the open block's
 two arrays, and without ``"metrics"`` in its config: every metric was computed) with neither checksum nor
@@ -81,6 +82,7 @@ LATER_CONFIG_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "kind": ((str,), CLASSIFICATION),
     "dimensions": ((int, type(None)), None),
     "window": ((str, type(None)), None),
+    "label_free": ((bool,), False),
 }
 
 
@@ -104,6 +106,7 @@ def encode(state: State) -> bytes:
             "kind": config.kind,
             "dimensions": config.dimensions,
             "window": config.window,
+            "label_free": config.label_free,
         },
         "layout": layout_description(config),
         "group_keys": [list(key) for key in state.group_keys],
@@ -270,6 +273,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
         (fields["kind"] not in KINDS, "kind"),
         (num_classes is not None and (num_classes < 1 or gaussian), "num_classes"),
         (fields["dimensions"] is not None and (fields["dimensions"] < 1 or not gaussian), "dimensions"),
+        (fields["label_free"] and (gaussian or fields["soft_targets"] or fields["metrics"] != "all"), "label_free"),
         (fields["bins"] < 1, "bins"),
         (fields["binning"] not in layout.BINNINGS, "binning"),
         (fields["eps"] is not None and not 0.0 < fields["eps"] < 1.0, "eps"),
@@ -289,7 +293,7 @@ def _config(raw: dict[str, Any], version: int) -> Config:
                   renormalize=fields["renormalize"], group_names=tuple(fields["group_names"]),
                   metrics=fields["metrics"], classwise=fields["classwise"],
                   absent_slots=tuple(fields["absent_slots"]), kind=fields["kind"], dimensions=fields["dimensions"],
-                  window=fields["window"])
+                  window=fields["window"], label_free=fields["label_free"])
 
 
 def _is_window(text: str, group_names: list[str]) -> bool:

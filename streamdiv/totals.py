@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from .kernels import layout
 from .kernels.layout import (BIN_CONFIDENCE, BIN_OBSERVED, BIN_WEIGHT, BIN_WEIGHT_SQUARES, CROSS_ENTROPY_WEIGHT, INFINITE,
                              WEIGHT)
+
+if TYPE_CHECKING:
+    from .state import State
 
 Value = Optional[float]
 
@@ -49,7 +52,12 @@ class Totals:
     binary: bool = False
     binning: str = "uniform"
     calibration_bins: int = 0  # 0: as many as the state keeps
-    filled: frozenset[str] = frozenset()  # the slots holding sums (state.filled_slots), by name
+    filled: frozenset[str] | None = None  # the slots (layout names) the state's passes fill and it has; None: all
+
+    def has(self, *names: str) -> bool:
+        """Whether the state's passes filled each of these slots (``"class.predicted_class"``, ...) and the
+        state has them (a state saved by an earlier streamdiv may lack some)."""
+        return self.filled is None or set(names) <= self.filled
 
     @property
     def slot_layout(self) -> layout.Layout:
@@ -100,6 +108,25 @@ class Totals:
         if self.binning != "quantile":
             return stored
         return quantile_bins(stored, layout.fine_edges(), self.calibration_bins)
+
+
+def state_totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
+    """The totals of ``counts`` and collapsed ``sums`` of ``state`` (one group's, or their sum over groups)."""
+    config = state.config
+    filled_by = (layout.GAUSSIAN if config.kind == layout.GAUSSIAN else layout.LABEL_FREE if config.label_free
+                 else config.metrics)
+    return Totals(counts=counts, sums=sums, bins=state.slot_layout.bins, class_mass_slot=state.class_mass_slot,
+                  soft_targets=config.soft_targets, slots=state.slot_layout, binary=config.binary,
+                  binning=config.binning, calibration_bins=config.bins,
+                  filled=layout.filled_by(filled_by) - set(config.absent_slots))
+
+
+def group_totals(state: State, group: int | None = None) -> Totals:
+    """The totals of group number ``group`` of ``state`` (the position of its key in ``state.group_keys``), or
+    of the whole run."""
+    if group is None:
+        return state_totals(state, state.total_counts(), state.total_sums())
+    return state_totals(state, state.group_counts(group), state.group_sums(group))
 
 
 def quantile_bins(fine: CalibrationBins, edges: np.ndarray, n_bins: int) -> CalibrationBins:

@@ -10,7 +10,8 @@ soft targets are read-only C-contiguous float32 or float64 arrays (float16 is up
 and decimals to float64; per-class columns are stacked into one such array), 1-D for the binary layout;
 labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
 array of the same type as a present one.  Each input family (hard labels with probabilities, with logits, the
-loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets) has its own
+loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets, and the
+label-free probabilities, logits, per-row path and binary column) has its own
 entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
 every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
@@ -52,6 +53,7 @@ class WarmupLayout:
     groups: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # evaluate()'s metrics=, eps=, renormalize=
     gaussian: bool = False  # the Gaussian kind: mean and log variance (prediction_dtype) against a prior
+    label_free: bool = False  # the predictions alone: neither labels nor targets
 
 
 LAYOUTS: tuple[WarmupLayout, ...] = (
@@ -98,6 +100,18 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     WarmupLayout("binary, float64 probabilities, loss metrics", binary=True, prediction_dtype="float64",
                  options={"metrics": "loss"}),
     WarmupLayout("binary, weights and groups", binary=True, weights=True, groups=True),
+    # the predictions alone: each label-free entry point with float32 and float64 predictions
+    WarmupLayout("label-free, float32 probabilities", label_free=True),
+    WarmupLayout("label-free, float64 probabilities", prediction_dtype="float64", label_free=True),
+    WarmupLayout("label-free, float32 logits", prediction="logits", label_free=True),
+    WarmupLayout("label-free, float64 logits", prediction="logits", prediction_dtype="float64", label_free=True),
+    WarmupLayout("label-free, float32 probabilities, renormalize", label_free=True, options={"renormalize": True}),
+    WarmupLayout("label-free, float64 probabilities, renormalize", prediction_dtype="float64", label_free=True,
+                 options={"renormalize": True}),
+    WarmupLayout("label-free, binary, float32 probabilities", binary=True, label_free=True),
+    WarmupLayout("label-free, binary, float64 probabilities", binary=True, prediction_dtype="float64",
+                 label_free=True),
+    WarmupLayout("label-free, weights and groups", weights=True, groups=True, label_free=True),
     # the Gaussian kind: its one family, whose prior, weights and groups are runtime values
     WarmupLayout("gaussian, float32 mean and log variance, prior, weights and groups", gaussian=True, weights=True,
                  groups=True),
@@ -141,6 +155,8 @@ def _classification_columns(layout: WarmupLayout) -> tuple[dict[str, pa.Array], 
             probabilities = (np.log(probabilities / (1 - probabilities)) if layout.binary else np.log(probabilities))
     columns = _distribution(probabilities, layout.prediction_dtype, layout.per_class, "prediction")
     arguments: dict[str, Any] = {layout.prediction: "prediction_*" if layout.per_class else "prediction"}
+    if layout.label_free:
+        return columns, arguments
     if layout.target_dtype is None:
         columns["label"] = pa.array(LABELS % 2 if layout.binary else LABELS)
         arguments["labels"] = "label"

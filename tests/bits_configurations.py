@@ -291,6 +291,11 @@ def binary(n: int, seed: int, *, logits: bool = False, soft: bool = False, extre
     return columns
 
 
+def without_labels(make: Callable[[], Columns]) -> Columns:
+    """The columns of ``make`` with its labels or targets left out: the predictions alone (label-free)."""
+    return {role: value for role, value in make().items() if role not in ("labels", "targets")}
+
+
 def gaussian(n: int, dimensions: int, seed: int, *, dtype: type = np.float64, prior: bool = False,
              weighted: bool = False, groups: str | None = None, invalid: bool = False) -> Columns:
     """Diagonal Gaussians: means uniform in [-2, 2), log variances in [-3, 3) (with a few at -700 and 700),
@@ -419,6 +424,35 @@ def _configurations() -> list[Configuration]:
                                                             groups="runs"), skip),
         c("grouped_runs_logits_f64_k10", partial(multiclass, 2_500, 10, 44, logits=True, groups="runs"), small),
         c("grouped_runs_binary_weighted", partial(binary, 2_500, 45, weighted=True, groups="runs"), small),
+        # the predictions alone: neither labels nor targets
+        c("label_free_f64_k10", partial(without_labels, partial(hard, 10, 70)), small),
+        c("label_free_f32_k10_weighted_zeros", partial(without_labels, partial(hard, 10, 71, dtype=np.float32,
+                                                                              weighted=True, zero_fraction=0.3)),
+          small),
+        c("label_free_f64_k10_invalid_skip", partial(without_labels, partial(hard, 10, 72, weighted=True,
+                                                                            invalid=True)), skip),
+        c("label_free_logits_f64_k10_zeros", partial(without_labels, partial(hard, 10, 73, logits=True,
+                                                                            zero_fraction=0.3)), small),
+        c("label_free_logits_f32_k10_invalid_skip", partial(without_labels, partial(hard, 10, 74, logits=True,
+                                                                                   dtype=np.float32, invalid=True)),
+          skip),
+        c("label_free_f64_k10_renormalize", partial(without_labels, partial(hard, 10, 75, unnormalized=True)),
+          {**small, "renormalize": True}),
+        c("label_free_flat_f32_k10_unnormalized", partial(without_labels, partial(hard, 10, 76, flat=True,
+                                                                                 unnormalized=True,
+                                                                                 dtype=np.float32)), small),
+        c("label_free_f64_k300", partial(without_labels, partial(multiclass, 2_000, 300, 77)), small),
+        c("label_free_f64_k300_2_threads", partial(without_labels, partial(multiclass, 2_000, 300, 77)), small,
+          threads=2, same_as="label_free_f64_k300"),
+        c("label_free_binary_probs_extremes_quantile", partial(without_labels, partial(binary, 5_000, 78,
+                                                                                      extremes=True)),
+          {**small, "binning": "quantile"}),
+        c("label_free_binary_logits_weighted_invalid_skip", partial(without_labels, partial(
+            binary, 5_000, 79, logits=True, weighted=True, invalid=True)), skip),
+        c("label_free_grouped_runs_f64_k10_weighted", partial(without_labels, partial(
+            multiclass, 2_500, 10, 80, weighted=True, groups="runs")), small),
+        c("label_free_grouped_mixed_binary", partial(without_labels, partial(binary, 5_000, 81, groups="mixed")),
+          small),
     ]
     # Streams of 40,000 rows: in one batch (more than two full blocks, which run on lanes with 2 threads), on
     # 2 threads, and cut into 7,001-row batches whose ends fall inside blocks.
@@ -443,6 +477,11 @@ def _configurations() -> list[Configuration]:
         ("stream_flat_logits_f32_k10_unnormalized", partial(stream, 10, 62, flat=True, logits=True,
                                                             unnormalized=True, dtype=np.float32), small),
         ("stream_flat_soft_f64_k30", partial(stream, 30, 63, flat=True, soft=True), small),
+        ("stream_label_free_f64_k10", partial(without_labels, partial(stream, 10, 82)), small),
+        ("stream_label_free_logits_f32_k10_weighted_mixed_groups", partial(without_labels, partial(
+            stream, 10, 83, logits=True, dtype=np.float32, weighted=True, groups="mixed")), small),
+        ("stream_label_free_binary_logits", partial(without_labels, partial(binary, STREAM_ROWS, 84, logits=True)),
+         small),
         ("stream_gaussian_f32_d8_prior_weighted_runs_invalid_skip",
          partial(gaussian, STREAM_ROWS, 8, 59, dtype=np.float32, prior=True, weighted=True, groups="long_runs",
                  invalid=True), skip),

@@ -7,6 +7,8 @@ logit z is the two-class row (0, z).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.special import rel_entr, xlogy
 
@@ -270,3 +272,31 @@ def gaussian_kl_row_mpmath(mean, log_variance, prior_mean=None, prior_log_varian
             lv0 = mpmath.mpf(float(prior_log_variance[d])) if prior_log_variance is not None else mpmath.mpf(0)
             total += lv0 - lv + (mpmath.exp(lv) + (m - m0) ** 2) / mpmath.exp(lv0) - 1
         return total / 2
+
+
+def prediction_figures(q: np.ndarray, weights: np.ndarray | None = None, bins: int = 15, *, binary: bool = False,
+                       log_q: np.ndarray | None = None, top: np.ndarray | None = None) -> dict[str, Any]:
+    """What the predictions alone give, from the definitions, over rows of Q (a binary layout's (1 - p, p)):
+    ``prediction_entropy`` = sum_i w_i H(Q_i) / W and ``mean_confidence`` = sum_i w_i c_i / W with
+    c_i = max_k Q_ik (binary: p_i); and the raw weights of the three distributions: ``predicted_class``
+    sum_i w_i [top_i = k] (top: the first argmax, or the one given; binary: [p_i > 0.5]), ``mean_prediction``
+    sum_i w_i Q_ik and ``confidence`` sum_i w_i [c_i in bin b] over bins [b/M, (b+1)/M), the last closed."""
+    q = np.asarray(q, dtype=np.float64)
+    w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = (-xlogy(q, q) if log_q is None else -np.where(q > 0, q * log_q, 0.0)).sum(axis=1)
+    if binary:
+        confidence, predicted = q[:, 1], (q[:, 1] > 0.5).astype(int)
+    else:
+        predicted = q.argmax(axis=1) if top is None else np.asarray(top)
+        confidence = q[np.arange(len(q)), predicted]
+    edges = np.arange(bins + 1) / bins
+    index = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, bins - 1)
+    total = w.sum()
+    return {
+        "prediction_entropy": float((w * entropy).sum() / total) if total > 0 else None,
+        "mean_confidence": float((w * confidence).sum() / total) if total > 0 else None,
+        "predicted_class": np.bincount(predicted, weights=w, minlength=q.shape[1]),
+        "mean_prediction": (w[:, None] * q).sum(axis=0),
+        "confidence": np.bincount(index, weights=w, minlength=bins),
+    }

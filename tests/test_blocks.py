@@ -200,12 +200,14 @@ def test_version_1_states_are_still_read():
         del header["config"][later]
     version_1 = legacy(header, counts.astype("<i8").tobytes() + sums.astype("<f8").tobytes(), version=1)
     restored = streamdiv.Accumulator.from_bytes(version_1)
-    lacking = {"class.prediction_mass", "class.target_squares", "bin.weight_squares", "double_softmax"}
+    lacking = {"class.prediction_mass", "class.target_squares", "class.predicted_class", "bin.weight_squares",
+               "double_softmax"}
     assert set(restored._state.config.absent_slots) == lacking
     expected = accumulator.report().to_dict()
     for metric in streamdiv.METRICS:
         if lacking & set(metric.reads):
             expected["metrics"][metric.name] = None
+    expected["distributions"] |= {"predicted_class": None, "mean_prediction": None}  # their slots are absent
     assert restored.report().to_dict() == expected
     assert restored.rows == accumulator.rows == restored._state.rows_read
 

@@ -263,3 +263,21 @@ def test_the_command_line_takes_binning_and_reports_it(tmp_path):
     assert 0.0 < report["calibration_bound"] < 0.005
     expected = streamdiv.Accumulator(binning="quantile").update(probs=probs[:, 1], labels=labels).report()
     assert report["metrics"]["ece"] == expected.metrics["ece"]
+
+
+@pytest.mark.parametrize("binning", ["uniform", "quantile"])
+def test_mean_confidence_is_the_weighted_mean_of_the_top_probability_whatever_the_bins(binning):
+    rng = np.random.default_rng(21)
+    probs = rng.dirichlet(np.full(4, 0.5), 2_000)
+    labels = rng.integers(0, 4, 2_000)
+    weights = rng.exponential(1.0, 2_000)
+    binary = rng.random(2_000)
+    for bins in (4, 15):
+        multiclass = streamdiv.Accumulator(bins=bins, binning=binning).update(probs=probs, labels=labels,
+                                                                              weights=weights).report()
+        expected = (weights * probs.max(axis=1)).sum() / weights.sum()
+        assert multiclass.metrics["mean_confidence"] == pytest.approx(expected, rel=1e-13)
+        positive = streamdiv.Accumulator(bins=bins, binning=binning).update(probs=binary, labels=labels % 2).report()
+        assert positive.metrics["mean_confidence"] == pytest.approx(binary.mean(), rel=1e-13)  # of p, not max
+    loss = streamdiv.Accumulator(metrics="loss").update(probs=probs, labels=labels).report()
+    assert loss.metrics["mean_confidence"] is None

@@ -317,6 +317,8 @@ def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
     streamdiv.evaluate(table, probs="c*", labels="names", class_names=list("0123"), on_invalid="skip")
     streamdiv.evaluate(table, probs="b16", labels="bool", eps=1e-3)
     streamdiv.evaluate(table, probs="b16", targets="b16", renormalize=True)
+    streamdiv.evaluate(table, probs="p16", weights="wi", by="g2")  # the predictions alone
+    streamdiv.evaluate(table, probs="c*", renormalize=True)
     streamdiv.Accumulator().update(probs=np.asfortranarray(probs), labels=labels.astype(np.int16))
     streamdiv.Accumulator().update(logits=np.log(probs[:, ::2]).astype(np.float32)[::2], labels=labels[::2] % 2)
     streamdiv.Accumulator().update(probs=(probs * 8).round().astype(np.int64) / 8, targets=targets.astype(np.float32))

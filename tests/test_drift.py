@@ -65,12 +65,24 @@ def test_figures_match_their_definitions(weights):
     expected = {name: _reference_figures(a, b) for name, (a, b) in
                 zip(_distributions(reference), zip(_distributions(reference).values(),
                                                     _distributions(current).values()))}
-    for name in ("mean_prediction", "confidence"):
+    for name in ("predicted_class", "mean_prediction", "confidence"):
         for figure, value in expected[name].items():
             assert report.metrics[f"{name}_{figure}"] == pytest.approx(value, rel=1e-9, abs=1e-15), (name, figure)
     assert report.metrics["confidence_psi"] > 0.1  # sharper predictions: a real shift
     psi = report.metrics["confidence_psi"]
     assert psi == pytest.approx(report.metrics["confidence_kl"] + report.metrics["confidence_reverse_kl"])
+
+
+def test_a_label_free_side_drifts_on_its_predictions_alone(tmp_path):
+    """Labels that arrive late: the current side without labels compares its three distributions with a
+    labelled reference's (equal to the labelled current side's figures), and no label metric."""
+    reference, current = _data(9000, 1.0, 1), _data(7000, 0.6, 2)
+    labelled = drift(reference, current, probs="probs", labels="label")
+    alone = drift(reference, {"probs": current["probs"]}, probs="probs")
+    for name in ("predicted_class_psi", "mean_prediction_js", "confidence_kl", "confidence_empty_bins"):
+        assert alone.metrics[name] == labelled.metrics[name]
+    assert "prediction_entropy.change" in alone.metrics and "ece.change" not in alone.metrics
+    assert "mean_confidence.change" in alone.metrics
 
 
 def test_metric_comparisons_are_both_reports_side_by_side():

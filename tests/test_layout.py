@@ -29,8 +29,10 @@ def test_every_slot_a_metric_reads_is_in_the_layout_and_only_the_brier_terms_are
     read = {name for metric in METRICS for name in metric.reads}
     assert read <= names
     # The counts are the report's calibration tables'; the two others are the top-label bins' within-bin
-    # terms, which no metric reports (the Brier decomposition is over the class-wise bins).
-    assert names - read == {"bin.count", "class_bin.count", "bin.confidence_squares", "bin.confidence_observed"}
+    # terms, which no metric reports (the Brier decomposition is over the class-wise bins); the predicted-class
+    # weights are the report's distributions (streamdiv.distributions), not a metric's.
+    assert names - read == {"bin.count", "class_bin.count", "bin.confidence_squares", "bin.confidence_observed",
+                            "class.predicted_class"}
 
 
 def test_positions_follow_the_table_and_size_the_state():

@@ -145,17 +145,12 @@ def test_a_state_of_an_earlier_layout_names_the_slots_it_lacks_and_their_metrics
     assert streamdiv.Accumulator.from_bytes(accumulator.to_bytes())._state.config.absent_slots == config.absent_slots
 
 
-def test_a_converted_state_keeps_every_slot_it_had_to_the_bit():
-    """Drop one slot from a state of this streamdiv (as an earlier one would have written it): every other
-    slot keeps its value, the dropped one is absent, and only the metrics reading it go None."""
-    rng = np.random.default_rng(3)
-    probabilities = rng.dirichlet(np.ones(4), size=500)
-    labels = rng.integers(0, 4, size=500)
-    full = streamdiv.Accumulator(classwise=False).update(probs=probabilities, labels=labels)
-    data = full.to_bytes()
+def _without_class_slot(data: bytes, slot: str) -> bytes:
+    """A state's bytes with one per-class sum slot left out of its layout and arrays, as a streamdiv before
+    that slot would have written it."""
     header = header_of(data)
     names = header["layout"]["per_class_sum_slots"]
-    dropped = names.index("class.prediction_mass")
+    dropped = names.index(slot)
     classes = header["layout"]["classes"]
     start = len(header["layout"]["sum_slots"]) + header["layout"]["bins"] * len(header["layout"]["per_bin_sum_slots"])
     keep = [i for i in range(header["sums_shape"][1]) if not start + dropped * classes <= i < start + (dropped + 1) * classes]
@@ -168,10 +163,19 @@ def test_a_converted_state_keeps_every_slot_it_had_to_the_bit():
         sums = np.frombuffer(raw, dtype="<f8", count=int(np.prod(header["sums_shape"])), offset=offset + counts_size)
         blocks.append(counts + sums.reshape(header["sums_shape"])[:, keep].tobytes())
     def edit(header):
-        header["layout"]["per_class_sum_slots"].remove("class.prediction_mass")
+        header["layout"]["per_class_sum_slots"].remove(slot)
         header["sums_shape"][1] = len(keep)
-    older = rewritten(data, edit, arrays=b"".join(blocks))
-    converted = streamdiv.Accumulator.from_bytes(older)
+    return rewritten(data, edit, arrays=b"".join(blocks))
+
+
+def test_a_converted_state_keeps_every_slot_it_had_to_the_bit():
+    """Drop one slot from a state of this streamdiv (as an earlier one would have written it): every other
+    slot keeps its value, the dropped one is absent, and only the metrics reading it go None."""
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(4), size=500)
+    labels = rng.integers(0, 4, size=500)
+    full = streamdiv.Accumulator(classwise=False).update(probs=probabilities, labels=labels)
+    converted = streamdiv.Accumulator.from_bytes(_without_class_slot(full.to_bytes(), "class.prediction_mass"))
     assert converted._state.config.absent_slots == ("class.prediction_mass",)
     before, after = full.report().metrics, converted.report().metrics
     for metric in streamdiv.metrics.METRICS:
@@ -182,6 +186,27 @@ def test_a_converted_state_keeps_every_slot_it_had_to_the_bit():
     merged = converted + full
     assert merged._state.config.absent_slots == ("class.prediction_mass",)
     assert merged.report().metrics["prior_kl"] is None and merged.report().metrics["rows"] == 1000
+
+
+@pytest.mark.parametrize("classwise", [False, True])
+def test_a_state_from_before_the_predicted_class_slot_loads_without_that_distribution(classwise):
+    """A state written before class.predicted_class (its class-wise bins then one slot earlier): every
+    metric and the other distributions as they were, the predicted-class distribution None, never zeros;
+    merged with a current state it stays absent."""
+    rng = np.random.default_rng(4)
+    probabilities = rng.dirichlet(np.ones(3), size=400)
+    labels = rng.integers(0, 3, size=400)
+    full = streamdiv.Accumulator(classwise=classwise).update(probs=probabilities, labels=labels, groups=labels % 2)
+    older = streamdiv.Accumulator.from_bytes(_without_class_slot(full.to_bytes(), "class.predicted_class"))
+    assert older._state.config.absent_slots == ("class.predicted_class",)
+    before, after = full.report(), older.report()
+    assert after.metrics == before.metrics and after.classes == before.classes
+    assert after.distributions == before.distributions | {"predicted_class": None}
+    assert before.distributions["predicted_class"] is not None
+    assert all(group["distributions"]["predicted_class"] is None for group in after.groups)
+    assert (older + full).report().distributions["predicted_class"] is None
+    for name in NAMES:  # the fixtures of every version predate it too
+        assert streamdiv.Accumulator.from_bytes(_fixture(name)).report().distributions["predicted_class"] is None
 
 
 def test_a_legacy_state_whose_arrays_are_not_its_layouts_is_refused_not_zero_filled():

@@ -19,6 +19,8 @@ rooms, from the bottom up:
 * ``classwise``: the class-wise pass, run after a family's pass over the same rows: each accepted row's
   predicted distribution into the class masses and the class-wise calibration bins.
 * ``general``: the per-row path for renormalized rows and soft targets with logits.
+* ``predictions``: the label-free pass (predictions alone, neither labels nor targets), on the families'
+  tile passes.
 * ``table``: the multi-class span: which family's tile passes score a stretch of rows.
 * ``blocks``: the 16,384-row compensation blocks, their lanes, and the cached entry points.
 

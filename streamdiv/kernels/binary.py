@@ -109,10 +109,7 @@ def _binary_logs(pred, is_logits, labels, start, stop, row_terms):
     the loop then does not vectorise (4.5 -> 11.5 ns/row)."""
     if is_logits:
         for j in range(stop - start):
-            v = np.float64(pred[start + j])
-            tail = fast_log1p(fast_exp(-abs(v)))
-            log_p = -(max(-v, 0.0) + tail)
-            log_not_p = -(max(v, 0.0) + tail)
+            log_p, log_not_p = _fast_logit_logs(np.float64(pred[start + j]))
             _store_binary_terms(row_terms, j, fast_exp(log_p), fast_exp(log_not_p), log_p, log_not_p,
                                 labels[start + j] == 1)
     else:
@@ -121,6 +118,32 @@ def _binary_logs(pred, is_logits, labels, start, stop, row_terms):
             log_p = fast_log(v) if v > 0.0 else -math.inf
             log_not_p = fast_log1p(-v) if v < 1.0 else -math.inf
             _store_binary_terms(row_terms, j, v, 1.0 - v, log_p, log_not_p, labels[start + j] == 1)
+
+
+@njit(inline="always")
+def _fast_logit_logs(v):
+    """(log p, log(1 - p)) of a logit v with the vectorisable fast_log1p and fast_exp: -softplus(-v) and
+    -softplus(v), softplus(t) = max(t, 0) + log1p(exp(-|t|))."""
+    tail = fast_log1p(fast_exp(-abs(v)))
+    return -(max(-v, 0.0) + tail), -(max(v, 0.0) + tail)
+
+
+@njit(inline="always")
+def binary_prediction_entropy(prob, other, log_p, log_not_p):
+    """H(Q) of the two classes (1 - p, p), from p, 1 - p and their logs (0 log 0 = 0)."""
+    return -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
+
+
+@njit(inline="always")
+def binary_top_class(x, is_logits, soft):
+    """The predicted class of a binary row, 1 where p > 0.5 (else 0), p as the pass of its family reads it for
+    the ``correct`` slot: the probability itself; from a logit, exp of _fast_logit_logs' log p (labels, and
+    the label-free pass) or _binary_prediction's p (soft targets).  A logit of 0 is class 0."""
+    v = np.float64(x)
+    if not is_logits:
+        return 1 if v > 0.5 else 0
+    p = _binary_prediction(v, True)[1] if soft else fast_exp(_fast_logit_logs(v)[0])
+    return 1 if p > 0.5 else 0
 
 
 @njit(inline="always")
@@ -164,7 +187,7 @@ def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_t
         log_m = row_terms[BINARY_LOG_MIDPOINT, j]
         clipped = qy < eps
         cross = -log_eps if clipped else -log_qy
-        prediction_entropy = -(prob * log_p if prob > 0.0 else 0.0) - (other * log_not_p if other > 0.0 else 0.0)
+        prediction_entropy = binary_prediction_entropy(prob, other, log_p, log_not_p)
         js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
         if qy > 0.0:
             js += 0.5 * qy * (log_qy - log_m)

@@ -12,6 +12,7 @@ to the next batch (and saved with the state).  Which rows go where, and on which
 Every entry point takes the batch, the settings and a block partial as bundles (``driver.Batch``,
 ``driver.Settings``, ``driver.Partial``) and scores the rows [lo, hi), all of one block, into the partial.
 An absent input (weights, groups, targets) is an empty array, so a flag cannot travel apart from its array.
+The label-free entry points (``label_free_*``) take a batch with neither labels nor targets (both empty).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
 from .classwise import classwise_binary_span, classwise_multiclass_span
 from .gaussian import _gaussian_span
 from .loss import _loss_span
+from .predictions import (label_free_binary_span, label_free_logit_span, label_free_probability_span,
+                          label_free_row_span)
 from .primitives import _add, _tile_rows
 from .scored import _accumulate_scored
 from .table import (_general_span, _logit_scratch, _logit_span, _logit_tiles, _probability_scratch,
@@ -145,6 +148,38 @@ def binary_soft(batch, settings, partial, lo, hi):
     _binary_soft_span(batch.pred, settings.is_logits, batch.targets, batch.weights, batch.weights.shape[0] > 0,
                       batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                       partial.counts, partial.sums, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def label_free_probabilities(batch, settings, partial, lo, hi):
+    """Probabilities (rows x K) alone, neither labels nor targets: the label-free pass (see ``predictions``)."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    label_free_probability_span(batch, settings, partial, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def label_free_logits(batch, settings, partial, lo, hi):
+    """Logits (rows x K) alone."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    label_free_logit_span(batch, settings, partial, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def label_free_rows(batch, settings, partial, lo, hi):
+    """Renormalized rows (probabilities or logits) alone, row by row."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    label_free_row_span(batch, settings, partial, lo, hi)
+    classwise_multiclass_span(batch, settings, partial, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def label_free_binary(batch, settings, partial, lo, hi):
+    """One positive-class probability (or logit) per row alone."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    label_free_binary_span(batch, settings, partial, lo, hi)
     classwise_binary_span(batch, settings, partial, lo, hi)
 
 

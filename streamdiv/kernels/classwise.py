@@ -7,6 +7,10 @@ holds for its slots as for every other.  For each row with weight w, predicted q
 y: P_k = [k = y]), and each class k:
 
 * ``class.prediction_mass[k] += w q_k``, and, for soft targets, ``class.target_squares[k] += w P_k^2``;
+* ``class.predicted_class[a] += w`` for the row's predicted class a: the argmax of the row as given (logits or
+  probabilities, before any softmax or renormalization), the first maximum on ties, as the families' passes
+  take it for the ``correct`` slot (a binary column: a = 1 where p > 0.5, p as ``binary.binary_top_class``
+  reads it);
 * with class-wise bins, in class k's bin b of q_k (edges k/M, as the top-label bins):
   ``count += 1``, ``weight += w``, ``prediction += w q_k``, ``prediction_squares += w q_k^2`` and, where
   P_k > 0, ``observed += w P_k``, ``prediction_observed += w q_k P_k``.
@@ -14,7 +18,8 @@ y: P_k = [k = y]), and each class k:
 q is the prediction as the model gave it: softmax of logits, the row divided by its sum with
 ``renormalize``, never clipped by ``eps`` (calibration is about the probabilities themselves).  One binary
 column has two classes, (1 - p, p), and class-wise bins for the positive class only, whose y is the label
-(or target t).
+(or target t).  The label-free pass (``predictions``) runs it too, with neither labels nor targets and no
+class-wise bins.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_exp
+from .binary import binary_top_class
 from .layout import (CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, class_bin_count_slot, class_bin_sum_slot,
-                     prediction_mass_slot, target_squares_slot)
-from .primitives import _add, _neumaier, _row_weight, _whole, bin_index
+                     predicted_class_slot, prediction_mass_slot, target_squares_slot)
+from .primitives import _add, _argmax, _neumaier, _row_weight, _whole, bin_index
 from .status import OK
 
 
@@ -138,6 +144,7 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
     has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
     prediction_mass = prediction_mass_slot(n_bins, n_classes)
     target_squares = target_squares_slot(n_bins, n_classes)
+    predicted_class = predicted_class_slot(n_bins, n_classes)
     count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
     sum_base = class_bin_sum_slot(n_bins, n_classes, n_class_bins, 0, 0, 0)
     q = np.empty(n_classes)
@@ -162,6 +169,8 @@ def _classwise_multiclass(pred, is_logits, renormalize, labels, targets, weights
         _row_distribution(pred, i, is_logits, renormalize, q)
         for k in range(n_classes):
             mass[k], mass_error[k] = _neumaier(mass[k], mass_error[k], w * q[k])
+        top, _ = _argmax(pred[i])
+        _step(cells, predicted_class + top, w)
         if soft:
             for k in range(n_classes):
                 target = np.float64(targets[i, k])
@@ -193,6 +202,7 @@ def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, stat
     has_weights, has_groups, soft = weights.shape[0] > 0, group_ids.shape[0] > 0, targets.shape[0] > 0
     prediction_mass = prediction_mass_slot(n_bins, 2)
     target_squares = target_squares_slot(n_bins, 2)
+    predicted_class = predicted_class_slot(n_bins, 2)
     no_rows = np.zeros(0, dtype=np.int64)  # no counted observed rows: each y is added as it comes
     for i in range(lo, hi):
         if status[i] != OK:
@@ -204,13 +214,15 @@ def _classwise_binary(pred, is_logits, labels, targets, weights, group_ids, stat
             p = 1.0 / (1.0 + math.exp(-p)) if p >= 0.0 else math.exp(p) / (1.0 + math.exp(p))
         _add(sums, g, prediction_mass, w * (1.0 - p))
         _add(sums, g, prediction_mass + 1, w * p)
-        y = np.float64(targets[i]) if soft else np.float64(labels[i])
+        _add(sums, g, predicted_class + binary_top_class(pred[i], is_logits, soft), w)
         if soft:
+            y = np.float64(targets[i])
             if y != 1.0:
                 _add(sums, g, target_squares, w * (1.0 - y) * (1.0 - y))
             if y != 0.0:
                 _add(sums, g, target_squares + 1, w * y * y)
         if n_class_bins > 0:
+            y = np.float64(targets[i]) if soft else np.float64(labels[i])
             count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
             sum_base = class_bin_sum_slot(n_bins, 2, n_class_bins, 0, 0, 0)
             b = _add_to_class_bin(counts[g], sums[g], count_base, sum_base, n_class_bins, 0, w, p, False)

@@ -72,8 +72,18 @@ class Family(NamedTuple):
     score_rows: Callable | None  # scoring alone into a scored table, for wide rows on every thread
 
 
-def family_for(*, binary: bool, is_logits: bool, soft: bool, renormalize: bool, loss_only: bool) -> Family:
-    """The entry point that serves a layout (hard labels, soft targets, logits, binary, loss alone)."""
+def family_for(*, binary: bool, is_logits: bool, soft: bool, renormalize: bool, loss_only: bool,
+               label_free: bool = False) -> Family:
+    """The entry point that serves a layout (hard labels, soft targets, logits, binary, loss alone; with
+    ``label_free``, the predictions alone, for which no loss pass exists)."""
+    if label_free:
+        if loss_only:
+            raise ValueError("the loss pass needs labels or targets")
+        if binary:
+            return Family(blocks.label_free_binary, None)
+        if renormalize:
+            return Family(blocks.label_free_rows, None)
+        return Family(blocks.label_free_logits if is_logits else blocks.label_free_probabilities, None)
     if binary:
         if soft:
             return Family(blocks.binary_soft, None)

@@ -20,6 +20,10 @@ A state of the Gaussian kind (``mean=``/``log_variance=`` inputs) has the COUNT_
 GAUSSIAN_SUM_SLOTS only, no bins and no classes: its ``weight`` is at the same position as a classification
 state's, its other sums (``GAUSSIAN_KL``, ``GAUSSIAN_KL_WEIGHT``) are positions of its own table.
 
+A label-free state (predictions alone, neither labels nor targets) has the classification layout; its pass
+fills the slots marked LABEL_FREE (the row counts, the weight, the prediction entropy, the top-label bins but
+their observed sums, the prediction masses and the predicted-class weights), the others stay zero.
+
 Merge rules: counts add; compensated sums add as (sum, compensation) pairs (``state.add_compensated``).  The
 kernels read the positions as module constants (``ROWS``, ``WEIGHT``, ...), looked up in the tables by name;
 state, metrics and report read this module only.
@@ -34,6 +38,7 @@ from numba import njit
 
 ALL, LOSS = "all", "loss"
 GAUSSIAN = "gaussian"  # the metric set of the Gaussian kind, whatever metric set was asked for
+LABEL_FREE = "label_free"  # what the label-free pass fills (predictions alone, neither labels nor targets)
 CLASSIFICATION = "classification"  # the kinds of input a state holds: predictions against labels or targets,
 KINDS = (CLASSIFICATION, GAUSSIAN)  # or diagonal Gaussians (a VAE's posterior) against a prior
 ROW_BLOCK = 1 << 14  # rows of a compensation block: the stream is summed in blocks of this many (see blocks)
@@ -50,31 +55,35 @@ class Slot:
     merge: str = "add"  # counts add; sums add as compensated pairs
 
 
-def _slot(name: str, description: str, *, loss: bool = True, gaussian: bool = False) -> Slot:
-    return Slot(name, frozenset({ALL, LOSS} if loss else {ALL}) | ({GAUSSIAN} if gaussian else set()), description)
+def _slot(name: str, description: str, *, loss: bool = True, gaussian: bool = False,
+          label_free: bool = False) -> Slot:
+    sets = {ALL, LOSS} if loss else {ALL}
+    return Slot(name, frozenset(sets | ({GAUSSIAN} if gaussian else set()) | ({LABEL_FREE} if label_free else set())),
+                description)
 
 
 COUNT_SLOTS: tuple[Slot, ...] = (
-    _slot("rows", "rows evaluated", gaussian=True),
-    _slot("skipped", "invalid rows skipped", gaussian=True),
-    _slot("ignored", "rows whose label is ignore_label", gaussian=True),
+    _slot("rows", "rows evaluated", gaussian=True, label_free=True),
+    _slot("skipped", "invalid rows skipped", gaussian=True, label_free=True),
+    _slot("ignored", "rows whose label is ignore_label", gaussian=True, label_free=True),
     _slot("infinite", "rows whose cross-entropy (and so KL) is +inf; Gaussian kind: whose Gaussian KL is +inf",
           gaussian=True),
     _slot("infinite_reverse", "rows whose reverse KL is +inf (soft targets only)", loss=False),
-    _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance"),
+    _slot("unnormalized", "rows whose prediction or target does not sum to 1 within the tolerance", label_free=True),
     _slot("clipped", "rows where eps clipping changed a log term"),
     _slot("double_softmax", "multi-class rows that look softmaxed twice: probabilities (K >= 3, not all equal) whose "
           "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance "
-          "(the full metric set: the loss pass stays one range check, one sum and one log a row)", loss=False),
+          "(the full metric set: the loss pass stays one range check, one sum and one log a row)", loss=False,
+          label_free=True),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
-    _slot("weight", "sum w", gaussian=True),
+    _slot("weight", "sum w", gaussian=True, label_free=True),
     _slot("cross_entropy", "sum w H(P,Q) over the rows with finite cross-entropy"),
     _slot("cross_entropy_squares", "sum w H(P,Q)^2 over the same rows, for the standard error"),
     _slot("cross_entropy_weight", "sum w over the rows with finite cross-entropy"),
     _slot("entropy", "sum w H(P)", loss=False),
     _slot("kl", "sum w KL(P||Q) over the rows with finite cross-entropy"),
-    _slot("prediction_entropy", "sum w H(Q)", loss=False),
+    _slot("prediction_entropy", "sum w H(Q)", loss=False, label_free=True),
     _slot("reverse_kl", "sum w KL(Q||P) over the rows where it is finite (soft targets)", loss=False),
     _slot("reverse_kl_weight", "sum w over the rows with finite KL(Q||P)", loss=False),
     _slot("js", "sum w JS(P, Q)", loss=False),
@@ -83,23 +92,27 @@ SUM_SLOTS: tuple[Slot, ...] = (
 )
 # Per calibration bin, over the rows whose confidence c (max Q; binary: p) falls in it, with the observed o
 # (P at argmax Q; hard labels: [argmax Q = y]; binary: y).  The squares and cross products are the within-bin
-# terms of the Brier score's decomposition.
-BIN_COUNT = _slot("count", "rows in the bin", loss=False)
+# terms of the Brier score's decomposition.  The label-free pass bins c too, without an observed o.
+BIN_COUNT = _slot("count", "rows in the bin", loss=False, label_free=True)
 BIN_FIELD_SLOTS: tuple[Slot, ...] = (
-    _slot("weight", "sum w", loss=False),
-    _slot("confidence", "sum w c", loss=False),
+    _slot("weight", "sum w", loss=False, label_free=True),
+    _slot("confidence", "sum w c", loss=False, label_free=True),
     _slot("observed", "sum w o", loss=False),
-    _slot("confidence_squares", "sum w c^2", loss=False),
+    _slot("confidence_squares", "sum w c^2", loss=False, label_free=True),
     _slot("confidence_observed", "sum w c o", loss=False),
     _slot("weight_squares", "sum w^2: the bin's effective row count (sum w)^2 / sum w^2, for ece_debiased",
-          loss=False),
+          loss=False, label_free=True),
 )
 # Once per class k of the state (a binary column's two classes: negative, positive).
 CLASS_SLOTS: tuple[Slot, ...] = (
     _slot("target_mass", "sum w P_k (hard labels: the weight of the rows labelled k)"),
-    _slot("prediction_mass", "sum w Q_k, the mean predicted distribution's numerator", loss=False),
+    _slot("prediction_mass", "sum w Q_k, the mean predicted distribution's numerator", loss=False,
+          label_free=True),
     _slot("target_squares", "sum w P_k^2 (soft targets only; hard labels: P_k^2 = P_k, the target mass)",
           loss=False),
+    _slot("predicted_class", "sum w [argmax Q = k], the first maximum on ties as for the correct slot (a binary "
+          "column: k = 1 where p > 0.5), the predicted-class distribution's numerator", loss=False,
+          label_free=True),
 )
 CLASS_MASS = CLASS_SLOTS[0]
 # Per class-wise bin (class k, bin b), over the rows whose q_k falls in it, with y = P_k (hard labels: [y = k];
@@ -226,6 +239,12 @@ def prediction_mass_slot(n_bins, n_classes):
 def target_squares_slot(n_bins, n_classes):
     """The sum slot of class 0's sum of squared targets; class k's follows at + k."""
     return class_mass_slot(n_bins) + 2 * n_classes
+
+
+@njit
+def predicted_class_slot(n_bins, n_classes):
+    """The sum slot of class 0's predicted-class weight; class k's follows at + k."""
+    return class_mass_slot(n_bins) + 3 * n_classes
 
 
 @njit
