@@ -20,6 +20,7 @@ from .report import Report
 FORMATS = ("table", "json", "csv", "prometheus")
 GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece", "infinite_rows", "gaussian_kl")
 GAUSSIAN_GROUP_COLUMNS = ("infinite_rows",)  # shown per group for the Gaussian kind only
+LABEL_FREE_GROUP_COLUMNS = ("rows", "prediction_entropy", "mean_confidence")  # predictions scored alone
 CLASS_COLUMNS = ("ece", "mean_prediction", "observed_frequency", "calibration_ratio")
 TABLE_CLASSES = 20  # the table lists the classes' calibration up to this many classes (JSON: always)
 
@@ -71,8 +72,9 @@ def table(report: Report) -> str:
         rows.append([metric.name, _number(value), kind])
     text = _aligned(rows)
     if report.groups:
-        columns = [name for name in GROUP_COLUMNS if name in computed
-                   and (report.config.kind == GAUSSIAN or name not in GAUSSIAN_GROUP_COLUMNS)]
+        columns = list(LABEL_FREE_GROUP_COLUMNS) if report.config.label_free else [
+            name for name in GROUP_COLUMNS if name in computed
+            and (report.config.kind == GAUSSIAN or name not in GAUSSIAN_GROUP_COLUMNS)]
         header = list(report.groups[0]["group"]) + columns
         group_rows = [header]
         for group in report.groups:
@@ -81,7 +83,23 @@ def table(report: Report) -> str:
         text += "\n\n" + _aligned(group_rows, right_from=len(report.groups[0]["group"]))
     if report.classes:
         text += "\n\n" + _class_table(report)
+    elif report.config.label_free and report.distributions and report.distributions["mean_prediction"]:
+        text += "\n\n" + _distribution_table(report)
     return text + "\n"
+
+
+def _distribution_table(report: Report) -> str:
+    """Each class's share of the predicted classes and of the mean prediction (a label-free run's view of its
+    classes), or a line saying where to find them for many classes."""
+    predicted, mean = report.distributions["predicted_class"], report.distributions["mean_prediction"]
+    if len(mean) > TABLE_CLASSES:
+        return (f"the prediction distributions of {len(mean)} classes: see --format json "
+                f"(distributions.predicted_class, .mean_prediction, .confidence)")
+    names = report.config.class_names or tuple(str(k) for k in range(len(mean)))
+    rows = [["class", "predicted_class", "mean_prediction"]]
+    rows += [[str(name), _number(predicted[k] if predicted else None), _number(mean[k])]
+             for k, name in enumerate(names)]
+    return _aligned(rows)
 
 
 def _class_table(report: Report) -> str:

@@ -267,7 +267,7 @@ def test_the_report_of_the_predictions_alone():
     assert data["calibration"] == [] and data["calibration_bound"] is None and data["classes"] == []
     assert data["distributions"] == report.distributions
     assert report.metrics["mean_confidence"] == pytest.approx(BINARY.mean(), rel=1e-13)
-    shown = [line.split()[0] for line in table(report).splitlines()[2:] if line]
+    shown = [line.split()[0] for line in table(report).split("\n\n")[0].splitlines()[2:]]  # the metric lines
     assert shown == [name for name in streamdiv.METRIC_NAMES if name in LABEL_FREE_METRICS]
 
 
@@ -379,3 +379,15 @@ def test_merge_refuses_a_label_metric_condition_on_label_free_states(unlabelled,
     assert "accuracy is not computed without labels or targets" in result.output
     merged = json.loads(_invoke("merge", state, state, "--format", "json").stdout)
     assert merged["metrics"]["rows"] == 1000 and merged["layout"]["targets"] == "none"
+
+
+def test_the_table_shows_what_a_label_free_run_computes(unlabelled):
+    report = streamdiv.evaluate(unlabelled, probs="probs", by="region")
+    text = _invoke("score", unlabelled, "--by", "region", "--format", "table").stdout
+    assert "accuracy" not in text and "ece" not in text
+    assert "region  rows  prediction_entropy  mean_confidence" in text
+    lines = text.splitlines()
+    start = lines.index("class  predicted_class  mean_prediction")
+    first = lines[start + 2].split()
+    assert first == ["0", f"{report.distributions['predicted_class'][0]:.6f}",
+                     f"{report.distributions['mean_prediction'][0]:.6f}"]
