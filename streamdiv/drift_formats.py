@@ -12,7 +12,7 @@ from .metrics import METRIC_NAMES
 from .windows import WINDOW_KEY, start_seconds
 
 GROUP_COLUMNS = ("predicted_class_psi", "mean_prediction_js", "confidence_psi", "ece.change", "accuracy.change",
-                 "cross_entropy.change", "prediction_entropy.change")
+                 "cross_entropy.change", "mean_confidence.change")
 
 
 def render_drift(report: DriftReport, fmt: str) -> str:
@@ -24,8 +24,8 @@ def table(report: DriftReport) -> str:
     rows = [["distribution", *FIGURES, "empty_bins"]]
     for name in DISTRIBUTIONS:
         rows.append([name, *(_number(report.metrics[f"{name}_{figure}"]) for figure in (*FIGURES, "empty_bins"))])
-    text = (f"drift of the current side from the reference: js, kl, reverse_kl in {report.units}, psi in nats; "
-            f"smoothing {report.smoothing:g}\n\n" + _aligned(rows))
+    text = (f"drift of the current side from the reference (js, kl and reverse_kl in {report.units}, psi in nats; "
+            f"smoothing {report.smoothing:g})\n\n" + _aligned(rows))
     compared = [["metric", *COMPARISONS]]
     for metric in METRIC_NAMES:
         both_zero = report.metrics.get(f"{metric}.reference") == 0 == report.metrics.get(f"{metric}.current")

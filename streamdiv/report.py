@@ -14,7 +14,7 @@ from .distributions import report_distributions
 from .errors import StreamdivError
 from .metrics import UNITS, compute_metrics, computed_metrics
 from .totals import Totals, Value, state_totals
-from .state import State, regrouped
+from .state import State, group_order, regrouped
 from .windows import WINDOW_KEY, start_seconds
 
 
@@ -137,6 +137,7 @@ class Report:
 
     def __repr__(self) -> str:
         names = (("rows", "gaussian_kl", "infinite_rows") if self.config.kind == GAUSSIAN
+                 else ("rows", "prediction_entropy", "mean_confidence") if self.config.label_free
                  else ("rows", "cross_entropy", "kl_divergence", "accuracy", "ece"))
         shown = ", ".join(f"{name}={_short(self.metrics[name])}" for name in names)
         return f"<Report {self.units}: {shown}>"
@@ -167,19 +168,6 @@ def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -
     return (f"{seen} look softmaxed twice (probabilities whose largest is at most e times their smallest, or "
             f"logits that already sum to 1): pass probabilities once with probs= (--probs), or the model's "
             f"logits with logits= (--logits)")
-
-
-def group_order(state: State) -> list[int]:
-    """The order of a report's groups: as first seen, or, with windows, by window start (null times last), then
-    by the other keys as first seen (the order the same run without windows gives them)."""
-    keys = state.group_keys
-    if WINDOW_KEY not in state.config.group_names:
-        return list(range(len(keys)))
-    at = state.config.group_names.index(WINDOW_KEY)
-    rank: dict[tuple, int] = {}
-    for key in keys:
-        rank.setdefault(key[:at] + key[at + 1:], len(rank))
-    return sorted(range(len(keys)), key=lambda g: (start_seconds(keys[g][at]), rank[keys[g][:at] + keys[g][at + 1:]]))
 
 
 def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:

@@ -28,7 +28,7 @@ import numpy as np
 from .kernels import layout
 from .kernels.layout import ROW_BLOCK
 from .errors import IncompatibleStateError, StreamdivError
-from .windows import WINDOW_KEY
+from .windows import WINDOW_KEY, start_seconds
 
 GroupKey = tuple  # one value per `by` column, JSON-able (str, int, float, bool or None)
 
@@ -272,9 +272,22 @@ class State:
         return state
 
 
+def group_order(state: State) -> list[int]:
+    """The order of a report's groups: as first seen, or, with windows, by window start (null times last), then
+    by the other keys as first seen (the order the same run without windows gives them)."""
+    keys = state.group_keys
+    if WINDOW_KEY not in state.config.group_names:
+        return list(range(len(keys)))
+    at = state.config.group_names.index(WINDOW_KEY)
+    rank: dict[tuple, int] = {}
+    for key in keys:
+        rank.setdefault(key[:at] + key[at + 1:], len(rank))
+    return sorted(range(len(keys)), key=lambda g: (start_seconds(keys[g][at]), rank[keys[g][:at] + keys[g][at + 1:]]))
+
+
 def regrouped(state: State, names: tuple[str, ...], where: Mapping[str, Any] | None = None) -> State:
     """``state`` grouped by ``names`` alone (some of its group names, in that order): the groups that agree on
-    them added together, in order of first appearance, keeping only the groups whose key matches ``where``
+    them added together, in the order a report of ``state`` gives its groups, keeping only the groups whose key matches ``where``
     ({group name: value}).  Without ``names``, one ungrouped state; without the window key, no windows."""
     config = state.config
     unknown = [name for name in (*names, *(where or {})) if name not in config.group_names]
@@ -287,7 +300,8 @@ def regrouped(state: State, names: tuple[str, ...], where: Mapping[str, Any] | N
                            window=config.window if WINDOW_KEY in names else None))
     result._allocate(0)
     counts, sums = state.settled()
-    for g, key in enumerate(state.group_keys):
+    for g in group_order(state):  # the new groups come in the order a report of ``state`` gives them
+        key = state.group_keys[g]
         if all(key[position] == value for position, value in conditions):
             target = result.group_ids([tuple(key[position] for position in positions)])[0]
             result.counts[target] += counts[g]
