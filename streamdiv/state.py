@@ -202,6 +202,9 @@ class State:
         return sums[:, 0] + sums[:, 1]
 
     def total_counts(self) -> np.ndarray:
+        """Counts over all groups (zeros for a state that has seen no row)."""
+        if self.is_empty:
+            return np.zeros(self.n_count_slots, dtype=np.int64)
         return self.settled()[0].sum(axis=0)
 
     def total_sums(self) -> np.ndarray:

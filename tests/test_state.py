@@ -113,3 +113,11 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
                                        env=os.environ | {"NUMBA_NUM_THREADS": threads}).stdout
                for threads in ("1", "2")}
     assert outputs["1"] == outputs["2"]
+
+
+def test_a_run_of_no_rows_reports_zero_rows():
+    """An empty source (or an accumulator that saw nothing) reports rows = 0 and every mean None."""
+    assert streamdiv.Accumulator().report().metrics["rows"] == 0
+    empty = streamdiv.evaluate({"probs": np.zeros((0, 3)), "labels": np.zeros(0, dtype=int)}, probs="probs",
+                               labels="labels")
+    assert empty.rows_read == 0 and empty.metrics["cross_entropy"] is None and empty.metrics["ece"] is None
