@@ -91,7 +91,8 @@ class DriftReport:
     each ``by`` key, or both), each against the reference group of the same ``by`` key when the reference was
     grouped by the same columns (``against`` names it), else against the whole reference (``against`` is
     None).  A windowed reference has its windows merged.  ``reference`` and ``current`` are the two sides'
-    own reports.
+    own reports.  ``distributions`` holds the two sides' distributions as a whole, each as shares (the
+    confidence histogram over the reference's bins, with their edges), for plots.
     """
 
     def __init__(self, reference: State, current: State, base: str | int = "e",
@@ -109,6 +110,7 @@ class DriftReport:
         reference_whole = group_totals(reference)
         whole_metrics = _metrics(reference_whole, reference.config, base)
         self.metrics = self._compare(reference_whole, whole_metrics, group_totals(current), self.current.metrics)
+        self.distributions = _side_by_side(reference_whole, group_totals(current))
         matched: dict[tuple, tuple[Totals, dict[str, Value]]] = {}
         if by and set(by) == set(reference_by):
             grouped = regrouped(reference, by)  # its windows merged, its keys in the current side's order
@@ -172,6 +174,7 @@ class DriftReport:
                           "window": self.reference.config.window},
             "current": {"rows_read": self.current.rows_read},
             "metrics": _json_values(self.metrics),
+            "distributions": self.distributions,
         }
         if self.config.window:
             result["window"] = self.config.window
@@ -201,6 +204,22 @@ def _check_comparable(reference: Any, current: Any) -> None:
             raise StreamdivError(f"the reference and the current side differ in {name}: "
                                  f"{getattr(reference, name)!r} and {getattr(current, name)!r}; score the current "
                                  f"side with the reference's settings")
+
+
+def _side_by_side(reference: Totals, current: Totals) -> dict[str, Any]:
+    """{distribution: {"reference": shares, "current": shares}} (None where a side does not hold it), the
+    confidence histogram with its bins' ``lower`` and ``upper`` edges."""
+    before = prediction_distributions(reference)
+    edges = before.confidence.edges if before.confidence is not None else None
+    after = prediction_distributions(current, confidence_edges=edges)
+    result: dict[str, Any] = {}
+    for name in DISTRIBUTIONS:
+        shown = [side.shares(name) for side in (before, after)]
+        result[name] = {"reference": None if shown[0] is None else shown[0].tolist(),
+                        "current": None if shown[1] is None else shown[1].tolist()}
+    if edges is not None:
+        result["confidence"] |= {"lower": edges[:-1].tolist(), "upper": edges[1:].tolist()}
+    return result
 
 
 def _distribution_pairs(reference: Totals, current: Totals) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
