@@ -29,7 +29,8 @@ from .state import LOSS_NEEDS_LABELS
 from .windows import Window
 
 EXIT_BREACH = 1
-SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table"}
+SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".prom": "prometheus", ".txt": "table", ".html": "html",
+                  ".htm": "html"}
 
 
 def output_options(func: Callable) -> Callable:

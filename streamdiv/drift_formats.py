@@ -1,4 +1,4 @@
-"""Output formats for a drift report: the same four as for a report (table, JSON, CSV, Prometheus)."""
+"""Output formats for a drift report: the same as for a report (table, JSON, CSV, Prometheus, HTML)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from .drift_report import COMPARISONS, DISTRIBUTIONS, FIGURES, DriftReport
 from .formats import _aligned, _csv_value, _number, _sample, _text
+from .html_report import drift_html
 from .metrics import METRIC_NAMES
 from .windows import WINDOW_KEY, start_seconds
 
@@ -90,4 +91,4 @@ def prometheus(report: DriftReport) -> str:
 
 
 RENDERERS: dict[str, Callable[[DriftReport], str]] = {
-    "table": table, "json": as_json, "csv": as_csv, "prometheus": prometheus}
+    "table": table, "json": as_json, "csv": as_csv, "prometheus": prometheus, "html": drift_html}

@@ -1,4 +1,4 @@
-"""Output formats for a report: an aligned table for people, JSON, CSV and the Prometheus text format.
+"""Output formats for a report: an aligned table for people, JSON, CSV, the Prometheus text format and HTML.
 
 Every format takes a :class:`~streamdiv.Report` and returns text; the CLI only chooses and writes.
 """
@@ -17,7 +17,7 @@ from .metrics import METRICS, UNITS, computed_metrics
 from .kernels.layout import GAUSSIAN
 from .report import Report
 
-FORMATS = ("table", "json", "csv", "prometheus")
+FORMATS = ("table", "json", "csv", "prometheus", "html")
 GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece", "infinite_rows", "gaussian_kl")
 GAUSSIAN_GROUP_COLUMNS = ("infinite_rows",)  # shown per group for the Gaussian kind only
 LABEL_FREE_GROUP_COLUMNS = ("rows", "prediction_entropy", "mean_confidence")  # predictions scored alone
@@ -200,8 +200,15 @@ def _escape(value: Any) -> str:
     return _text(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def as_html(report: Report) -> str:
+    """One self-contained HTML file (:mod:`streamdiv.html_report`, which imports this module)."""
+    from .html_report import report_html
+
+    return report_html(report)
+
+
 RENDERERS: dict[str, Callable[[Report], str]] = {
-    "table": table, "json": as_json, "csv": as_csv, "prometheus": prometheus}
+    "table": table, "json": as_json, "csv": as_csv, "prometheus": prometheus, "html": as_html}
 
 
 def write_atomically(path: str, data: bytes) -> None:
