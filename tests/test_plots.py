@@ -1,5 +1,5 @@
 """Plots: each kind rendered to PNG and SVG, its content checked against the report's numbers (axes, labels,
-titles, bars and points), from memory, from JSON and from a saved state."""
+titles, bars and points), from memory, from JSON and from a saved state, through the API and the CLI."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import matplotlib.image
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from matplotlib.figure import Figure
 
 import streamdiv
 from streamdiv import plots
+from streamdiv.cli import main
 from streamdiv.errors import StreamdivError
 from streamdiv.synthetic import prediction_batch, write_days
 
@@ -281,6 +283,8 @@ def test_without_matplotlib_every_entry_point_says_which_extra(tmp_path):
     code = ("import sys\n"
             "sys.modules['matplotlib'] = None\n"
             "import streamdiv, streamdiv.plots as plots\n"
+            "from click.testing import CliRunner\n"
+            "from streamdiv.cli import main\n"
             f"report = streamdiv.Accumulator.from_bytes(open({str(state)!r}, 'rb').read()).report()\n"
             "for call in (lambda: report.plot(), lambda: plots.series(report.to_dict()), "
             "lambda: plots.drift({}), lambda: plots.png(None)):\n"
@@ -288,11 +292,70 @@ def test_without_matplotlib_every_entry_point_says_which_extra(tmp_path):
             "        call()\n"
             "    except streamdiv.StreamdivError as error:\n"
             "        print(error)\n"
-            )
+            f"result = CliRunner().invoke(main, ['plot', {str(state)!r}, '-o', {str(tmp_path / 'r.png')!r}])\n"
+            "print(result.exit_code)\n"
+            "print(result.stderr, end='')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     message = "plotting needs matplotlib: pip install 'streamdiv[plot]'"
-    assert done.stdout == f"{message}\n" * 4
+    assert done.stdout == f"{message}\n" * 4 + f"3\nstreamdiv: error: {message}\n"
+    assert not (tmp_path / "r.png").exists()
 
+
+# ---- the command line
 
 def _state_bytes():
     return streamdiv.Accumulator().update(probs=TABLE["probs"], labels=TABLE["label"]).to_bytes()
+
+
+def invoke(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.stderr, result.exception)
+    return result
+
+
+def test_cli_plots_a_saved_state_as_png_and_svg(tmp_path):
+    state = tmp_path / "run.state"
+    state.write_bytes(_state_bytes())
+    invoke("plot", state, "-o", tmp_path / "r.png")
+    pixels = matplotlib.image.imread(tmp_path / "r.png")
+    assert pixels.shape == (640, 600, 4)
+    invoke("plot", state, "-o", tmp_path / "r.svg")
+    ece = streamdiv.Accumulator.from_bytes(state.read_bytes()).report().metrics["ece"]
+    assert f"Reliability: ECE {ece:.4f}, 6,000 rows" in (tmp_path / "r.svg").read_text()
+    invoke("plot", state, "-o", tmp_path / "c.svg", "--kind", "classwise", "--max-classes", "3")
+    assert "3 of 10 classes shown (the most frequent)" in (tmp_path / "c.svg").read_text()
+
+
+def test_cli_plots_json_reports_of_score_and_drift(tmp_path, week):
+    invoke("score", *week, "--probs", "probs", "--labels", "label", "--time", "ts", "--window", "1d",
+           "--format", "json", "-o", tmp_path / "week.json")
+    invoke("plot", tmp_path / "week.json", "-o", tmp_path / "ece.svg", "--kind", "series", "--metric", "ece")
+    assert "ece per 1d window" in (tmp_path / "ece.svg").read_text()
+    invoke("drift", "--reference", week[0], *week[1:], "--probs", "probs", "--labels", "label", "--time", "ts",
+           "--window", "1d", "--format", "json", "-o", tmp_path / "drift.json")
+    invoke("plot", tmp_path / "drift.json", "-o", tmp_path / "drift.svg")  # a drift report: drift by default
+    assert "confidence: PSI " in (tmp_path / "drift.svg").read_text()
+    invoke("plot", tmp_path / "drift.json", "-o", tmp_path / "psi.svg", "--kind", "series")
+    assert "confidence_psi per 1d window against the reference" in (tmp_path / "psi.svg").read_text()
+
+
+def test_cli_refusals_name_the_fix(tmp_path, report):
+    saved = tmp_path / "report.json"
+    saved.write_text(report.to_json())
+    result = invoke("plot", saved, "-o", tmp_path / "r.pdf", code=2)
+    assert "Invalid value for -o/--output: write a .png or .svg file, not 'r.pdf'" in result.stderr
+    result = invoke("plot", saved, "-o", tmp_path / "r.png", "--metric", "ece", code=2)
+    assert "Error: --metric goes with --kind series, not --kind reliability" in result.stderr
+    result = invoke("plot", saved, "-o", tmp_path / "r.png", "--max-classes", "3", code=2)
+    assert "Error: --max-classes goes with --kind classwise, not --kind reliability" in result.stderr
+    result = invoke("plot", saved, "-o", tmp_path / "r.png", "--kind", "series", code=3)
+    assert result.stderr == ("streamdiv: error: a series needs a windowed report, and this one is grouped by "
+                             "region only: score with --time COLUMN --window WIDTH (time=, window= in Python), "
+                             "such as --time ts --window 1d\n")
+    other = tmp_path / "notes.txt"
+    other.write_text("not a report")
+    result = invoke("plot", other, "-o", tmp_path / "r.png", code=3)
+    assert result.stderr == (f"streamdiv: error: {other} is neither a saved state (--save-state) nor a JSON "
+                             f"report written by streamdiv (score, merge or drift with --format json, one report "
+                             f"per file)\n")
+    assert not (tmp_path / "r.png").exists()
