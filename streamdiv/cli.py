@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .accumulator import Accumulator
+from .cli_plot import plot_command
 from .cli_options import (Scoring, emit, input_kind, open_scoring, output_options, parse_conditions,
                           score_with_progress, scoring_options)
 from .drift_report import COMPARED_NAMES, DEFAULT_SMOOTHING, DRIFT_NAMES, drift, saved_state
@@ -273,5 +274,7 @@ def warmup() -> None:
     click.echo(f"streamdiv warmup: {len(done)} layouts in {time.perf_counter() - started:.1f} s; "
                f"cache: {', '.join(cache_locations()) or 'unknown'}")
 
+
+main.add_command(plot_command)
 
 __all__ = ["main", "METRIC_NAMES"]

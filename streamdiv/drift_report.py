@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,10 @@ from .report import Report, _json_values, group_order
 from .state import State, regrouped
 from .totals import Totals, Value, group_totals
 from .windows import WINDOW_KEY
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DEFAULT_SMOOTHING = 0.5
 FIGURES = ("psi", "js", "kl", "reverse_kl")
@@ -183,6 +187,14 @@ class DriftReport:
             result["groups"] = [{"group": entry["group"], "against": entry["against"],
                                  "metrics": _json_values(entry["metrics"])} for entry in self.groups]
         return result
+
+    def plot(self, kind: str = "drift", ax: Axes | None = None, **options: Any) -> Figure:
+        """A matplotlib Figure: ``kind`` "drift" (the default: reference against current for the three
+        distributions) or "series" (a drift figure over the windows; see :mod:`streamdiv.plots`); the current
+        side's reliability diagram is ``self.current.plot()``."""
+        from . import plots  # matplotlib only when a picture is asked for
+
+        return plots.plot(self.to_dict(), kind, ax, **options)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={self.metrics.get(name)!r}" for name in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,10 @@ from .metrics import UNITS, compute_metrics, computed_metrics
 from .totals import Totals, Value, state_totals
 from .state import State, group_order, regrouped
 from .windows import WINDOW_KEY, start_seconds
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 class Report:
@@ -134,6 +138,13 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def plot(self, kind: str = "reliability", ax: Axes | None = None, **options: Any) -> Figure:
+        """A matplotlib Figure of this report: ``kind`` "reliability" (the default), "classwise" or "series"
+        (see :mod:`streamdiv.plots`; needs the extra ``streamdiv[plot]``); drawn on ``ax`` when given."""
+        from . import plots  # matplotlib only when a picture is asked for
+
+        return plots.plot(self.to_dict(), kind, ax, **options)
 
     def __repr__(self) -> str:
         names = (("rows", "gaussian_kl", "infinite_rows") if self.config.kind == GAUSSIAN
