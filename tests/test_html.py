@@ -109,6 +109,21 @@ def _browser() -> str | None:
     return None
 
 
+# Hosts that Chromium itself calls in the background (its clock, updates, sign-in, field trials), whatever the
+# page; a request to any other host (a font, a script, an image on a CDN) is the page's and fails the test.
+BROWSER_SERVICES = {"clients2.google.com", "update.googleapis.com", "accounts.google.com",
+                    "clientservices.googleapis.com", "optimizationguide-pa.googleapis.com",
+                    "safebrowsing.googleapis.com", "content-autofill.googleapis.com", "redirector.gvt1.com",
+                    "edgedl.me.gvt1.com", "android.clients.google.com", "www.google.com"}
+
+
+def _host(request: bytes) -> str:
+    """The host a proxied request asks for: 'GET http://host/...' or 'CONNECT host:443'."""
+    target = request.split(b" ")[1].decode(errors="replace") if request.count(b" ") else ""
+    target = target.split("://", 1)[-1]
+    return target.split("/", 1)[0].split(":", 1)[0]
+
+
 class _Trap:
     """A local proxy that records every connection made to it: the browser is pointed at it for every
     scheme, so any fetch from the network (http, https, ws) shows up here instead of leaving the machine."""
@@ -131,26 +146,48 @@ class _Trap:
             connection.close()
 
 
-@pytest.mark.skipif(_browser() is None and not os.environ.get("STREAMDIV_REQUIRE_BROWSER"),
-                    reason="no Chromium installed (apt-get install chromium; .ci/run installs it)")
-def test_the_report_renders_in_a_headless_browser_without_the_network(week, tmp_path):
+NEEDS_BROWSER = pytest.mark.skipif(_browser() is None and not os.environ.get("STREAMDIV_REQUIRE_BROWSER"),
+                                   reason="no Chromium installed (apt-get install chromium; .ci/run installs it)")
+
+
+def _render(page, scratch) -> tuple[list[bytes], str, object]:
+    """Load ``page`` in headless Chromium with every connection sent to a trap: (the page's own requests, the
+    rendered DOM, the screenshot's path)."""
     browser = _browser()
     assert browser, "STREAMDIV_REQUIRE_BROWSER is set but no Chromium was found"
-    directory, _ = week
-    page = tmp_path / "week.html"
-    _invoke("score", directory, "--probs", "probs", "--labels", "label", "--by", "region", "--time", "ts",
-            "--window", "1d", "--format", "html", "-o", page)
     trap = _Trap()
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-default-apps", "--disable-client-side-phishing-detection", "--disable-domain-reliability",
+             "--no-pings", "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication",
              f"--proxy-server=127.0.0.1:{trap.port}", "--proxy-bypass-list=<-loopback>",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    screenshot = tmp_path / "shot.png"
+             f"--user-data-dir={scratch / 'profile'}"]
+    screenshot = scratch / "shot.png"
     subprocess.run(flags + [f"--screenshot={screenshot}", "--window-size=1200,3000", page.as_uri()],
                    check=True, capture_output=True, timeout=120)
     dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
                          timeout=120).stdout
-    assert trap.requests == [], trap.requests  # nothing was fetched from the network
+    return [request for request in trap.requests if _host(request) not in BROWSER_SERVICES], dom, screenshot
+
+
+@NEEDS_BROWSER
+def test_the_trap_catches_a_page_that_fetches(tmp_path):
+    """The control: a page with an image and a font from the network is caught."""
+    page = tmp_path / "fetching.html"
+    page.write_text("<!doctype html><html><head><link rel=stylesheet href='http://fonts.example.org/a.css'>"
+                    "</head><body><img src='http://cdn.example.org/x.png'></body></html>")
+    requests, _, _ = _render(page, tmp_path)
+    assert {_host(request) for request in requests} >= {"fonts.example.org", "cdn.example.org"}
+
+
+@NEEDS_BROWSER
+def test_the_report_renders_in_a_headless_browser_without_the_network(week, tmp_path):
+    directory, _ = week
+    page = tmp_path / "week.html"
+    _invoke("score", directory, "--probs", "probs", "--labels", "label", "--by", "region", "--time", "ts",
+            "--window", "1d", "--format", "html", "-o", page)
+    requests, dom, screenshot = _render(page, tmp_path)
+    assert requests == [], requests  # nothing was fetched from the network
     # The rendered DOM holds the diagrams and the tables, as the browser parsed them.
     assert dom.count("<svg") == 4 and dom.count("<table>") >= 3 and "<h2>Reliability</h2>" in dom
     import matplotlib.image
