@@ -29,6 +29,8 @@ th, td { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: right;
 th { background: #f5f5f7; } td.name, th.name { text-align: left; }
 div.scroll { overflow-x: auto; } figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 p.note { color: #8a6d00; background: #fff8e1; padding: 0.4em 0.8em; }
+div.pair { display: flex; flex-wrap: wrap; gap: 0 3em; align-items: flex-start; }
+div.pair > div { flex: 1 1 380px; min-width: 0; }
 """
 SERIES_METRICS = ("ece", "cross_entropy", "accuracy")
 LABEL_FREE_SERIES = ("prediction_entropy", "mean_confidence")
@@ -39,11 +41,12 @@ def report_html(report: Any) -> str:
     """The HTML file of a :class:`~streamdiv.Report`."""
     data = report.to_dict()
     computed = report.computed
-    sections = [_accounting(data), _section("Metrics", _metric_table(data, computed))]
+    summary = [_section("Metrics", _metric_table(data, computed))]
     if data["calibration"]:
-        sections.append(_section("Reliability", _diagram(lambda plots: plots.reliability(data))))
+        summary.append(_section("Reliability", _diagram(lambda plots: plots.reliability(data))))
     elif data.get("distributions") and data["distributions"].get("confidence"):
-        sections.append(_section("Confidence", _diagram(lambda plots: plots.reliability(data))))
+        summary.append(_section("Confidence", _diagram(lambda plots: plots.reliability(data))))
+    sections = [_accounting(data), _side_by_side(summary)]
     if data["classes"]:
         sections.append(_section("Classes", _rows_table(
             ["class", "ece", "mean_prediction", "observed_frequency", "calibration_ratio"],
@@ -104,6 +107,11 @@ def _page(title: str, data: dict[str, Any], sections: list[str]) -> str:
             f"<h1>{html.escape(title)}</h1>\n<p class=meta>information in {html.escape(data['units'])}; "
             f"streamdiv {html.escape(__version__)}</p>\n" + "\n".join(sections)
             + f"\n<p class=meta>made by streamdiv {html.escape(__version__)}</p>\n</body>\n</html>\n")
+
+
+def _side_by_side(parts: list[str]) -> str:
+    """Sections next to each other where the window is wide enough, one under the other where it is not."""
+    return "<div class=pair>" + "".join(f"<div>{part}</div>" for part in parts) + "</div>"
 
 
 def _section(title: str, body: str) -> str:
