@@ -1,0 +1,57 @@
+"""Every program under examples/ runs as written, in quick mode, and prints what its README says it shows.
+
+Each runs in a subprocess in a fresh work directory, with this interpreter, the repository root first on
+PYTHONPATH and this interpreter's bin directory first on PATH (so that `streamdiv` and `python` in the shell
+script are this installation's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(command: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **extra_env)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHON"] = sys.executable
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def python_example(name: str, cwd: Path, *arguments: str, **extra_env: str) -> subprocess.CompletedProcess:
+    return run_example([sys.executable, str(EXAMPLES / name), *arguments], cwd, **extra_env)
+
+
+def numbers_after(label: str, text: str) -> list[float]:
+    """The numbers printed right after ``label`` (and an optional '=' or ':'), in order."""
+    pattern = re.escape(label) + r"\s*[=:]?\s*([-+0-9.eE]+|inf)"
+    return [float(match) for match in re.findall(pattern, text)]
+
+
+def explain(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+
+
+def test_distillation_shows_the_identity_on_real_numbers():
+    done = python_example("distillation.py", EXAMPLES.parent, "--quick")
+    assert done.returncode == 0, explain(done)
+    differences = numbers_after("identity difference", done.stdout)
+    assert len(differences) == 2 and all(0 <= d < 1e-12 for d in differences), done.stdout
+    forward, = numbers_after("forward KL(teacher||student)", done.stdout)
+    reverse, = numbers_after("reverse KL(student||teacher)", done.stdout)
+    js, = numbers_after("Jensen-Shannon", done.stdout)
+    assert 0 < js < min(forward, reverse) and js <= np.log(2)
+    (numpy_check,) = re.findall(r"relative difference ([0-9.e+-]+)\)", done.stdout)
+    assert float(numpy_check) < 1e-9
+    entropy, closed_form = (numbers_after("entropy of the smoothed targets", done.stdout)
+                            + numbers_after("closed form -(t ln t + (K-1) r ln r)", done.stdout))
+    assert abs(entropy - closed_form) < 1e-11
