@@ -55,3 +55,19 @@ def test_distillation_shows_the_identity_on_real_numbers():
     entropy, closed_form = (numbers_after("entropy of the smoothed targets", done.stdout)
                             + numbers_after("closed form -(t ln t + (K-1) r ln r)", done.stdout))
     assert abs(entropy - closed_form) < 1e-11
+
+
+def test_large_vocabulary_streams_32000_logits_and_matches_numpy(tmp_path):
+    # through the environment variable rather than --quick, so that both spellings are covered
+    done = python_example("large_vocabulary.py", tmp_path, "--directory", str(tmp_path),
+                          STREAMDIV_EXAMPLE_QUICK="1")
+    assert done.returncode == 0, explain(done)  # it exits non-zero when a cross-entropy differs from numpy's
+    assert "K = 32,000 float32 logits a row" in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("IPC ") and "MiB" not in line]
+    assert [row[-5] for row in rows] == ["64", "256", "64", "256"], done.stdout
+    for row in rows:
+        cross_entropy, numpy_value, perplexity = map(float, row[-4:-1])
+        assert abs(cross_entropy - numpy_value) <= 1e-9 * numpy_value
+        assert abs(perplexity - np.exp(cross_entropy)) < 0.01 and perplexity < 32_000
+    assert "IPC stream: a file 4x as large, peak RSS growth" in done.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["warmup.arrows"]  # the scored files removed
