@@ -71,3 +71,14 @@ def test_large_vocabulary_streams_32000_logits_and_matches_numpy(tmp_path):
         assert abs(perplexity - np.exp(cross_entropy)) < 0.01 and perplexity < 32_000
     assert "IPC stream: a file 4x as large, peak RSS growth" in done.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["warmup.arrows"]  # the scored files removed
+
+
+def test_pipeline_merges_worker_states_equal_to_one_pass():
+    done = python_example("pipeline.py", EXAMPLES.parent, "--quick")
+    assert done.returncode == 0, explain(done)
+    assert "the relation has __arrow_c_stream__: True" in done.stdout
+    assert "2 workers: shard 0 10,000 rows" in done.stdout
+    difference, = numbers_after("largest relative difference", done.stdout)
+    assert difference < 1e-12
+    one, merged = re.findall(r"(?:one pass|merged):\s+(<Report .*>)", done.stdout)
+    assert one == merged and "rows=20000" in one
