@@ -82,3 +82,17 @@ def test_pipeline_merges_worker_states_equal_to_one_pass():
     assert difference < 1e-12
     one, merged = re.findall(r"(?:one pass|merged):\s+(<Report .*>)", done.stdout)
     assert one == merged and "rows=20000" in one
+
+
+def test_sklearn_calibration_improves_ece_and_saves_both_diagrams(tmp_path):
+    import matplotlib.image
+
+    done = python_example("sklearn_calibration.py", tmp_path, "--quick", "--output-directory", str(tmp_path / "out"))
+    assert done.returncode == 0, explain(done)
+    (before, after), = re.findall(r"ECE before calibration ([0-9.]+), after calibration ([0-9.]+)", done.stdout)
+    assert float(after) < float(before)
+    assert "infinite_rows 14" in done.stdout  # naive Bayes gives some true classes a probability of 0
+    image = matplotlib.image.imread(tmp_path / "out" / "reliability_before_after.png")
+    height, width = image.shape[:2]
+    assert width > 1.5 * height  # two diagrams side by side
+    assert image.std() > 0.05    # not a blank canvas
