@@ -41,6 +41,21 @@ def explain(done: subprocess.CompletedProcess) -> str:
     return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
 
 
+def test_nightly_job_reports_the_breach_writes_every_report_and_exits_1(tmp_path):
+    work = tmp_path / "nightly"
+    done = run_example(["bash", str(EXAMPLES / "nightly_job.sh"), str(work), "--quick"], tmp_path)
+    assert done.returncode == 1, explain(done)  # the gate is breached in `us` on the last night
+    assert "drift gate: BREACH on week/day-2026-11-30.parquet" in done.stdout, explain(done)
+    assert "condition 'confidence_psi>0.1' holds: region=us: confidence_psi = " in done.stderr
+    assert "wrote 7 daily files of 3000 rows" in done.stdout
+    assert len(list((work / "states").glob("*.state"))) == 5
+    prometheus = (work / "streamdiv.prom").read_text()
+    assert 'streamdiv_ece_ratio{window="2026-11-30T00:00:00Z",region="us"}' in prometheus
+    for name in ("report.html", "drift.html"):  # written after the breach, before the exit
+        html = (work / name).read_text()
+        assert "<svg" in html or "data:image/png" in html, name
+
+
 def test_distillation_shows_the_identity_on_real_numbers():
     done = python_example("distillation.py", EXAMPLES.parent, "--quick")
     assert done.returncode == 0, explain(done)
