@@ -41,6 +41,14 @@ def explain(done: subprocess.CompletedProcess) -> str:
     return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
 
 
+def test_every_example_has_a_test_and_a_paragraph_in_the_examples_readme():
+    examples = sorted(path.name for path in EXAMPLES.iterdir() if path.suffix in (".py", ".sh"))
+    tested = set(re.findall(r'"(\w+\.(?:py|sh))"', Path(__file__).read_text()))
+    readme = (EXAMPLES / "README.md").read_text()
+    assert examples == sorted(tested & set(examples)), f"untested: {set(examples) - tested}"
+    assert [name for name in examples if name not in readme] == []
+
+
 def test_nightly_job_reports_the_breach_writes_every_report_and_exits_1(tmp_path):
     work = tmp_path / "nightly"
     done = run_example(["bash", str(EXAMPLES / "nightly_job.sh"), str(work), "--quick"], tmp_path)
