@@ -66,7 +66,8 @@ def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
 @dataclass
 class Part:
     """One readable piece of a source (a file, or an in-memory object) with its schema and size, if known.
-    ``width`` gives the decoded bytes per row of the named columns, where the part can tell."""
+    ``width`` gives the decoded bytes per row of the named columns, where the part can tell; ``first_row`` is
+    the row number within ``name`` of the part's first row (not 0 for some row groups of a file)."""
 
     name: str
     schema: pa.Schema
@@ -74,6 +75,7 @@ class Part:
     rows: int | None = None
     bytes: int | None = None
     width: Callable[[list[str]], float | None] = lambda columns: None
+    first_row: int = 0
 
 
 class Source:
@@ -110,7 +112,7 @@ class Source:
                 part_batch_size = rows_per_batch(part.width(columns), multiple_of)
             else:
                 part_batch_size = batch_size
-            first_row = 0
+            first_row = part.first_row
             try:
                 for batch in part.read(columns, part_batch_size):
                     for start in range(0, batch.num_rows, part_batch_size):
@@ -122,7 +124,9 @@ class Source:
 
 
 def open_source(source: Any) -> Source:
-    """Turn anything the API accepts into a :class:`Source` (see the module docstring)."""
+    """Turn anything the API accepts into a :class:`Source` (see the module docstring); a Source stays itself."""
+    if isinstance(source, Source):
+        return source
     if isinstance(source, (str, os.PathLike)):
         return Source(_path_parts(os.fspath(source)))
     if isinstance(source, pa.Table):
@@ -162,7 +166,7 @@ def _path_parts(path: str) -> list[Part]:
     kind = _file_kind(path)
     try:
         if kind == "parquet":
-            return [_parquet_part(path)]
+            return [parquet_part(path)]
         if kind == "ipc_file":
             return [_ipc_file_part(path)]
         if kind == "ipc_stream":
@@ -198,14 +202,18 @@ def _magic(path: str) -> bytes:
         return handle.read(8)
 
 
-def _parquet_part(path: str) -> Part:
-    parquet = pq.ParquetFile(path)
+def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesystem: Any = None,
+                 first_row: int = 0) -> Part:
+    """A Parquet file, or only its ``row_groups`` (whose first row is row ``first_row`` of the file), read
+    through a pyarrow ``filesystem`` when given (a local path when None)."""
+    parquet = pq.ParquetFile(filesystem.open_input_file(path) if filesystem is not None else path)
     metadata = parquet.metadata
+    groups = range(metadata.num_row_groups) if row_groups is None else list(row_groups)
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         # One iterator per row group: a single iter_batches over the whole file keeps growing Arrow's pool
         # with every row group it passes, while a fresh one per row group keeps memory flat.
-        for group in range(metadata.num_row_groups):
+        for group in groups:
             yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns,
                                             use_threads=True)
 
@@ -239,8 +247,9 @@ def _parquet_part(path: str) -> Part:
             total += per_row / metadata.num_rows + offsets
         return total
 
-    return Part(path, parquet.schema_arrow, read, rows=metadata.num_rows, bytes=os.path.getsize(path),
-                width=width)
+    rows = sum(metadata.row_group(group).num_rows for group in groups)
+    size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)
+    return Part(path, parquet.schema_arrow, read, rows=rows, bytes=size, width=width, first_row=first_row)
 
 
 def _ipc_file_part(path: str) -> Part:
@@ -325,21 +334,26 @@ def _directory_parts(path: str) -> list[Part]:
 
 def _dataset_parts(dataset: ds.Dataset) -> list[Part]:
     """One part per fragment (file), so rows are numbered within their file; partition columns included."""
-    parts = []
-    for fragment in dataset.get_fragments():
-        name = getattr(fragment, "path", "<fragment>")
-
-        def read(columns: list[str], batch_size: int, fragment: Any = fragment) -> Iterator[pa.RecordBatch]:
-            scanner = ds.Scanner.from_fragment(fragment, schema=dataset.schema, columns=columns,
-                                               batch_size=batch_size)
-            yield from scanner.to_batches()
-
-        rows = fragment.metadata.num_rows if hasattr(fragment, "metadata") else None
-        size = os.path.getsize(name) if os.path.exists(name) else None
-        parts.append(Part(name, dataset.schema, read, rows=rows, bytes=size))
+    parts = [fragment_part(fragment, dataset.schema) for fragment in dataset.get_fragments()]
     if not parts:
         raise SourceError("the dataset holds no files")
     return parts
+
+
+def fragment_part(fragment: ds.Fragment, schema: pa.Schema, first_row: int = 0) -> Part:
+    """A fragment of a dataset (a file, or some of its row groups, whose first row is row ``first_row`` of the
+    file) read with the dataset's ``schema``: its partition columns included."""
+    name = getattr(fragment, "path", "<fragment>")
+
+    def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        scanner = ds.Scanner.from_fragment(fragment, schema=schema, columns=columns, batch_size=batch_size)
+        yield from scanner.to_batches()
+
+    row_groups = getattr(fragment, "row_groups", None)
+    rows = sum(group.num_rows for group in row_groups) if row_groups else (
+        fragment.metadata.num_rows if hasattr(fragment, "metadata") else None)
+    size = os.path.getsize(name) if os.path.exists(name) else None
+    return Part(name, schema, read, rows=rows, bytes=size, first_row=first_row)
 
 
 def _table_from_arrays(arrays: Mapping[str, Any]) -> pa.Table:
