@@ -259,8 +259,9 @@ class Accumulator:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, base: str | int = "e", on_invalid: str = "error",
-                   ignore_label: Any = None) -> Accumulator:
-        """An accumulator from ``to_bytes``'s output (any format version this streamdiv reads).
+                   ignore_label: Any = None, predictions: str | None = None) -> Accumulator:
+        """An accumulator from ``to_bytes``'s output (any format version this streamdiv reads); ``predictions``
+        ("probs" or "logits", which the bytes do not record) words the report's warnings as for one pass.
 
         Raises :class:`CorruptStateError` for bytes that are not an intact state, :class:`StateVersionError` for
         a newer format version, :class:`StateLayoutError` for a state of another slot layout."""
@@ -270,7 +271,7 @@ class Accumulator:
                           ignore_label=ignore_label, metrics=state.config.metrics, classwise=state.config.classwise,
                           window=state.config.window)
         accumulator._state = state
-        accumulator._predictions = "unknown" if accumulator.rows else None
+        accumulator._predictions = (predictions or "unknown") if accumulator.rows else None
         return accumulator
 
     def __repr__(self) -> str:

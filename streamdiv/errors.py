@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 class StreamdivError(Exception):
     """Base class of all streamdiv errors: catch this to catch them all."""
@@ -46,3 +48,10 @@ class InvalidRowError(StreamdivError):
         self.column = column
         self.value = value
         self.reason = reason
+
+    def __reduce__(self) -> tuple:
+        # Exception's own pickling calls the class with the message alone, which the keywords above refuse:
+        # an error raised in another process (a Dask worker) would not reach the caller.
+        rebuild = functools.partial(type(self), path=self.path, row=self.row, column=self.column, value=self.value,
+                                    reason=self.reason)
+        return rebuild, (str(self),), self.__dict__
