@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .accumulator import Accumulator
+from .cli_dask import DASK_OPTION, dask_source, score_on_dask
 from .cli_plot import plot_command
 from .cli_options import (Scoring, emit, input_kind, open_scoring, output_options, parse_conditions,
                           score_with_progress, scoring_options)
@@ -73,9 +74,10 @@ def main(debug: bool) -> None:
 @click.option("--every", type=click.IntRange(1), metavar="N", help="Every N rows, one JSON line on stdout: the rows "
               "so far, the running metrics and those of these N rows alone, e.g. --every 1000000 | jq .metrics.ece; "
               "then the report as usual (with -o, the lines still go to stdout).")
+@DASK_OPTION
 @output_options
-def score(sources: tuple[str, ...], every: int | None, fmt: str | None, output: str | None,
-          fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
+def score(sources: tuple[str, ...], every: int | None, dask_address: str | None, fmt: str | None,
+          output: str | None, fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
     Columns not named are guessed from their names and types (see `streamdiv inspect`; a label column only
@@ -93,12 +95,16 @@ def score(sources: tuple[str, ...], every: int | None, fmt: str | None, output: 
         streamdiv score latents.parquet --mean mu --log-variance logvar --fail-if 'gaussian_kl>40'
         streamdiv score week.parquet --probs probs --labels label --time ts --window 1d --format csv
         streamdiv score preds.parquet --probs probs --labels label --every 1000000 -o report.json
+        streamdiv score 's3://bucket/preds/*.parquet' --probs probs --labels label --dask tcp://10.0.0.5:8786
     """
     conditions = parse_conditions(fail_if, options["metric_set"], input_kind(options))
-    scoring = open_scoring(sources, options)
+    scoring = open_scoring(sources, options, dask_source(sources, dask_address, every))
     if scoring.label_free:
         conditions = parse_conditions(fail_if, options["metric_set"], label_free=True)
-    score_with_progress(scoring, every)
+    if dask_address is not None:
+        score_on_dask(sources, scoring, dask_address, options["threads"])
+    else:
+        score_with_progress(scoring, every)
     emit(scoring.accumulator.report(), scoring.accumulator.to_bytes, fmt, output, conditions, save_state)
 
 

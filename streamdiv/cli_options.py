@@ -124,14 +124,16 @@ class Scoring:
     label_free: bool = False  # neither labels nor targets: the predictions scored alone
 
 
-def open_scoring(sources: tuple[str, ...] | str, options: dict[str, Any]) -> Scoring:
-    """The source(s) opened and their columns resolved from SCORING_OPTIONS' values (``options``): columns not
-    named are guessed from their names (the guess said on stderr), and the accumulator made."""
+def open_scoring(sources: tuple[str, ...] | str, options: dict[str, Any], source: Source | None = None) -> Scoring:
+    """The source(s) opened (or ``source``, already open) and their columns resolved from SCORING_OPTIONS'
+    values (``options``): columns not named are guessed from their names (the guess said on stderr), and the
+    accumulator made."""
     if (options["time_column"] is None) != (options["window"] is None):
         raise click.UsageError("--time and --window go together: the time column, and the windows' width")
     if options["threads"] is not None:
         numba.set_num_threads(min(options["threads"], numba.config.NUMBA_NUM_THREADS))
-    source = open_source(sources if isinstance(sources, str) else list(sources) if len(sources) > 1 else sources[0])
+    if source is None:
+        source = open_source(sources if isinstance(sources, str) else list(sources) if len(sources) > 1 else sources[0])
     columns = _columns(source, options)
     label_free = input_kind(options) == CLASSIFICATION and columns["labels"] is None and columns["targets"] is None
     if label_free:
@@ -195,7 +197,11 @@ def score_with_progress(scoring: Scoring, every: int | None = None) -> None:
     finally:
         if bar is not None:
             bar.close()
-    report = scoring.accumulator.report()
+    say_warnings(scoring.accumulator.report())
+
+
+def say_warnings(report: Any) -> None:
+    """Say on stderr what in ``report`` deserves attention (unnormalized rows, ``report.warnings``)."""
     if report.metrics["unnormalized_rows"]:
         click.echo(f"streamdiv: warning: {report.metrics['unnormalized_rows']:,} rows have probabilities that do "
                    f"not sum to 1 (scored as given; --renormalize rescales them)", err=True)

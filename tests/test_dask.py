@@ -4,9 +4,11 @@ and from dask DataFrames, when a worker dies mid-run, and from the command line'
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -20,10 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
 import streamdiv
 import streamdiv.dask as streamdiv_dask
+from streamdiv.cli import main
 
 REL = 1e-15  # a merge of states equals one pass to this (README: the Accumulator)
 ROWS, CLASSES, ROW_GROUPS = 40_000, 4, 17
@@ -272,3 +276,32 @@ def test_a_worker_killed_mid_run_changes_nothing(client):
     assert_same_report(streamdiv.Accumulator.from_bytes(data, predictions="probs").report(), want)
     client.wait_for_workers(2, timeout=60)
     assert before[victim] not in client.run(os.getpid).values()  # it died, and the nanny started another
+
+
+@pytest.mark.slow  # about 10 s: a process that starts a cluster of two more
+def test_the_command_line_scores_on_a_local_cluster(files):
+    path = str(files / "all.parquet")
+    args = ["score", path, "--probs", "noisy", "--labels", "label", "--by", "region", "--weights", "weight",
+            "--on-invalid", "skip", "--format", "json"]
+    one_pass = CliRunner().invoke(main, args)
+    assert one_pass.exit_code == 0, one_pass.output
+    run = subprocess.run([sys.executable, "-m", "streamdiv", *args, "--dask", "local:2"], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "streamdiv: scoring on Dask at tcp://127.0.0.1:" in run.stderr
+    _assert_close(json.loads(run.stdout), json.loads(one_pass.stdout), "json")
+
+
+def test_the_command_line_without_the_extra_names_it(files, monkeypatch):
+    for name in ("dask", "distributed", "streamdiv.dask"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    monkeypatch.delattr(streamdiv, "dask")
+    result = CliRunner().invoke(main, ["score", str(files / "all.parquet"), "--probs", "probs", "--dask", "local"])
+    assert result.exit_code == 2
+    assert result.stderr == 'streamdiv: error: --dask needs Dask and distributed: pip install "streamdiv[dask]"\n'
+
+
+def test_the_command_line_refuses_a_dask_address_it_cannot_read(files):
+    result = CliRunner().invoke(main, ["score", str(files / "all.parquet"), "--probs", "probs", "--dask", "loc:2"])
+    assert result.exit_code == 2
+    assert "expected local, local:N (N worker processes) or a scheduler's address" in result.stderr
