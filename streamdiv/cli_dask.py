@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from importlib.util import find_spec
 from typing import Any, Iterator
 
 import click
@@ -52,8 +53,10 @@ def score_on_dask(sources: tuple[str, ...], scoring: Scoring, address: str, thre
     streamdiv_dask = _dask_module()
     with _client(address, threads) as client:
         workers = len(client.scheduler_info().get("workers", {}))
-        click.echo(f"streamdiv: scoring on Dask at {client.scheduler.address} ({workers} workers; dashboard: "
-                   f"{client.dashboard_link})", err=True)
+        # the dashboard of a local cluster needs bokeh, which the extra leaves out; a remote scheduler has its own
+        dashboard = f"; dashboard: {client.dashboard_link}" if "://" in address or find_spec("bokeh") else ""
+        click.echo(f"streamdiv: scoring on Dask at {client.scheduler.address} ({workers} workers{dashboard})",
+                   err=True)
         with warnings.catch_warnings():  # said below as one process says them
             warnings.simplefilter("ignore", StreamdivWarning)
             streamdiv_dask.evaluate(_collection(sources), **plan_keywords(scoring.plan),

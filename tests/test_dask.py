@@ -91,7 +91,7 @@ def client() -> Any:
     compiles every layout first (or loads it), so that the workers only load numba's cache."""
     for keywords in CASES.values():
         streamdiv.evaluate(TABLE.slice(0, 100), **keywords)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env={"NUMBA_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
         yield client
 
