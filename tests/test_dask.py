@@ -37,7 +37,9 @@ CASES = {
     "groups, weights, invalid rows skipped": dict(probs="noisy", labels="label", by="region", weights="weight",
                                                   on_invalid="skip"),
     "soft targets, weights": dict(probs="probs", targets="targets", weights="weight"),
-    "logits, groups": dict(logits="logits", labels="label", by=["region", "shard"]),
+    "logits, groups, quantile bins": dict(logits="logits", labels="label", by=["region", "shard"], binning="quantile"),
+    "binary, the loss metrics": dict(probs="positive", labels="happened", by="region", metrics="loss"),
+    "the Gaussian kind": dict(mean="mean", log_variance="log_variance", by="region", weights="weight"),
     "windows": dict(probs="probs", labels="label", by="region", time="ts", window="1h"),
     "label-free": dict(probs="probs", by="region"),
 }
@@ -66,6 +68,9 @@ def _table() -> pa.Table:
         "targets": pa.array(list(targets), type=pa.list_(pa.float64())),  # a list column of any length
         "label": labels, "region": rng.choice(["eu", "us", "apac"], ROWS), "shard": rng.integers(0, 5, ROWS),
         "weight": rng.uniform(0.5, 2.0, ROWS),
+        "positive": probs[:, 0], "happened": labels == 0,
+        "mean": rows(rng.normal(0.0, 1.0, (ROWS, CLASSES))),
+        "log_variance": rows(rng.normal(0.0, 0.5, (ROWS, CLASSES))),
         "ts": pa.array(start + np.sort(rng.integers(0, 6 * 3600 * 10**6, ROWS)).astype("timedelta64[us]"),
                        type=pa.timestamp("us", tz="UTC")),
     })
@@ -126,8 +131,9 @@ def _paths(files: Any, partitions: int) -> tuple[Any, int]:
     return str(files / "all.parquet"), {1: ROW_GROUPS, 17: 1}[partitions]
 
 
-def _frame(partitions: int) -> dd.DataFrame:
-    frame = dd.from_pandas(TABLE.to_pandas(types_mapper=pd.ArrowDtype), npartitions=partitions)
+def _frame(partitions: int, columns: list[str] | None = None) -> dd.DataFrame:
+    table = TABLE if columns is None else TABLE.select(columns)
+    frame = dd.from_pandas(table.to_pandas(types_mapper=pd.ArrowDtype), npartitions=partitions)
     assert frame.npartitions == partitions
     return frame
 
@@ -176,7 +182,7 @@ def test_a_hive_partitioned_directory_gives_the_report_of_one_pass(client, tmp_p
 
 
 def test_a_deeper_merge_tree_keeps_the_groups_in_order(client, files):
-    keywords = CASES["logits, groups"]
+    keywords = CASES[MAIN_CASE] | {"by": ["region", "shard"]}
     want = streamdiv.evaluate(str(files / "all.parquet"), **keywords)
     for split_every in (2, 3, 17):
         got = streamdiv_dask.evaluate(str(files / "all.parquet"), split_every=split_every, **keywords)
@@ -263,7 +269,8 @@ def test_a_worker_killed_mid_run_changes_nothing(client):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # _slowly and _finished_scores, for the workers
     keywords = CASES[MAIN_CASE]
     want = streamdiv.evaluate(TABLE, **keywords)
-    frame = _frame(17).map_partitions(_slowly, meta=_frame(1)._meta)
+    columns = ["noisy", "label", "region", "weight"]  # the graph holds the data: only what is scored
+    frame = _frame(17, columns).map_partitions(_slowly, meta=_frame(1, columns)._meta)
     future = client.compute(streamdiv_dask.delayed_state(frame, **keywords))
     deadline = time.monotonic() + 60
     while not (finished := client.run_on_scheduler(_finished_scores)) and time.monotonic() < deadline:
