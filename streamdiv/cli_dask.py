@@ -4,6 +4,7 @@ running scheduler, through :mod:`streamdiv.dask` (the public API, like the rest 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from importlib.util import find_spec
@@ -102,6 +103,9 @@ def _client(address: str, threads: int | None) -> Iterator[Any]:
         return
     count = int(address.partition(":")[2] or os.cpu_count() or 1)
     kernel_threads = threads or max(1, (os.cpu_count() or 1) // count)
+    # silence_logs: a task's error reaches the caller, which says it in one paragraph; the workers' log of it
+    # (a traceback, and the tasks cancelled after it) would say it again, three times
     with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env={"NUMBA_NUM_THREADS": str(kernel_threads)}) as cluster, Client(cluster) as client:
+                      silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": str(kernel_threads)}) as cluster, \
+            Client(cluster) as client:
         yield client

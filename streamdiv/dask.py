@@ -135,14 +135,13 @@ def _graph(source: Any, keywords: dict[str, Any], split_every: int,
         raise StreamdivError(f"split_every must be a whole number of states of at least 2, not {split_every!r}")
     if not isinstance(row_groups_per_task, int) or row_groups_per_task < 1:
         raise StreamdivError(f"row_groups_per_task must be a positive whole number, not {row_groups_per_task!r}")
-    token = uuid.uuid4().hex
+    token = uuid.uuid4().hex  # never the result of an earlier run: the files may have changed since
     if is_dask_collection(source):
         scoring = open_scoring(first_source(source), **keywords)
         template = scoring.accumulator.empty_copy()
         partitions = _frame(source)[scoring.plan.columns].to_delayed()
-        states = [dask.delayed(_score_partition, pure=True)(partition, index, scoring.plan, template,
-                                                            scoring.batch_size,
-                                                            dask_key_name=f"streamdiv-score-{token}-{index}")
+        states = [dask.delayed(_score_partition)(partition, index, scoring.plan, template, scoring.batch_size,
+                                                 dask_key_name=f"streamdiv-score-{token}-{index}")
                   for index, partition in enumerate(partitions)]
     else:
         pieces = _pieces(source, row_groups_per_task)
@@ -150,15 +149,15 @@ def _graph(source: Any, keywords: dict[str, Any], split_every: int,
             raise SourceError("the source holds no data")
         scoring = open_scoring(pieces[0].source(), **keywords)
         template = scoring.accumulator.empty_copy()
-        states = [dask.delayed(_score_piece, pure=True)(piece, scoring.plan, template, scoring.batch_size,
-                                                        dask_key_name=f"streamdiv-score-{token}-{index}")
+        states = [dask.delayed(_score_piece)(piece, scoring.plan, template, scoring.batch_size,
+                                             dask_key_name=f"streamdiv-score-{token}-{index}")
                   for index, piece in enumerate(pieces)]
     if not states:
         raise SourceError("the dask DataFrame has no partitions")
     level = 0
     while len(states) > 1:  # in order: the groups of the merged state come in the order of one pass
-        states = [dask.delayed(_merged, pure=True)(*states[i:i + split_every],
-                                                   dask_key_name=f"streamdiv-merge-{token}-{level}-{i // split_every}")
+        states = [dask.delayed(_merged)(*states[i:i + split_every],
+                                        dask_key_name=f"streamdiv-merge-{token}-{level}-{i // split_every}")
                   for i in range(0, len(states), split_every)]
         level += 1
     plan = scoring.plan

@@ -297,6 +297,12 @@ def test_the_command_line_scores_on_a_local_cluster(files):
     assert run.returncode == 0, run.stderr
     assert "streamdiv: scoring on Dask at tcp://127.0.0.1:" in run.stderr
     _assert_close(json.loads(run.stdout), json.loads(one_pass.stdout), "json")
+    bad = subprocess.run([sys.executable, "-m", "streamdiv", "score", path, "--probs", "one_bad", "--labels", "label",
+                          "--dask", "local:2"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 3  # bad data, in one paragraph: the workers' own log of the error is silenced
+    assert bad.stderr.splitlines()[-1].startswith(f"streamdiv: error: {path}: row {BAD_ROW}, column 'one_bad'")
+    assert bad.stderr.splitlines()[-1].endswith("The row is in row group 8.")
+    assert "Traceback" not in bad.stderr and "Compute Failed" not in bad.stderr
 
 
 def test_the_command_line_without_the_extra_names_it(files, monkeypatch):
