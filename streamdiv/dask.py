@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from .accumulator import Accumulator
 from .errors import InvalidRowError, SourceError, StreamdivError
-from .evaluate import open_scoring, score_source, takes_keywords_of, warn_about
+from .evaluate import check_keywords, open_scoring, score_source, takes_keywords_of, warn_about
 from .plan import ColumnPlan, GaussianPlan
 from .report import Report
 from .sources import Source, fragment_part, open_source, parquet_part
@@ -135,6 +135,7 @@ def _graph(source: Any, keywords: dict[str, Any], split_every: int,
         raise StreamdivError(f"split_every must be a whole number of states of at least 2, not {split_every!r}")
     if not isinstance(row_groups_per_task, int) or row_groups_per_task < 1:
         raise StreamdivError(f"row_groups_per_task must be a positive whole number, not {row_groups_per_task!r}")
+    check_keywords("streamdiv.dask.evaluate", keywords)
     token = uuid.uuid4().hex  # never the result of an earlier run: the files may have changed since
     if is_dask_collection(source):
         scoring = open_scoring(first_source(source), **keywords)

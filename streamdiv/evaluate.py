@@ -6,6 +6,7 @@ Decoding runs ahead on a background thread (pyarrow releases the GIL while it de
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import queue
 import threading
@@ -73,6 +74,18 @@ def open_scoring(source: Any, *, probs: str | Sequence[str] | None = None,
     return Scoring(opened, plan, accumulator, batch_size, progress)
 
 
+def check_keywords(caller: str, keywords: dict[str, Any]) -> None:
+    """Refuse a keyword that :func:`open_scoring` does not take, naming the function the user called (not
+    open_scoring) and the nearest keyword it does take."""
+    known = [name for name, parameter in inspect.signature(open_scoring).parameters.items()
+             if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
+    for name in keywords:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}{hint}")
+
+
 Keywords = ParamSpec("Keywords")
 Result = TypeVar("Result")
 
@@ -133,6 +146,7 @@ def evaluate(source: Any, **keywords: Any) -> Report:
     With an ``accumulator``, its window is the one used: ``time`` alone names the column.
     :func:`streamdiv.scan` takes the same keywords (both are declared once, by :func:`open_scoring`).
     """
+    check_keywords("evaluate", keywords)
     scoring = open_scoring(source, **keywords)
     score_source(scoring.accumulator, scoring.source, scoring.plan, batch_size=scoring.batch_size,
                  progress=scoring.progress)

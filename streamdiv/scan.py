@@ -25,7 +25,8 @@ from typing import Any, Iterable, Iterator, TextIO
 
 from .accumulator import Accumulator
 from .errors import StreamdivError
-from .evaluate import ProgressCallback, Scoring, add_chunk, keywords_signature, open_scoring, read_chunks, warn_about
+from .evaluate import (ProgressCallback, Scoring, add_chunk, check_keywords, keywords_signature, open_scoring, read_chunks,
+                       warn_about)
 from .plan import ColumnPlan, GaussianPlan
 from .report import Report
 from .sources import Chunk, Source
@@ -72,6 +73,7 @@ def scan(source: Any, *, every: int | None = None, **keywords: Any) -> Iterator[
             print(step.rows, step.batch.metrics["entropy"], step.running.metrics["entropy"])
     """
     step_rows = checked_every(every)
+    check_keywords("scan", keywords)
     return _scanned(open_scoring(source, **keywords), step_rows)
 
 

@@ -240,3 +240,11 @@ def test_every_reads_a_stream_on_stdin():
 def test_every_refuses_what_is_not_a_positive_number(preds, every):
     result = invoke("score", preds, "--every", every, code=2)
     assert "--every" in result.stderr
+
+
+def test_a_misspelt_keyword_names_the_function_called_and_the_nearest_keyword():
+    data = {"probs": np.full((4, 2), 0.5), "label": np.zeros(4, dtype=int)}
+    with pytest.raises(TypeError, match=r"^evaluate\(\) got an unexpected keyword argument 'prob'; did you mean 'probs'\?$"):
+        streamdiv.evaluate(data, prob="probs", labels="label")
+    with pytest.raises(TypeError, match=r"^scan\(\) got an unexpected keyword argument 'windw'; did you mean 'window'\?$"):
+        streamdiv.scan(data, probs="probs", labels="label", windw="1d")
