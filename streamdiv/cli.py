@@ -29,8 +29,9 @@ from .plan import guess, resolve
 from .sources import open_source
 
 EXIT_DATA, EXIT_INTERNAL = 3, 4  # EXIT_BREACH (1) is cli_options'
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: a scheduler tells an interrupted job from a breach (1)
 EXIT_CODES_HELP = ("Exit codes: 0 success, 1 a --fail-if condition held, 2 usage error, "
-                   "3 bad data or unreadable input, 4 internal error.")
+                   "3 bad data or unreadable input, 4 internal error, 130 interrupted (Ctrl-C).")
 
 
 class StreamdivGroup(click.Group):
@@ -39,8 +40,13 @@ class StreamdivGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.ClickException):
             raise
+        except (KeyboardInterrupt, click.Abort):
+            if ctx.params.get("debug"):
+                raise
+            click.echo("streamdiv: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except (StreamdivError, OSError) as error:
             if ctx.params.get("debug"):
                 raise

@@ -326,3 +326,25 @@ def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
     saved = streamdiv.Accumulator().update(probs=probs, labels=labels, groups=labels % 3).to_bytes()
     streamdiv.Accumulator.from_bytes(saved).update(probs=probs, labels=labels, groups=labels % 3)
     assert _compiled_signatures() == warmed
+
+
+def test_ctrl_c_exits_130_with_one_line(tmp_path):
+    """An interrupted job exits with the shell's 130, not a breach's 1, and says so in one line."""
+    import signal
+    import time
+
+    import pyarrow as pa
+
+    table = pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(np.full(300, 1 / 3)), 3),
+                      "label": pa.array(np.zeros(100, dtype=np.int32))})
+    process = subprocess.Popen([sys.executable, "-m", "streamdiv", "score", "-", "--probs", "probs", "--labels",
+                                "label", "--format", "json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    writer = pa.ipc.new_stream(process.stdin, table.schema)
+    writer.write_table(table)  # the stream stays open: the job waits for more
+    process.stdin.flush()
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.decode().splitlines()[-1] == "streamdiv: interrupted"
