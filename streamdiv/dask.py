@@ -38,6 +38,7 @@ from .errors import InvalidRowError, SourceError, StreamdivError
 from .evaluate import check_keywords, open_scoring, score_source, takes_keywords_of, warn_about
 from .plan import ColumnPlan, GaussianPlan
 from .report import Report
+from .file_schemas import unified_schema
 from .sources import Source, fragment_part, open_source, parquet_part
 
 SPLIT_EVERY = 8  # states per merge task
@@ -248,6 +249,8 @@ def _files(text: str) -> list[tuple[str, pafs.FileSystem, str, Any]]:
     if info.type != pafs.FileType.Directory:
         return [(text, filesystem, path, None)]
     dataset = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    dataset = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive",
+                         schema=unified_schema(text, dataset))  # each column wide enough for every file
     named = [(os.path.join(text, os.path.relpath(f.path, path)) if local else shown(f.path), f)
              for f in dataset.get_fragments()]
     if not named:

@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import SourceError
+from .file_schemas import unified_schema
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 IPC_FILE_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -329,7 +330,8 @@ def _directory_parts(path: str) -> list[Part]:
     fmt = "parquet" if kind == "parquet" else ("ipc" if kind == "ipc_file" else None)
     if fmt is None:
         return [part for f in files for part in _path_parts(f)]
-    return _dataset_parts(ds.dataset(path, format=fmt, partitioning="hive"))
+    dataset = ds.dataset(path, format=fmt, partitioning="hive")
+    return _dataset_parts(ds.dataset(path, format=fmt, partitioning="hive", schema=unified_schema(path, dataset)))
 
 
 def _dataset_parts(dataset: ds.Dataset) -> list[Part]:

@@ -157,3 +157,26 @@ def test_stdin_stream_in_a_subprocess(tmp_path):
                           env=os.environ | {"PYTHONWARNINGS": "error"})
     import json
     assert json.loads(done.stdout)["cross_entropy"] == EXPECTED["cross_entropy"]
+
+
+def test_a_directory_widens_its_files_types_where_nothing_is_lost(tmp_path):
+    """float32 then float64 probabilities, int32 then int64 labels: every file read in the wider type (the
+    same bits as the files listed one by one), never the first file's narrower one."""
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(3), 500)
+    labels = rng.integers(0, 3, 500)
+    for name, float_type, int_type in (("a", np.float32, np.int32), ("b", np.float64, np.int64)):
+        pq.write_table(pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float_type).ravel()), 3),
+                                 "label": labels.astype(int_type)}), tmp_path / f"{name}.parquet")
+    from_directory = streamdiv.evaluate(str(tmp_path), probs="probs", labels="label")
+    listed = streamdiv.evaluate([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], probs="probs",
+                                labels="label")
+    assert from_directory.metrics == listed.metrics
+
+
+def test_a_directory_whose_files_types_cannot_be_widened_is_refused(tmp_path):
+    for name, labels in (("a", np.zeros(5, dtype=np.int64)), ("b", np.zeros(5))):
+        pq.write_table(pa.table({"p": np.full(5, 0.5), "y": labels}), tmp_path / f"{name}.parquet")
+    with pytest.raises(streamdiv.SourceError, match=r"column 'y' is int64 in .*a\.parquet but double in .*b\.parquet, "
+                                                    r"and no type holds both without loss"):
+        streamdiv.evaluate(str(tmp_path), probs="p", labels="y")
