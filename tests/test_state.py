@@ -121,3 +121,24 @@ def test_a_run_of_no_rows_reports_zero_rows():
     empty = streamdiv.evaluate({"probs": np.zeros((0, 3)), "labels": np.zeros(0, dtype=int)}, probs="probs",
                                labels="labels")
     assert empty.rows_read == 0 and empty.metrics["cross_entropy"] is None and empty.metrics["ece"] is None
+
+
+def test_counts_and_weights_stay_exact_past_two_to_the_32():
+    """Row counts are int64 and weights compensated float64 sums: states whose counts are near 2^32 (made by
+    setting a real state's totals, not by scoring that many rows) merge, save and load to the exact sums."""
+    from streamdiv.kernels.layout import ROWS, WEIGHT
+
+    big = 2 ** 32 - 3
+    parts = []
+    for extra in (0, 7):
+        accumulator = streamdiv.Accumulator().update(probs=PROBS, labels=LABELS)
+        state = accumulator._state
+        state.close_open_block()
+        state.counts[0, ROWS] = big + extra
+        state.sums[0, WEIGHT] = (float(big + extra), 0.0)
+        parts.append(streamdiv.Accumulator.from_bytes(accumulator.to_bytes()))
+    merged = streamdiv.Accumulator.from_bytes((parts[0] + parts[1]).to_bytes())
+    report = merged.report()
+    assert report.metrics["rows"] == 2 * big + 7 == 8_589_934_593
+    assert report.metrics["weight"] == float(2 * big + 7)
+    assert merged.rows == 2 * big + 7  # rows read = evaluated + skipped + ignored, none skipped
