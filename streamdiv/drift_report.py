@@ -36,9 +36,9 @@ from . import state_format
 from .accumulator import Accumulator
 from .errors import StreamdivError
 from .kernels.layout import GAUSSIAN
-from .metrics import METRIC_NAMES, UNITS, compute_metrics, parse_base
-from .distributions import DISTRIBUTIONS, prediction_distributions
-from .report import Report, _json_values, group_order
+from .metrics import METRIC_NAMES, UNITS, parse_base
+from .distributions import DISTRIBUTIONS, Distributions, prediction_distributions
+from .report import Report, _json_values, group_order, state_metrics
 from .state import State, regrouped
 from .totals import Totals, Value, group_totals
 from .windows import WINDOW_KEY
@@ -107,20 +107,20 @@ class DriftReport:
         _check_comparable(reference.config, current.config)
         self.base, self.units, self.smoothing = base, UNITS[base][0], float(smoothing)
         self.config = current.config
-        self.current_state = current
         self.reference, self.current = Report(reference, base), Report(current, base)
         by = tuple(name for name in current.config.group_names if name != WINDOW_KEY)
         reference_by = tuple(name for name in reference.config.group_names if name != WINDOW_KEY)
         reference_whole = group_totals(reference)
-        whole_metrics = _metrics(reference_whole, reference.config, base)
-        self.metrics = self._compare(reference_whole, whole_metrics, group_totals(current), self.current.metrics)
-        self.distributions = _side_by_side(reference_whole, group_totals(current))
+        whole_metrics = state_metrics(reference_whole, reference.config, base)
+        whole = _paired(reference_whole, group_totals(current))
+        self.metrics = self._compare(whole, whole_metrics, self.current.metrics)
+        self.distributions = _side_by_side(*whole)
         matched: dict[tuple, tuple[Totals, dict[str, Value]]] = {}
         if by and set(by) == set(reference_by):
             grouped = regrouped(reference, by)  # its windows merged, its keys in the current side's order
             for g, key in enumerate(grouped.group_keys):
                 totals = group_totals(grouped, g)
-                matched[key] = (totals, _metrics(totals, reference.config, base))
+                matched[key] = (totals, state_metrics(totals, reference.config, base))
         names = current.config.group_names
         self.groups: list[dict[str, Any]] = []
         for g, entry in zip(group_order(current) if names else [], self.current.groups):
@@ -128,15 +128,17 @@ class DriftReport:
             against = matched.get(by_key)
             reference_totals, reference_metrics = against or (reference_whole, whole_metrics)
             self.groups.append({"group": entry["group"], "against": dict(zip(by, by_key)) if against else None,
-                                "metrics": self._compare(reference_totals, reference_metrics,
-                                                         group_totals(current, g), entry["metrics"])})
+                                "metrics": self._compare(_paired(reference_totals, group_totals(current, g)),
+                                                         reference_metrics, entry["metrics"])})
 
-    def _compare(self, reference: Totals, before: dict[str, Value], current: Totals,
+    def _compare(self, pair: tuple[Distributions, Distributions], before: dict[str, Value],
                  after: dict[str, Value]) -> dict[str, Value]:
-        """The drift figures of one pair of totals, and the comparisons of their metrics (before, after)."""
+        """The drift figures of a pair of distributions (reference, current), and the comparisons of the two
+        sides' metrics (before, after)."""
         divisor = UNITS[self.base][1]
         values: dict[str, Value] = {}
-        for name, (a, b) in _distribution_pairs(reference, current).items():
+        for name in DISTRIBUTIONS:
+            a, b = (side.weights(name) for side in pair)
             figures = divergences(a, b, self.smoothing) if a is not None and b is not None else dict.fromkeys(
                 (*FIGURES, "empty_bins"))
             for figure, value in figures.items():
@@ -202,10 +204,6 @@ class DriftReport:
         return f"<DriftReport {self.units}: {shown}>"
 
 
-def _metrics(totals: Totals, config: Any, base: str | int) -> dict[str, Value]:
-    return compute_metrics(totals, base, config.metrics, config.absent_slots, config.kind)
-
-
 def _check_comparable(reference: Any, current: Any) -> None:
     """Refuse two sides whose distributions cannot be set side by side, saying what differs."""
     for config in (reference, current):
@@ -218,30 +216,27 @@ def _check_comparable(reference: Any, current: Any) -> None:
                                  f"side with the reference's settings")
 
 
-def _side_by_side(reference: Totals, current: Totals) -> dict[str, Any]:
-    """{distribution: {"reference": shares, "current": shares}} (None where a side does not hold it), the
-    confidence histogram with its bins' ``lower`` and ``upper`` edges."""
+def _paired(reference: Totals, current: Totals) -> tuple[Distributions, Distributions]:
+    """The two sides' distributions, the current side's confidence histogram over the reference's calibration
+    bins (quantile: the current side's fine histogram cut at the reference's edges)."""
     before = prediction_distributions(reference)
     edges = before.confidence.edges if before.confidence is not None else None
-    after = prediction_distributions(current, confidence_edges=edges)
+    return before, prediction_distributions(current, confidence_edges=edges)
+
+
+def _side_by_side(before: Distributions, after: Distributions) -> dict[str, Any]:
+    """{distribution: {"reference": shares, "current": shares}} (None where a side does not hold it), the
+    confidence histogram with its bins' ``lower`` and ``upper`` edges."""
     result: dict[str, Any] = {}
     for name in DISTRIBUTIONS:
         shown = [side.shares(name) for side in (before, after)]
         result[name] = {"reference": None if shown[0] is None else shown[0].tolist(),
                         "current": None if shown[1] is None else shown[1].tolist()}
-    if edges is not None:
+    if before.confidence is not None:
+        edges = before.confidence.edges
         result["confidence"] |= {"lower": edges[:-1].tolist(), "upper": edges[1:].tolist()}
     return result
 
-
-def _distribution_pairs(reference: Totals, current: Totals) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
-    """(reference, current) weights of each distribution, the confidence histograms over the reference's
-    calibration bins (quantile: the current side's fine histogram cut at the reference's edges); None where a
-    side's state does not hold one."""
-    before = prediction_distributions(reference)
-    edges = before.confidence.edges if before.confidence is not None else None
-    after = prediction_distributions(current, confidence_edges=edges)
-    return {name: (before.weights(name), after.weights(name)) for name in DISTRIBUTIONS}
 
 def drift(reference: Any, current: Any, *, smoothing: float = DEFAULT_SMOOTHING, base: str | int = "e",
           **options: Any) -> DriftReport:

@@ -13,8 +13,8 @@ from .calibration import ClassBins, class_bins, classwise_ece_per_class
 from .distributions import report_distributions
 from .errors import StreamdivError
 from .metrics import UNITS, compute_metrics, computed_metrics
-from .totals import Totals, Value, state_totals
-from .state import State, group_order, regrouped
+from .totals import Totals, Value, group_totals
+from .state import Config, State, group_order, regrouped
 from .windows import WINDOW_KEY, start_seconds
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ class Report:
         self.units = UNITS[base][0]
         self.config = state.config
         self._state = state
-        overall = _totals(state, state.total_counts(), state.total_sums())
-        absent, kind, label_free = state.config.absent_slots, state.config.kind, state.config.label_free
-        self.metrics: dict[str, Value] = compute_metrics(overall, base, state.config.metrics, absent, kind, label_free)
+        overall = group_totals(state)
+        kind, label_free = state.config.kind, state.config.label_free
+        self.metrics: dict[str, Value] = state_metrics(overall, state.config, base)
         self.distributions: dict[str, Any] | None = report_distributions(overall)
         calibrated = state.config.metrics == "all" and kind != GAUSSIAN and not label_free
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
@@ -58,10 +58,9 @@ class Report:
         if state.config.group_names:
             for g in group_order(state):
                 key = state.group_keys[g]
-                totals = _totals(state, state.group_counts(g), state.group_sums(g))
+                totals = group_totals(state, g)
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
-                                    "metrics": compute_metrics(totals, base, state.config.metrics, absent, kind,
-                                                               label_free),
+                                    "metrics": state_metrics(totals, state.config, base),
                                     "distributions": report_distributions(totals)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
@@ -181,8 +180,10 @@ def double_softmax_warning(metrics: dict[str, Value], predictions: str | None) -
             f"logits with logits= (--logits)")
 
 
-def _totals(state: State, counts: np.ndarray, sums: np.ndarray) -> Totals:
-    return state_totals(state, counts, sums)
+def state_metrics(totals: Totals, config: Config, base: str | int) -> dict[str, Value]:
+    """Every metric of ``totals`` (a group's, or a whole run's) as a state of ``config`` computes them: its
+    metric set, kind, absent slots and label-free scoring say which are None."""
+    return compute_metrics(totals, base, config.metrics, config.absent_slots, config.kind, config.label_free)
 
 
 _CLASS_READS = ("class.target_mass", "class.prediction_mass", "class_bin.count", "class_bin.weight",

@@ -85,6 +85,18 @@ def test_a_label_free_side_drifts_on_its_predictions_alone(tmp_path):
     assert "mean_confidence.change" in alone.metrics
 
 
+def test_a_label_free_reference_compares_no_label_metric():
+    """A reference scored without labels computes no label metric, so a labelled current side gets no
+    accuracy.change or ece.change (not a change from zeros the label-free state never filled)."""
+    data = _data(3000, 1.0, 1)
+    reference = streamdiv.Accumulator().update(probs=data["probs"])
+    report = drift(reference, data, probs="probs", labels="label", by="region")
+    for scope in [report.metrics] + [group["metrics"] for group in report.groups]:
+        assert not any(name.startswith(("accuracy.", "ece.", "brier.", "cross_entropy.")) for name in scope)
+        assert scope["prediction_entropy.change"] is not None and scope["mean_confidence.reference"] is not None
+    assert report.metrics["confidence_psi"] == 0.0
+
+
 def test_metric_comparisons_are_both_reports_side_by_side():
     reference, current = _data(10000, 1.0, 1), _data(10000, 0.6, 2)
     report = drift(reference, current, probs="probs", labels="label")
