@@ -73,8 +73,7 @@ def drift_html(report: Any) -> str:
                                 ("reference", "current", "change", "relative_change"))]
                 for metric in METRICS if f"{metric.name}.change" in data["metrics"]]
     sections = [
-        _accounting(data["current"] | {"units": data["units"]}, "current side")
-        + _accounting(data["reference"] | {"units": data["units"]}, "reference"),
+        _accounting(data["current"], "current side") + _accounting(data["reference"], "reference"),
         _section("Drift", f"<p class=meta>js, kl and reverse_kl in {html.escape(data['units'])}, psi in nats; "
                           f"smoothing {data['smoothing']:g}</p>"
                  + _rows_table(["distribution", "psi", "js", "kl", "reverse_kl", "empty_bins"], figures)
