@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
@@ -252,6 +252,22 @@ class Accumulator:
         """Rows read so far: evaluated + skipped + ignored."""
         totals = self._state.total_counts() if not self._state.is_empty else np.zeros(3, dtype=np.int64)
         return int(totals[ROWS] + totals[SKIPPED] + totals[IGNORED])
+
+    @property
+    def predictions(self) -> str | None:
+        """What the predictions were given as: "probs", "logits", "mixed", "unknown" (restored), None (none yet)."""
+        return self._predictions
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the numbers besides the rows: the configuration, the unit, on_invalid, ignore_label."""
+        return {**asdict(self._state.config), "base": self.base, "on_invalid": self.on_invalid,
+                "ignore_label": self.ignore_label}
+
+    def restore(self, data: bytes, predictions: str | None = None) -> Accumulator:
+        """Take over the state saved in ``data`` (a checkpoint's, written with these settings) in place of this
+        accumulator's own."""
+        self._state, self._lanes, self._predictions = state_format.decode(data), None, predictions
+        return self
 
     def to_bytes(self) -> bytes:
         """The state in streamdiv's versioned, checksummed binary format (see :mod:`streamdiv.state_format`)."""

@@ -16,6 +16,8 @@ from click.core import ParameterSource
 
 from . import __version__
 from .accumulator import Accumulator
+from .checkpoint import Every
+from .cli_checkpoint import checkpoint_options, start_checkpoint
 from .cli_dask import DASK_OPTION, dask_source, score_on_dask
 from .cli_plot import plot_command
 from .cli_options import (Scoring, emit, input_kind, open_scoring, output_options, parse_conditions,
@@ -81,9 +83,11 @@ def main(debug: bool) -> None:
               "so far, the running metrics and those of these N rows alone, e.g. --every 1000000 | jq .metrics.ece; "
               "then the report as usual (with -o, the lines still go to stdout).")
 @DASK_OPTION
+@checkpoint_options
 @output_options
-def score(sources: tuple[str, ...], every: int | None, dask_address: str | None, fmt: str | None,
-          output: str | None, fail_if: tuple[str, ...], save_state: str | None, **options: Any) -> None:
+def score(sources: tuple[str, ...], every: int | None, dask_address: str | None, checkpoint: str | None,
+          checkpoint_every: Every, resume: bool, fmt: str | None, output: str | None, fail_if: tuple[str, ...],
+          save_state: str | None, **options: Any) -> None:
     """Score prediction files (Parquet, Arrow, CSV; '-' reads an Arrow IPC stream from stdin).
 
     Columns not named are guessed from their names and types (see `streamdiv inspect`; a label column only
@@ -102,16 +106,26 @@ def score(sources: tuple[str, ...], every: int | None, dask_address: str | None,
         streamdiv score week.parquet --probs probs --labels label --time ts --window 1d --format csv
         streamdiv score preds.parquet --probs probs --labels label --every 1000000 -o report.json
         streamdiv score 's3://bucket/preds/*.parquet' --probs probs --labels label --dask tcp://10.0.0.5:8786
+        streamdiv score big/ --probs probs --labels label --checkpoint big.ckpt --resume -o report.json
     """
     conditions = parse_conditions(fail_if, options["metric_set"], input_kind(options))
     scoring = open_scoring(sources, options, dask_source(sources, dask_address, every))
     if scoring.label_free:
         conditions = parse_conditions(fail_if, options["metric_set"], label_free=True)
+    checkpointer = start_checkpoint(scoring, checkpoint, checkpoint_every, resume,
+                                    {"--every": every is not None, "--dask": dask_address is not None})
     if dask_address is not None:
         score_on_dask(sources, scoring, dask_address, options["threads"])
     else:
-        score_with_progress(scoring, every)
-    emit(scoring.accumulator.report(), scoring.accumulator.to_bytes, fmt, output, conditions, save_state)
+        score_with_progress(scoring, every, checkpointer)
+    try:
+        emit(scoring.accumulator.report(), scoring.accumulator.to_bytes, fmt, output, conditions, save_state)
+    except SystemExit:  # a --fail-if breach, once the report is out: the run is complete
+        if checkpointer is not None:
+            checkpointer.finish()
+        raise
+    if checkpointer is not None:
+        checkpointer.finish()
 
 
 @main.command()

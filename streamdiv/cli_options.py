@@ -15,6 +15,7 @@ import click
 import numba
 
 from .accumulator import Accumulator
+from .checkpoint import Checkpointer
 from .conditions import Condition, breaches
 from .errors import StreamdivError
 from .evaluate import score_source
@@ -182,15 +183,16 @@ def _columns(source: Source, options: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def score_with_progress(scoring: Scoring, every: int | None = None) -> None:
+def score_with_progress(scoring: Scoring, every: int | None = None, checkpoint: Checkpointer | None = None) -> None:
     """Score the source, with a progress line on stderr when asked for (by default: when it is a terminal), and
-    with ``every`` a JSON line on stdout every that many rows; then say on stderr what deserves attention."""
+    with ``every`` a JSON line on stdout every that many rows (or with ``checkpoint`` written as it says);
+    then say on stderr what deserves attention."""
     show = sys.stderr.isatty() if scoring.progress is None else scoring.progress
     bar = ProgressBar(scoring.source.total_rows) if show else None
     try:
         if every is None:
             score_source(scoring.accumulator, scoring.source, scoring.plan, batch_size=scoring.batch_size,
-                         progress=bar)
+                         progress=bar, checkpoint=checkpoint)
         else:
             write_steps(scan_steps(scoring.accumulator, scoring.source, scoring.plan, every=every,
                                    batch_size=scoring.batch_size, progress=bar), sys.stdout)

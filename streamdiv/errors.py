@@ -35,6 +35,11 @@ class StateLayoutError(IncompatibleStateError):
     region that differs; read it with the streamdiv that wrote it."""
 
 
+class CheckpointError(StreamdivError):
+    """A checkpoint cannot be written or resumed: not an intact checkpoint, or one written for other sources or
+    other options (the message names what changed), or a source that is not made of files."""
+
+
 class InvalidRowError(StreamdivError):
     """A row holds a value that cannot be scored, and ``on_invalid="error"`` was asked for.
 

@@ -33,11 +33,13 @@ CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 
 @dataclass
 class Chunk:
-    """A record batch and where it came from: ``first_row`` is the row number of its row 0 within ``path``."""
+    """A record batch and where it came from: ``first_row`` is the row number of its row 0 within ``path``,
+    ``part`` the index of its part in the source (a checkpoint's position is a part and a row of it)."""
 
     batch: pa.RecordBatch
     path: str
     first_row: int
+    part: int = 0
 
 
 BATCH_BYTES = 4 << 20  # decoded bytes per batch when the rows per batch are left to streamdiv
@@ -77,6 +79,29 @@ class Part:
     bytes: int | None = None
     width: Callable[[list[str]], float | None] = lambda columns: None
     first_row: int = 0
+    read_from: Callable[[list[str], int, int], Iterator[pa.RecordBatch]] | None = None
+
+    def batches(self, columns: list[str], batch_size: int, skip: int = 0) -> Iterator[pa.RecordBatch]:
+        """The part's batches of ``columns`` after its first ``skip`` rows: ``read_from`` starts there without
+        decoding what comes before (a Parquet file's earlier row groups); other parts read the rows and drop
+        them."""
+        if skip == 0:
+            yield from self.read(columns, batch_size)
+            return
+        if self.read_from is not None:
+            yield from self.read_from(columns, batch_size, skip)
+            return
+        yield from drop_rows(self.read(columns, batch_size), skip)
+
+
+def drop_rows(batches: Iterator[pa.RecordBatch], skip: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` without their first ``skip`` rows."""
+    for batch in batches:
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        yield batch.slice(skip) if skip else batch
+        skip = 0
 
 
 class Source:
@@ -101,10 +126,15 @@ class Source:
         sizes = [part.bytes for part in self.parts]
         return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
 
-    def chunks(self, columns: list[str], batch_size: int | None = None, multiple_of: int = 1) -> Iterator[Chunk]:
+    def chunks(self, columns: list[str], batch_size: int | None = None, multiple_of: int = 1,
+               start: tuple[int, int] = (0, 0)) -> Iterator[Chunk]:
         """Record batches of at most ``batch_size`` rows holding only ``columns``, in order; by default
-        about BATCH_BYTES of decoded columns each, in a multiple of ``multiple_of`` rows."""
-        for part in self.parts:
+        about BATCH_BYTES of decoded columns each, in a multiple of ``multiple_of`` rows.  ``start`` (part
+        index, rows of that part already read) resumes a scan where a checkpoint left it."""
+        start_part, skip = start
+        for index, part in enumerate(self.parts):
+            if index < start_part:
+                continue
             missing = [name for name in columns if part.schema.get_field_index(name) < 0]
             if missing:
                 raise SourceError(f"{part.name}: no column named {', '.join(map(repr, missing))}; it has "
@@ -113,12 +143,13 @@ class Source:
                 part_batch_size = rows_per_batch(part.width(columns), multiple_of)
             else:
                 part_batch_size = batch_size
-            first_row = part.first_row
+            skipped = skip if index == start_part else 0
+            first_row = part.first_row + skipped
             try:
-                for batch in part.read(columns, part_batch_size):
-                    for start in range(0, batch.num_rows, part_batch_size):
-                        piece = batch.slice(start, part_batch_size)
-                        yield Chunk(piece, part.name, first_row)
+                for batch in part.batches(columns, part_batch_size, skipped):
+                    for offset in range(0, batch.num_rows, part_batch_size):
+                        piece = batch.slice(offset, part_batch_size)
+                        yield Chunk(piece, part.name, first_row, index)
                         first_row += piece.num_rows
             except (OSError, pa.ArrowException) as error:
                 raise SourceError(f"{part.name}: cannot read it after row {first_row}: {error}") from error
@@ -218,6 +249,14 @@ def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesyst
             yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns,
                                             use_threads=True)
 
+    def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
+        """The batches after the part's first ``skip`` rows, from the row group that holds row ``skip``."""
+        later, within = _groups_after(list(groups), [metadata.row_group(g).num_rows for g in groups], skip)
+        for index, group in enumerate(later):
+            batches = parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns,
+                                           use_threads=True)
+            yield from drop_rows(batches, within) if index == 0 else batches
+
     def width(columns: list[str]) -> float | None:
         """Decoded bytes per row of the columns: values per row (from the footer's counts) times their
         Arrow width, or, for values of no fixed width, the pages' uncompressed size (an underestimate
@@ -250,7 +289,18 @@ def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesyst
 
     rows = sum(metadata.row_group(group).num_rows for group in groups)
     size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)
-    return Part(path, parquet.schema_arrow, read, rows=rows, bytes=size, width=width, first_row=first_row)
+    return Part(path, parquet.schema_arrow, read, rows=rows, bytes=size, width=width, first_row=first_row,
+                read_from=read_from)
+
+
+def _groups_after(groups: list[int], rows: list[int], skip: int) -> tuple[list[int], int]:
+    """The row groups from the one holding row ``skip`` of their rows on, and how many of its rows come
+    before that row."""
+    for index, count in enumerate(rows):
+        if skip < count:
+            return groups[index:], skip
+        skip -= count
+    return [], 0
 
 
 def _ipc_file_part(path: str) -> Part:
@@ -347,15 +397,23 @@ def fragment_part(fragment: ds.Fragment, schema: pa.Schema, first_row: int = 0) 
     file) read with the dataset's ``schema``: its partition columns included."""
     name = getattr(fragment, "path", "<fragment>")
 
-    def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        scanner = ds.Scanner.from_fragment(fragment, schema=schema, columns=columns, batch_size=batch_size)
+    def read(columns: list[str], batch_size: int, piece: ds.Fragment = fragment) -> Iterator[pa.RecordBatch]:
+        scanner = ds.Scanner.from_fragment(piece, schema=schema, columns=columns, batch_size=batch_size)
         yield from scanner.to_batches()
 
     row_groups = getattr(fragment, "row_groups", None)
     rows = sum(group.num_rows for group in row_groups) if row_groups else (
         fragment.metadata.num_rows if hasattr(fragment, "metadata") else None)
     size = os.path.getsize(name) if os.path.exists(name) else None
-    return Part(name, schema, read, rows=rows, bytes=size, first_row=first_row)
+    def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
+        """A Parquet fragment's batches from the row group that holds row ``skip`` on."""
+        later, within = _groups_after([group.id for group in row_groups],
+                                      [group.num_rows for group in row_groups], skip)
+        if later:
+            yield from drop_rows(read(columns, batch_size, fragment.subset(row_group_ids=later)), within)
+
+    return Part(name, schema, read, rows=rows, bytes=size, first_row=first_row,
+                read_from=read_from if row_groups else None)
 
 
 def _table_from_arrays(arrays: Mapping[str, Any]) -> pa.Table:
