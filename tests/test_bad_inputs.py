@@ -78,10 +78,10 @@ def score(*arguments: str, skip: bool = False) -> list[str]:
 
 
 def row_problem(name: str, gets: str, data: Callable[[], pa.Table], words: tuple[str, ...], skipped: int,
-                **options) -> list[Case]:
+                arguments: tuple[str, ...] = ()) -> list[Case]:
     """An invalid row: an error naming it (exit 3) and, with --on-invalid skip, the row skipped and counted."""
     def build(skip: bool) -> Callable[[Path], list[str]]:
-        return lambda directory: score(parquet(directory, data()), *options.get("arguments", ()), skip=skip)
+        return lambda directory: score(parquet(directory, data()), *arguments, skip=skip)
 
     def every_row_accounted_for(directory: Path, report: dict) -> None:
         metrics = report["metrics"]
@@ -93,8 +93,13 @@ def row_problem(name: str, gets: str, data: Callable[[], pa.Table], words: tuple
                  check=every_row_accounted_for)]
 
 
-def with_probs(values: list, kind: pa.DataType | None = None) -> Callable[[], pa.Table]:
-    return lambda: table(pa.array(values, kind or pa.list_(pa.float64())))
+def at(row: int, column: str) -> tuple[str, str]:
+    """The words naming a bad row of preds.parquet."""
+    return "{dir}/preds.parquet", f"row {row}, column {column!r}"
+
+
+def with_probs(values: list) -> Callable[[], pa.Table]:
+    return lambda: table(pa.array(values, pa.list_(pa.float64())))
 
 
 def with_weights(values: list) -> Callable[[], pa.Table]:
@@ -119,13 +124,15 @@ def same_as_one_file(*tables: pa.Table) -> Callable[[Path, dict], None]:
         widest = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
         whole = pa.concat_tables([t.cast(widest) for t in tables])
         expected = run(score(parquet(directory, whole, "whole.parquet")))
+        assert expected.exit_code == 0, expected.stderr
         assert report["metrics"] == json.loads(expected.stdout)["metrics"]
     return check
 
 
 def state_file(directory: Path, name: str, data: pa.Table) -> str:
     path = directory / name
-    run(score(parquet(directory, data, name + ".parquet"), "--save-state", str(path)))
+    saved = run(score(parquet(directory, data, name + ".parquet"), "--save-state", str(path)))
+    assert saved.exit_code == 0, saved.stderr
     return str(path)
 
 
@@ -172,8 +179,8 @@ def many_classes(directory: Path) -> list[str]:
     return score(parquet(directory, table(probs_array(probs, pa.float64()), pa.array([0, 99_999, 5]))))
 
 
-def run(arguments: list[str], stdin: bytes | None = None):
-    return CliRunner().invoke(main, arguments, input=stdin)
+def run(arguments: list[str]):
+    return CliRunner().invoke(main, arguments)
 
 
 def written(name: str, write: Callable[[Path], None]) -> Callable[[Path], list[str]]:
@@ -190,7 +197,7 @@ def arrow_file(path: Path) -> None:
 
 CASES: list[Case] = [
     Case("truncated-parquet", "exit 3: the file cannot be opened as Parquet",
-         lambda d: score(truncated(parquet(d, table())), ), 3, ("{dir}/preds.parquet", "cannot open it as parquet")),
+         lambda d: score(truncated(parquet(d, table()))), 3, ("{dir}/preds.parquet", "cannot open it as parquet")),
     Case("truncated-arrow-file", "exit 3: the file cannot be opened as an Arrow IPC file",
          written("preds.arrow", lambda p: (arrow_file(p), truncated(str(p)))), 3,
          ("{dir}/preds.arrow", "cannot open it as ipc file")),
@@ -219,7 +226,7 @@ CASES: list[Case] = [
     Case("csv-text-in-a-number-column", "exit 3: the column must hold numbers, naming the file and the column",
          csv_file("p,label\n0.9,1\nabc,0\n0.2,0\n"), 3, ("{dir}/preds.csv", "'p'", "string")),
     *row_problem("lists-of-different-lengths", "exit 3: the row's list has the wrong length, naming file, row and "
-                 "column", with_probs(GOOD + [[0.5, 0.5]]), ("{dir}/preds.parquet", "row 3", "'probs'"), 1),
+                 "column", with_probs(GOOD + [[0.5, 0.5]]), at(3, "probs"), 1),
     Case("class-counts-differ-between-files", "exit 3: the file whose rows have another class count is named",
          directory_of(table(), table(probs_array([[0.5, 0.5]] * ROWS)).cast(table().schema.set(
              0, pa.field("probs", pa.list_(pa.float32(), 2))))), 3, ("{dir}/data/part-1.parquet", "'probs'")),
@@ -241,45 +248,36 @@ CASES: list[Case] = [
          directory_of(table(), table(label=pa.array(["a", "b", "c", "a"]))), 3,
          ("{dir}/data/part-0.parquet", "{dir}/data/part-1.parquet", "'label'")),
     *row_problem("null-list", "exit 3: a null prediction, naming file, row and column",
-                 with_probs(GOOD[:1] + [None] + GOOD[1:]), ("{dir}/preds.parquet", "row 1", "'probs'"), 1),
+                 with_probs(GOOD[:1] + [None] + GOOD[1:]), at(1, "probs"), 1),
     *row_problem("null-element", "exit 3: a null probability in a list, naming file, row and column",
-                 with_probs(GOOD + [[0.5, None, 0.5]]), ("{dir}/preds.parquet", "row 3", "'probs'"), 1),
+                 with_probs(GOOD + [[0.5, None, 0.5]]), at(3, "probs"), 1),
     *row_problem("null-label", "exit 3: a null label, naming file, row and column",
-                 lambda: table(label=pa.array([0, None, 2, 1], pa.int32())), ("{dir}/preds.parquet", "row 1",
-                                                                              "'label'"), 1),
+                 lambda: table(label=pa.array([0, None, 2, 1], pa.int32())), at(1, "label"), 1),
     *row_problem("null-weight", "exit 3: a null weight, naming file, row and column",
-                 with_weights([1.0, 1.0, None, 1.0]), ("{dir}/preds.parquet", "row 2", "'w'"), 1,
-                 arguments=("--weights", "w")),
+                 with_weights([1.0, 1.0, None, 1.0]), at(2, "w"), 1, ("--weights", "w")),
     *row_problem("nan-probability", "exit 3: a NaN probability, naming file, row, column and value",
-                 with_probs(GOOD + [[0.5, float("nan"), 0.5]]), ("{dir}/preds.parquet", "row 3", "'probs'", "nan"),
-                 1),
+                 with_probs(GOOD + [[0.5, float("nan"), 0.5]]), (*at(3, "probs"), "nan"), 1),
     *row_problem("infinite-probability", "exit 3: an infinite probability, naming file, row, column and value",
-                 with_probs(GOOD + [[0.5, float("inf"), 0.5]]), ("{dir}/preds.parquet", "row 3", "'probs'", "inf"),
-                 1),
+                 with_probs(GOOD + [[0.5, float("inf"), 0.5]]), (*at(3, "probs"), "inf"), 1),
     *row_problem("minus-infinite-probability", "exit 3: a -inf probability, naming file, row, column and value",
-                 with_probs([[0.5, float("-inf"), 0.5]] + GOOD), ("{dir}/preds.parquet", "row 0", "'probs'",
-                                                                 "-inf"), 1),
+                 with_probs([[0.5, float("-inf"), 0.5]] + GOOD), (*at(0, "probs"), "-inf"), 1),
     *row_problem("negative-probability", "exit 3: a negative probability, naming file, row, column and value",
-                 with_probs(GOOD + [[1.2, -0.2, 0.0]]), ("{dir}/preds.parquet", "row 3", "'probs'", "-0.2"), 1),
+                 with_probs(GOOD + [[1.2, -0.2, 0.0]]), (*at(3, "probs"), "-0.2"), 1),
     Case("rows-not-summing-to-one", "exit 0: scored as they are, counted in `unnormalized_rows`, and a warning",
          lambda d: score(parquet(d, with_probs(GOOD + [[0.5, 0.2, 0.1]])())), 0,
          ("1 rows have probabilities that do not sum to 1",), metrics={"rows": ROWS, "unnormalized_rows": 1}),
     *row_problem("label-out-of-range", "exit 3: a label past the last class, naming file, row, column and value",
-                 lambda: table(label=pa.array([0, 1, 3, 1], pa.int32())), ("{dir}/preds.parquet", "row 2",
-                                                                           "'label'", "3"), 1),
+                 lambda: table(label=pa.array([0, 1, 3, 1], pa.int32())), (*at(2, "label"), "3"), 1),
     *row_problem("negative-label", "exit 3: a negative label, naming file, row, column and value",
-                 lambda: table(label=pa.array([0, 1, 2, -1], pa.int32())), ("{dir}/preds.parquet", "row 3",
-                                                                            "'label'", "-1"), 1),
+                 lambda: table(label=pa.array([0, 1, 2, -1], pa.int32())), (*at(3, "label"), "-1"), 1),
     *row_problem("unknown-string-label", "exit 3: a label that is not a class name, naming file, row, column and "
                  "value", lambda: table(label=pa.array(["cat", "dog", "cow", "dog"])),
-                 ("{dir}/preds.parquet", "row 2", "'label'", "cow"), 1,
-                 arguments=("--class-names", "cat,dog,bird")),
+                 (*at(2, "label"), "cow"), 1, ("--class-names", "cat,dog,bird")),
     *row_problem("negative-weight", "exit 3: a negative weight, naming file, row, column and value",
-                 with_weights([1.0, -1.0, 1.0, 1.0]), ("{dir}/preds.parquet", "row 1", "'w'", "-1"), 1,
-                 arguments=("--weights", "w")),
+                 with_weights([1.0, -1.0, 1.0, 1.0]), (*at(1, "w"), "-1"), 1, ("--weights", "w")),
     *row_problem("nan-weight", "exit 3: a NaN weight, naming file, row, column and value",
-                 with_weights([1.0, 1.0, 1.0, float("nan")]), ("{dir}/preds.parquet", "row 3", "'w'", "nan"), 1,
-                 arguments=("--weights", "w")),
+                 with_weights([1.0, 1.0, 1.0, float("nan")]), (*at(3, "w"), "nan"), 1,
+                 ("--weights", "w")),
     Case("all-zero-weights", "exit 0: the rows counted, the weighted metrics null (no NaN)",
          lambda d: score(parquet(d, with_weights([0.0] * ROWS)()), "--weights", "w"), 0,
          metrics={"rows": ROWS, "weight": 0.0, "cross_entropy": None, "accuracy": None, "ece": None}),
@@ -290,7 +288,7 @@ CASES: list[Case] = [
     Case("100000-classes", "exit 0: scored (three rows of 10^5 classes)", many_classes, 0, metrics={"rows": 3}),
     Case("batches-of-one-row", "exit 0: the same counts with `--batch-size 1`",
          lambda d: score(parquet(d, table()), "--batch-size", "1"), 0, metrics={"rows": ROWS},
-         check=lambda d, report: same_as_one_file(table())(d, report)),
+         check=same_as_one_file(table())),
     Case("stream-cut-short-on-stdin", "exit 3: the Arrow stream on stdin cannot be read past its last whole batch",
          lambda d: score("-"), 3, ("<stdin>", "cannot read it after row 8"), stdin=cut_stream),
     Case("csv-ragged-line", "exit 3: the CSV cannot be read, naming the file and the line's columns",
