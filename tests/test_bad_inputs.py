@@ -238,6 +238,9 @@ CASES: list[Case] = [
          lambda d: score(parquet(d, table(), "a.parquet"),
                          parquet(d, table().drop_columns(["label"]), "b.parquet")), 3,
          ("{dir}/b.parquet", "no column named 'label'")),
+    Case("class-counts-differ-between-list-files", "exit 3: the file whose lists have another length is named, "
+         "with the row", directory_of(table(pa.array(GOOD + GOOD[:1])), table(pa.array([[0.5, 0.5]] * ROWS))), 3,
+         ("{dir}/data/part-1.parquet", "row 0, column 'probs'")),
     Case("labels-int32-and-int64", "exit 0: the files are read as int64 labels, the same report as one file",
          directory_of(table(), table(label=pa.array(LABELS, pa.int64()))), 0, metrics={"rows": 2 * ROWS},
          check=same_as_one_file(table(), table(label=pa.array(LABELS, pa.int64())))),
@@ -294,16 +297,17 @@ CASES: list[Case] = [
     Case("csv-ragged-line", "exit 3: the CSV cannot be read, naming the file and the line's columns",
          csv_file("p,label\n0.9,1\n0.2,0,7\n"), 3, ("{dir}/preds.csv", "Expected 2 columns, got 3")),
     Case("merge-states-of-another-layout", "exit 3: the states describe different problems",
-         wrong_layout_states, 3, ("binary.state", "cannot")),
-    Case("truncated-state", "exit 3: not an intact saved state", damaged_state(0.5), 3, ("run.state", "truncated")),
+         wrong_layout_states, 3, ("{dir}/binary.state", "cannot merge these results: num_classes differs")),
+    Case("truncated-state", "exit 3: not an intact saved state", damaged_state(0.5), 3,
+         ("{dir}/run.state", "truncated or corrupted streamdiv state")),
     Case("corrupted-state", "exit 3: its CRC-32 does not match: the bytes changed after they were written",
-         damaged_state(1.0), 3, ("run.state", "CRC-32")),
+         damaged_state(1.0), 3, ("{dir}/run.state", "its CRC-32 is")),
     Case("fail-if-unknown-metric", "exit 2: unknown metric, with the nearest name",
          lambda d: score(parquet(d, table()), "--fail-if", "cros_entropy > 1"), 2,
          ("cros_entropy", "did you mean 'cross_entropy'")),
     Case("logits-as-probabilities", "exit 3: values outside [0, 1], with the hint to pass them as `--logits`",
          lambda d: score(parquet(d, table(probs_array([[2.0, -1.0, 0.5]] * ROWS)))), 3,
-         ("{dir}/preds.parquet", "--logits")),
+         ("{dir}/preds.parquet", "These look like logits", "(--logits)")),
 ]
 
 
