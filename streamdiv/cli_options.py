@@ -18,11 +18,11 @@ from .accumulator import Accumulator
 from .checkpoint import Checkpointer
 from .conditions import Condition, breaches
 from .errors import StreamdivError
-from .evaluate import score_source
+from .evaluate import resolve_columns, score_source
 from .formats import FORMATS, render, write_atomically
 from .kernels.layout import CLASSIFICATION, GAUSSIAN
 from .metrics import BINNINGS, METRIC_NAMES, METRIC_SETS, parse_base
-from .plan import ColumnPlan, GaussianPlan, guess, resolve
+from .plan import ColumnPlan, GaussianPlan, guess
 from .progress import ProgressBar
 from .scan import scan_steps, write_steps
 from .sources import Source, open_source
@@ -142,8 +142,8 @@ def open_scoring(sources: tuple[str, ...] | str, options: dict[str, Any], source
             raise click.BadParameter(LOSS_NEEDS_LABELS, param_hint="--metrics")
         click.echo("streamdiv: no label column: scoring the predictions alone (prediction_entropy, "
                    "mean_confidence, the prediction distributions)", err=True)
-    plan = resolve(source.schema, by=list(options["by"]), time=options["time_column"],
-                   class_names=_split(options["class_names"]) if options["class_names"] else None, **columns)
+    plan = resolve_columns(source, by=list(options["by"]), time=options["time_column"],
+                           class_names=_split(options["class_names"]) if options["class_names"] else None, **columns)
     accumulator = Accumulator(class_names=plan.class_names, base=parse_base(options["base"]), bins=options["bins"],
                               binning=options["binning"], eps=options["eps"], renormalize=options["renormalize"],
                               on_invalid=options["on_invalid"], ignore_label=_label_value(options["ignore_label"]),

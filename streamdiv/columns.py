@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .kernels.status import (CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK,
                              UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET)
-from .errors import SchemaError
+from .errors import ColumnTypeError, SchemaError
 
 # A role's raw input: an Arrow array, a numpy array, or (wide layout) a sequence of per-class 1-D arrays.
 RawColumn = Any
@@ -77,7 +77,7 @@ def _float_numpy(values: pa.Array | np.ndarray, role: str) -> np.ndarray:
             values = values.dictionary_decode()
         kind = values.type
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind)):
-            raise SchemaError(f"{role} must hold numbers, but its values have type {kind}")
+            raise ColumnTypeError(f"{role} must hold numbers, but its values have type {kind}", role)
         if pa.types.is_float16(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
             values = values.cast(pa.float32() if pa.types.is_float16(kind) else pa.float64())
         if values.null_count:
@@ -147,7 +147,7 @@ def _list_matrix(array: pa.Array, role: str, expected_classes: int | None, statu
     n = len(array)
     kind = array.type
     if not pa.types.is_floating(kind.value_type) and not pa.types.is_integer(kind.value_type):
-        raise SchemaError(f"{role} must be a list of floats, but it is {kind}")
+        raise ColumnTypeError(f"{role} must be a list of floats, but it is {kind}", role)
     if pa.types.is_fixed_size_list(kind):
         width = kind.list_size
         values = _float_numpy(array.values.slice(array.offset * width, n * width), role)
@@ -227,7 +227,7 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
     if pa.types.is_boolean(kind):
         values = values.cast(pa.int8())
     elif not pa.types.is_integer(kind):
-        raise SchemaError(f"labels must be integers, booleans or strings, but they have type {kind}")
+        raise ColumnTypeError(f"labels must be integers, booleans or strings, but they have type {kind}", "labels")
     if nulls is not None:
         values = values.fill_null(0)
     return values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
@@ -40,7 +41,9 @@ class Condition:
             shown = ", ".join(name for name in names if "." not in name)
             if any("." in name for name in names):
                 shown += "; and METRIC.reference, METRIC.current, METRIC.change, METRIC.relative_change of each metric"
-            raise StreamdivError(f"unknown metric {metric!r} in {text!r}; the metrics are: {shown}")
+            close = difflib.get_close_matches(metric, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise StreamdivError(f"unknown metric {metric!r} in {text!r}{hint}; the metrics are: {shown}")
         try:
             threshold = float(number)
         except ValueError as error:

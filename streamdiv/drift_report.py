@@ -248,6 +248,9 @@ def drift(reference: Any, current: Any, *, smoothing: float = DEFAULT_SMOOTHING,
     With a saved reference, the current side is scored with its ``bins`` and ``binning`` unless they are
     given, so that the confidence histograms share their bins.
     """
+    from .evaluate import check_keywords  # evaluate's module imports the accumulator, as _scored_state says
+
+    check_keywords("drift", options)  # a misspelt keyword is named as drift()'s, not as evaluate()'s
     reference_state = saved_state(reference)
     if reference_state is not None:
         options = {"bins": reference_state.config.bins, "binning": reference_state.config.binning} | options

@@ -17,6 +17,22 @@ class SchemaError(StreamdivError):
     """The columns asked for do not exist, or have a type that cannot be scored."""
 
 
+class MissingColumnError(SchemaError):
+    """A column named is not in the source's schema (its first file's, for several files)."""
+
+
+class ColumnTypeError(SchemaError):
+    """A column holds values of a type its role (``probs``, ``labels``, ``weights``, ...) cannot take; ``role``
+    says which, so that the caller, who knows the column and the file, can name them."""
+
+    def __init__(self, message: str, role: str):
+        super().__init__(message, role)  # both in args: the error pickles (a Dask worker's reaches the caller)
+        self.role = role
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class IncompatibleStateError(StreamdivError):
     """Two accumulators (or saved states) that describe different problems cannot be merged."""
 

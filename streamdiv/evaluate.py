@@ -18,7 +18,7 @@ import numba
 
 from .accumulator import Accumulator, Location
 from .checkpoint import DEFAULT_EVERY, Checkpointer, DeferredInterrupts
-from .errors import StreamdivError
+from .errors import ColumnTypeError, MissingColumnError, SchemaError, StreamdivError
 from .kernels.layout import ROW_BLOCK
 from .plan import ColumnPlan, GaussianPlan, resolve
 from .report import Report
@@ -66,9 +66,9 @@ def open_scoring(source: Any, *, probs: str | Sequence[str] | None = None,
     if (time is None) == windowed:
         raise StreamdivError("time windows need both time= (the time column) and window= (a width such as '1d')")
     opened = open_source(source)
-    plan = resolve(opened.schema, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
-                   by=by, class_names=class_names, mean=mean, log_variance=log_variance, prior_mean=prior_mean,
-                   prior_log_variance=prior_log_variance, time=time)
+    plan = resolve_columns(opened, probs=probs, logits=logits, labels=labels, targets=targets, weights=weights,
+                           by=by, class_names=class_names, mean=mean, log_variance=log_variance,
+                           prior_mean=prior_mean, prior_log_variance=prior_log_variance, time=time)
     if accumulator is None:
         accumulator = Accumulator(class_names=plan.class_names, base=base, bins=bins, binning=binning, eps=eps,
                                   renormalize=renormalize, on_invalid=on_invalid, ignore_label=ignore_label,
@@ -228,11 +228,26 @@ def read_chunks(source: Source, plan: ColumnPlan | GaussianPlan, batch_size: int
     return _prefetched(chunks, PREFETCH_DEPTH)
 
 
+def resolve_columns(source: Source, **columns: Any) -> ColumnPlan | GaussianPlan:
+    """:func:`streamdiv.plan.resolve` against the source's schema (its first file's); a column missing there
+    is refused naming that file."""
+    try:
+        return resolve(source.schema, **columns)
+    except MissingColumnError as error:
+        raise MissingColumnError(f"{source.parts[0].name}: {error}") from None
+
+
 def add_chunk(accumulator: Accumulator, plan: ColumnPlan | GaussianPlan, chunk: Chunk) -> None:
     """Score one batch of a source into ``accumulator``; an error names the chunk's file, rows and columns."""
     inputs, group_columns = plan.extract(chunk.batch)
-    accumulator.add_batch(inputs, dict(zip(tuple(plan.by), group_columns)),
-                          Location(chunk.path, chunk.first_row, plan.column_names()), class_names=plan.class_names)
+    try:
+        accumulator.add_batch(inputs, dict(zip(tuple(plan.by), group_columns)),
+                              Location(chunk.path, chunk.first_row, plan.column_names()),
+                              class_names=plan.class_names)
+    except ColumnTypeError as error:  # raised where neither the file nor the column's name is known
+        role = "prediction" if error.role in ("probs", "logits") else error.role
+        column = plan.column_names().get(role, error.role)
+        raise SchemaError(f"{chunk.path}: column {column!r}: {error}") from None
 
 
 def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:

@@ -16,24 +16,30 @@ def unified_schema(path: str, dataset: ds.Dataset) -> pa.Schema:
     takes its first file's schema, and would cast a later file's float64 to float32 without a word.)"""
     fragments = list(dataset.get_fragments())
     schemas = [fragment.physical_schema for fragment in fragments]
-    try:
-        unified = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
-        raise SourceError(f"{path}: its files' columns do not agree: {error}") from error
     seen: dict[str, list[tuple[str, pa.DataType]]] = {}
     for fragment, schema in zip(fragments, schemas):
         for field in schema:
             seen.setdefault(field.name, []).append((fragment.path, field.type))
     for name, types in seen.items():
-        target = unified.field(name).type
-        if not all(_widens(kind, target) for _, kind in types):
+        target = _widest(name, [kind for _, kind in types])
+        if target is None or not all(_widens(kind, target) for _, kind in types):
             (where, kind), (other, other_kind) = types[0], next(item for item in types if item[1] != types[0][1])
             raise SourceError(f"{path}: column {name!r} is {kind} in {where} but {other_kind} in {other}, and no "
                               f"type holds both without loss: write the files with one type")
+    unified = pa.unify_schemas(schemas, promote_options="permissive")  # column by column, each unified above
     for field in dataset.schema:  # the hive partitions' columns
         if unified.get_field_index(field.name) < 0:
             unified = unified.append(field)
     return unified
+
+
+def _widest(name: str, kinds: list[pa.DataType]) -> pa.DataType | None:
+    """The type Arrow unifies ``kinds`` to, or None where it cannot (int32 and string)."""
+    try:
+        return pa.unify_schemas([pa.schema([(name, kind)]) for kind in kinds], promote_options="permissive") \
+            .field(name).type
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
 
 
 def _widens(source: pa.DataType, target: pa.DataType) -> bool:

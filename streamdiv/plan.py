@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from .errors import SchemaError
+from .errors import MissingColumnError, SchemaError
 from .windows import check_time_type
 
 
@@ -190,7 +190,7 @@ def resolve(schema: pa.Schema, *, probs: Any = None, logits: Any = None, labels:
 
 def _require(schema: pa.Schema, name: str) -> None:
     if schema.get_field_index(name) < 0:
-        raise SchemaError(f"no column named {name!r}; the columns are: {', '.join(schema.names)}")
+        raise MissingColumnError(f"no column named {name!r}; the columns are: {', '.join(schema.names)}")
 
 
 def _distribution(schema: pa.Schema, spec: Any, role: str) -> tuple[str | list[str], tuple[str, ...] | None]:
@@ -198,7 +198,8 @@ def _distribution(schema: pa.Schema, spec: Any, role: str) -> tuple[str | list[s
     if isinstance(spec, str) and any(ch in spec for ch in "*?["):
         matched = [name for name in schema.names if fnmatch.fnmatchcase(name, spec)]
         if not matched:
-            raise SchemaError(f"{role}={spec!r} matches no column; the columns are: {', '.join(schema.names)}")
+            raise MissingColumnError(f"{role}={spec!r} matches no column; the columns are: "
+                                     f"{', '.join(schema.names)}")
         return matched, _glob_class_names(spec, matched)
     if isinstance(spec, str):
         _require(schema, spec)

@@ -200,6 +200,12 @@ def test_sides_that_cannot_be_compared_are_refused():
         drift(four, four, probs="probs", labels="label", smoothing=-1)
 
 
+def test_a_misspelt_keyword_is_named_as_drifts():
+    four = _data(50, 1.0, 1)
+    with pytest.raises(TypeError, match=r"^drift\(\) got an unexpected keyword argument 'prob'; did you mean 'probs'\?"):
+        drift(four, four, prob="probs", labels="label")
+
+
 def test_fail_if_reads_drift_names():
     from streamdiv.conditions import Condition, breaches
     from streamdiv.drift_report import COMPARED_NAMES, DRIFT_NAMES
