@@ -328,6 +328,27 @@ def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
     assert _compiled_signatures() == warmed
 
 
+def wait_until_idle(pid: int, quiet_seconds: float = 1.0, timeout: float = 120.0) -> None:
+    """Return once process ``pid`` has used no CPU time for ``quiet_seconds`` (Linux: /proc/PID/stat)."""
+    import time
+
+    def cpu_ticks() -> int:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    deadline = time.monotonic() + timeout
+    last, quiet_since = cpu_ticks(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ticks()
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_seconds:
+            return
+    raise AssertionError(f"process {pid} kept busy for {timeout} s")
+
+
 def test_ctrl_c_exits_130_with_one_line(tmp_path):
     """An interrupted job exits with the shell's 130, not a breach's 1, and says so in one line."""
     import signal
@@ -343,7 +364,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
     writer = pa.ipc.new_stream(process.stdin, table.schema)
     writer.write_table(table)  # the stream stays open: the job waits for more
     process.stdin.flush()
-    time.sleep(3)
+    wait_until_idle(process.pid)  # started, scored what came, and waiting for more (not still importing)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
