@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 import pyarrow as pa
 
-from . import columns, state_format
+from . import columns, skip_reasons, state_format
 from .gaussian_columns import GaussianPrepared, prepare_gaussian
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
@@ -99,9 +99,9 @@ class Accumulator:
 
         Validation is fused into the one pass over the batch, so with ``on_invalid="error"`` the
         :class:`InvalidRowError` comes after the batch: its valid rows have been added and its invalid rows
-        counted in ``skipped_rows``, exactly as with ``"skip"``; the accumulator stays consistent.  Numpy
-        inputs of more than UPDATE_SLICE_ROWS rows are fed in slices of that many (the same bits), so that
-        the copies made while preparing them stay small."""
+        counted in ``skipped_rows`` (and by reason, ``report.skipped``), exactly as with ``"skip"``; the
+        accumulator stays consistent.  Numpy inputs of more than UPDATE_SLICE_ROWS rows are fed in slices of
+        that many (the same bits), so that the copies made while preparing them stay small."""
         inputs = {"probs": probs, "logits": logits, "labels": labels, "targets": targets, "weights": weights}
         gaussian = {"mean": mean, "log_variance": log_variance, "prior_mean": prior_mean,
                     "prior_log_variance": prior_log_variance}
@@ -135,8 +135,9 @@ class Accumulator:
                   class_names: Sequence[str] | None = None) -> Accumulator:
         """Add one batch of a source's columns (``inputs`` by role: probs, logits, labels, targets, weights;
         or mean, log_variance, prior_mean, prior_log_variance, weights; ``groups`` by group column name,
-        possibly empty), naming ``location``'s file, rows and columns in any error.  ``class_names`` are the names the source's columns give the classes, when the accumulator
-        has none of its own.  This is the one entry of ``evaluate`` and the command line."""
+        possibly empty), naming ``location``'s file, rows and columns in any error.  ``class_names`` are the
+        names the source's columns give the classes, when the accumulator has none of its own.  This is the one
+        entry of ``evaluate`` and the command line."""
         return self.update_prepared(*self._prepare(inputs, groups, class_names), location)
 
     def _prepare(self, inputs: Mapping[str, Any], groups: Mapping[str, Any] | None,
@@ -188,7 +189,10 @@ class Accumulator:
                              group_names=group_names, label_free=prepared.label_free)
         group_ids = state.group_ids(keys)
         row_groups = group_ids[inverse] if inverse is not None else np.zeros(0, dtype=np.int64)
+        skipped_before = skip_reasons.skipped_total(state)
         _run_kernel(state, prepared, row_groups, self._lanes_for(state, len(prepared.status)))
+        skip_reasons.count_reasons(state, prepared.status, row_groups, skipped_before)
+        state.rows_read += len(prepared.status)
         if not isinstance(prepared, GaussianPrepared):
             self._predictions = _combined(self._predictions, "logits" if prepared.is_logits else "probs")
         if self.on_invalid == "error":
@@ -220,8 +224,7 @@ class Accumulator:
         return self
 
     def __add__(self, other: Accumulator) -> Accumulator:
-        result = self.copy()
-        return result.merge(other)
+        return self.copy().merge(other)
 
     def copy(self) -> Accumulator:
         clone = Accumulator.__new__(Accumulator)
@@ -329,7 +332,6 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
     what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):
         driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
-    state.rows_read += len(prepared.status)
 
 
 def _run_gaussian_kernel(state: State, prepared: GaussianPrepared, row_groups: np.ndarray,
@@ -348,7 +350,6 @@ def _run_gaussian_kernel(state: State, prepared: GaussianPrepared, row_groups: n
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.mean.dtype.str),
                                f"gaussian kl, {prepared.mean.dtype} mean and log variance"):
         driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
-    state.rows_read += len(prepared.status)
 
 
 _EMPTY_LABELS = columns.readonly(np.zeros(0, dtype=np.int64))

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .metrics import METRICS, UNITS, computed_metrics
 from .kernels.layout import GAUSSIAN
 from .report import Report
+from .skip_reasons import skipped_words
 
 FORMATS = ("table", "json", "csv", "prometheus", "html")
 GROUP_COLUMNS = ("rows", "cross_entropy", "kl_divergence", "accuracy", "brier", "ece", "infinite_rows", "gaussian_kl")
@@ -57,8 +58,9 @@ def _aligned(rows: list[list[str]], right_from: int = 1) -> str:
 
 
 def table(report: Report) -> str:
-    """Metric, value and unit, one metric a line; then one line per group with the key metrics.  Metrics
-    outside the report's metric set are left out (JSON keeps them, as null)."""
+    """Metric, value and unit, one metric a line, and a line on the skipped rows by reason when rows were
+    skipped; then one line per group with the key metrics.  Metrics outside the report's metric set are left out
+    (JSON keeps them, as null)."""
     unit = report.units
     computed = computed_metrics(report.config.metrics, report.config.kind, report.config.label_free)
     rows = [["metric", "value", "unit"]]
@@ -71,6 +73,9 @@ def table(report: Report) -> str:
         kind = {"information": unit, "count": "rows"}.get(metric.kind, "")
         rows.append([metric.name, _number(value), kind])
     text = _aligned(rows)
+    skipped = skipped_words(report.metrics["skipped_rows"], report.skipped)
+    if skipped:
+        text += "\n" + skipped
     if report.groups:
         columns = list(LABEL_FREE_GROUP_COLUMNS) if report.config.label_free else [
             name for name in GROUP_COLUMNS if name in computed
@@ -143,7 +148,8 @@ def _csv_value(value: Any) -> str:
 
 
 def prometheus(report: Report) -> str:
-    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out).
+    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out);
+    ``streamdiv_skipped_rows`` also once per reason with skipped rows, labelled ``reason="<its key>"``.
     A windowed report writes its latest window alone, each sample labelled ``window="<its start>"``: a
     scrape shows the model now, not the average of every window in the file."""
     labels: dict[str, Any] = {}
@@ -158,6 +164,10 @@ def prometheus(report: Report) -> str:
         name = "streamdiv_" + metric.name + _prometheus_suffix(metric.kind, report.units)
         samples = [(labels, report.metrics[metric.name])]
         samples += [(labels | group["group"], group["metrics"][metric.name]) for group in report.groups]
+        if metric.name == "skipped_rows":
+            samples += _by_reason(labels, report.skipped)
+            samples += [sample for group in report.groups for sample in _by_reason(labels | group["group"],
+                                                                                  group["skipped"])]
         samples = [(where, value) for where, value in samples if value is not None]
         if not samples:
             continue
@@ -174,6 +184,10 @@ def prometheus(report: Report) -> str:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
         lines += [_sample(name, where, value) for where, value in samples]
     return "\n".join(lines) + "\n"
+
+
+def _by_reason(labels: dict[str, Any], skipped: dict[str, int] | None) -> list[tuple[dict[str, Any], int]]:
+    return [(labels | {"reason": reason}, rows) for reason, rows in (skipped or {}).items()]
 
 
 def _sample(name: str, labels: dict[str, Any], value: float) -> str:

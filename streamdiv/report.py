@@ -13,6 +13,7 @@ from .calibration import ClassBins, class_bins, classwise_ece_per_class
 from .distributions import report_distributions
 from .errors import StreamdivError
 from .metrics import UNITS, compute_metrics, computed_metrics
+from .skip_reasons import skipped_by_reason
 from .totals import Totals, Value, group_totals
 from .state import Config, State, group_order, regrouped
 from .windows import WINDOW_KEY, start_seconds
@@ -25,11 +26,15 @@ if TYPE_CHECKING:
 class Report:
     """Metrics of one scored stream.
 
-    ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys), ``groups`` one
-    ``{"group": {column: value}, "metrics": {...}}`` per group when the run was grouped, ``calibration`` the
-    overall reliability table (empty for the predictions alone; each bin's edges: k/M with binning="uniform",
-    equal-weight cuts of the fine histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be from
-    that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
+    ``metrics`` holds the overall values (see :data:`streamdiv.metrics.METRICS` for the keys); ``skipped`` the
+    invalid rows skipped (``on_invalid="skip"``) by reason, ``{reason: rows}`` for the reasons with rows only,
+    whose counts add up to ``metrics["skipped_rows"]`` (the reasons are :data:`streamdiv.kernels.status.REASONS`,
+    such as ``null_label`` or ``prediction_out_of_range``; None when part of a state saved by a streamdiv before
+    them skipped rows, whose reasons are unknown); ``groups`` one ``{"group": {column: value}, "metrics": {...},
+    "skipped": {...}}`` per group when the run was grouped; ``calibration`` the overall reliability table
+    (empty for the predictions alone; each bin's edges: k/M with binning="uniform", equal-weight cuts of the
+    fine histogram with "quantile"), ``calibration_bound`` a bound on how far the quantile bins' ECE can be
+    from that of the exact equal-mass bins (0.0 for uniform bins, None without calibration), ``classes`` one entry
     per class with class-wise calibration on (the positive class alone for one binary column): its name,
     ``ece``, ``mean_prediction``, ``observed_frequency``, ``calibration_ratio`` (mean prediction / observed
     frequency) and its own reliability table over bins of q_k; ``distributions`` the shares of the predicted
@@ -49,6 +54,7 @@ class Report:
         overall = group_totals(state)
         kind, label_free = state.config.kind, state.config.label_free
         self.metrics: dict[str, Value] = state_metrics(overall, state.config, base)
+        self.skipped: dict[str, int] | None = skipped_by_reason(overall.counts, state.config.absent_slots)
         self.distributions: dict[str, Any] | None = report_distributions(overall)
         calibrated = state.config.metrics == "all" and kind != GAUSSIAN and not label_free
         self.calibration: list[dict[str, Value]] = _reliability_table(overall) if calibrated else []
@@ -61,6 +67,7 @@ class Report:
                 totals = group_totals(state, g)
                 self.groups.append({"group": dict(zip(state.config.group_names, key)),
                                     "metrics": state_metrics(totals, state.config, base),
+                                    "skipped": skipped_by_reason(totals.counts, state.config.absent_slots),
                                     "distributions": report_distributions(totals)})
         self.warnings: list[str] = [message for message in (double_softmax_warning(self.metrics, predictions),)
                                     if message is not None]
@@ -103,7 +110,8 @@ class Report:
         return int(m["rows"]) + int(m["skipped_rows"]) + int(m["ignored_rows"])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data; infinities become the string "inf" (strict JSON has no Infinity)."""
+        """Plain JSON-able data; infinities become the string "inf" (strict JSON has no Infinity).
+        ``skipped_by_reason`` is ``skipped``, overall and in each group."""
         config = self.config
         layout: dict[str, Any] = {"kind": GAUSSIAN, "dimensions": config.dimensions} if config.kind == GAUSSIAN else {
             "kind": "binary" if config.binary else "multiclass",
@@ -122,6 +130,7 @@ class Report:
             "layout": layout,
             "rows_read": self.rows_read,
             "metrics": _json_values(self.metrics),
+            "skipped_by_reason": self.skipped,
             "calibration": [_json_values(row) for row in self.calibration],
             "calibration_bound": _json_value(self.calibration_bound),
             "classes": [_json_class(entry) for entry in self.classes],
@@ -132,7 +141,8 @@ class Report:
         if config.group_names:
             result["by"] = list(config.group_names)
             result["groups"] = [{"group": g["group"], "metrics": _json_values(g["metrics"]),
-                                 "distributions": g["distributions"]} for g in self.groups]
+                                 "skipped_by_reason": g["skipped"], "distributions": g["distributions"]}
+                                for g in self.groups]
         return result
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -5,7 +5,8 @@ partial of the block still being filled (see ``ROW_BLOCK``), carried from batch 
 bits do not depend on where batches were cut.  Readers see the two folded together.
 
 A group's slots, by position (:func:`layout_description` names them; a saved state records and checks it):
-``counts[g]`` holds the count slots ``rows`` ... ``clipped`` then one count per calibration bin; ``sums[g]``
+``counts[g]`` holds the count slots ``rows`` ... ``double_softmax``, ``skipped.<reason>`` for each reason a row
+is skipped for (:mod:`streamdiv.skip_reasons`), then one count per calibration bin; ``sums[g]``
 holds the sum slots ``weight`` ... ``brier``, then six sums per bin (``bin.weight`` ...
 ``bin.weight_squares``), then the per-class sums and the class-wise bins (kernels.layout).  The bins are the report's (binning="uniform") or the
 fine histogram that the report regroups (binning="quantile": ``layout.FINE_BINS`` of them).

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import make_soft
+from row_accounting import assert_rows_add_up
 from state_bytes import header_of, legacy
 
 import streamdiv
@@ -51,6 +52,7 @@ def _score(inputs: dict, batch: int) -> streamdiv.Accumulator:
     accumulator = streamdiv.Accumulator(on_invalid="skip")
     for start in range(0, N, batch):
         accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
+    assert_rows_add_up(accumulator.report(), N)
     return accumulator
 
 
@@ -87,6 +89,7 @@ def test_rows_without_weights_give_the_bits_of_unit_weights(layout):
     weighted = streamdiv.Accumulator(on_invalid="skip").update(**{k: v[rows] for k, v in inputs.items()},
                                                                weights=weights[rows])
     assert mixed.to_bytes() == weighted.to_bytes()
+    assert_rows_add_up(mixed.report(), 13378)
 
 
 UNGROUPED = {
@@ -136,6 +139,7 @@ def test_runs_of_one_group_give_the_bits_of_mixed_rows(layout, metrics):
             one.update(**{name: value[start: start + batch] for name, value in mixed.items()})
             other.update(**{name: value[start: start + batch] for name, value in runs.items()})
         assert one.to_bytes() == other.to_bytes(), batch
+        assert_rows_add_up(one.report(), N)
 
 
 @pytest.mark.parametrize("layout", list(INPUTS))
@@ -163,6 +167,7 @@ def test_a_state_saved_inside_a_block_resumes_bit_for_bit():
     resumed = streamdiv.Accumulator.from_bytes(first.to_bytes(), on_invalid="skip")
     resumed.update(**{k: v[cut:] for k, v in inputs.items()})
     assert resumed.to_bytes() == _score(inputs, N).to_bytes()
+    assert_rows_add_up(resumed.report(), N)
 
 
 def test_merge_closes_the_open_blocks_and_adds_the_rows():
@@ -201,13 +206,15 @@ def test_version_1_states_are_still_read():
     version_1 = legacy(header, counts.astype("<i8").tobytes() + sums.astype("<f8").tobytes(), version=1)
     restored = streamdiv.Accumulator.from_bytes(version_1)
     lacking = {"class.prediction_mass", "class.target_squares", "class.predicted_class", "bin.weight_squares",
-               "double_softmax"}
+               "double_softmax"} | {slot.name for slot in layout.SKIP_REASON_SLOTS}
     assert set(restored._state.config.absent_slots) == lacking
     expected = accumulator.report().to_dict()
     for metric in streamdiv.METRICS:
         if lacking & set(metric.reads):
             expected["metrics"][metric.name] = None
     expected["distributions"] |= {"predicted_class": None, "mean_prediction": None}  # their slots are absent
+    assert expected["metrics"]["skipped_rows"] > 0
+    expected["skipped_by_reason"] = None  # the rows it skipped, of reasons it did not record
     assert restored.report().to_dict() == expected
     assert restored.rows == accumulator.rows == restored._state.rows_read
 
@@ -279,6 +286,7 @@ def test_wide_rows_scored_on_threads_give_the_bits_of_one_thread(layout, monkeyp
     monkeypatch.setattr(driver, "scoring_threads", lambda: 1)
     reference = score(n)
     assert streamdiv.Accumulator.from_bytes(reference).report().metrics["skipped_rows"] > 20  # the bad rows
+    assert_rows_add_up(streamdiv.Accumulator.from_bytes(reference).report(), n)
     for threads in (2, 3, 7):
         monkeypatch.setattr(driver, "scoring_threads", lambda: threads)
         for batch in (n, 1000, 901, 333):  # 901 x 300 values and more are scored in parallel

@@ -9,6 +9,7 @@ import numba
 import numpy as np
 import pytest
 import reference
+from row_accounting import assert_rows_add_up
 from click.testing import CliRunner
 
 import streamdiv
@@ -148,6 +149,7 @@ def test_prior_kl_against_the_definition_and_zero_at_the_base_rates():
     never /= never.sum(axis=1, keepdims=True)
     skipped = streamdiv.Accumulator(on_invalid="skip", eps=1e-9).update(probs=never, labels=labels).report()
     assert skipped.metrics["prior_kl"] == math.inf  # class 5 occurs and is never predicted
+    assert_rows_add_up(skipped, len(labels))
 
 
 def test_binary_calibration_ratio_and_prior():

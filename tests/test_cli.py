@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import make_hard
+from row_accounting import assert_rows_add_up
 from prometheus_client.parser import text_string_to_metric_families
 
 import streamdiv
@@ -151,6 +152,7 @@ def test_usage_and_data_errors(preds, tmp_path):
     skipped = invoke("score", tmp_path / "bad.parquet", "--probs", "probs", "--labels", "label",
                      "--on-invalid", "skip", "--format", "json")
     assert json.loads(skipped.stdout)["metrics"]["skipped_rows"] == 1
+    assert assert_rows_add_up(json.loads(skipped.stdout), 3000) == {"label_out_of_range": 1}
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -314,7 +316,8 @@ def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
                      | {f"c{k}": probs[:, k].astype(np.float16) for k in range(4)})
     streamdiv.evaluate(table.slice(3), probs="p16", labels="y8", weights="w32", by=["g1", "g2"])
     streamdiv.evaluate(table, probs="p32", targets="t16", weights="wi", metrics="loss")
-    streamdiv.evaluate(table, probs="c*", labels="names", class_names=list("0123"), on_invalid="skip")
+    skipped = streamdiv.evaluate(table, probs="c*", labels="names", class_names=list("0123"), on_invalid="skip")
+    assert_rows_add_up(skipped, len(table))
     streamdiv.evaluate(table, probs="b16", labels="bool", eps=1e-3)
     streamdiv.evaluate(table, probs="b16", targets="b16", renormalize=True)
     streamdiv.evaluate(table, probs="p16", weights="wi", by="g2")  # the predictions alone

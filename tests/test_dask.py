@@ -27,6 +27,7 @@ from distributed import Client, LocalCluster
 
 import streamdiv
 import streamdiv.dask as streamdiv_dask
+from row_accounting import assert_rows_add_up
 from streamdiv.cli import main
 
 REL = 1e-15  # a merge of states equals one pass to this (README: the Accumulator)
@@ -155,7 +156,10 @@ def test_paths_give_the_report_of_one_pass(client, files, case, partitions):
     paths, per_task = _paths(files, partitions)
     want = streamdiv.evaluate(paths, **CASES[case])
     assert _score_tasks(streamdiv_dask.delayed_state(paths, row_groups_per_task=per_task, **CASES[case])) == partitions
-    assert_same_report(streamdiv_dask.evaluate(paths, row_groups_per_task=per_task, **CASES[case]), want)
+    got = streamdiv_dask.evaluate(paths, row_groups_per_task=per_task, **CASES[case])
+    assert_same_report(got, want)
+    if CASES[case].get("on_invalid") == "skip":
+        assert_rows_add_up(got, ROWS)
 
 
 @pytest.mark.parametrize(("case", "partitions"), _matrix())
@@ -297,6 +301,7 @@ def test_the_command_line_scores_on_a_local_cluster(files):
     assert run.returncode == 0, run.stderr
     assert "streamdiv: scoring on Dask at tcp://127.0.0.1:" in run.stderr
     _assert_close(json.loads(run.stdout), json.loads(one_pass.stdout), "json")
+    assert_rows_add_up(json.loads(run.stdout), ROWS)
     bad = subprocess.run([sys.executable, "-m", "streamdiv", "score", path, "--probs", "one_bad", "--labels", "label",
                           "--dask", "local:2"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 3  # bad data, in one paragraph: the workers' own log of the error is silenced

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from reference import gaussian_kl_row_mpmath, gaussian_kl_rows
+from row_accounting import assert_rows_add_up
 
 import streamdiv
 from streamdiv.cli import main
@@ -266,8 +267,10 @@ def test_bad_values_name_file_row_column_and_value(tmp_path, role, value, reason
         streamdiv.evaluate(str(path), **arguments)
     assert (caught.value.path, caught.value.row, caught.value.column) == (str(path), 4, names[role])
     assert caught.value.value[1] != caught.value.value[1] or abs(caught.value.value[1]) == math.inf
-    skipped = streamdiv.evaluate(str(path), **arguments, on_invalid="skip").metrics
+    report = streamdiv.evaluate(str(path), **arguments, on_invalid="skip")
+    skipped = report.metrics
     assert (skipped["rows"], skipped["skipped_rows"]) == (5, 1)
+    assert assert_rows_add_up(report, 6) == {f"{role}_not_finite": 1}
     good = {r: np.delete(v, 4, axis=0) for r, v in columns.items()}
     assert skipped["gaussian_kl"] == pytest.approx(gaussian_kl_rows(**good).mean(), rel=1e-14)
 
@@ -281,8 +284,9 @@ def test_ragged_and_null_rows_are_refused_naming_the_column():
     with pytest.raises(InvalidRowError, match="is null") as caught:
         streamdiv.evaluate(table.slice(0, 2), mean="mu", log_variance="lv")
     assert (caught.value.row, caught.value.column) == (1, "lv")
-    skipped = streamdiv.evaluate(table, mean="mu", log_variance="lv", on_invalid="skip").metrics
-    assert (skipped["rows"], skipped["skipped_rows"]) == (2, 2)
+    report = streamdiv.evaluate(table, mean="mu", log_variance="lv", on_invalid="skip")
+    assert (report.metrics["rows"], report.metrics["skipped_rows"]) == (2, 2)
+    assert assert_rows_add_up(report, 4) == {"null_log_variance": 1, "wrong_length_mean": 1}
 
 
 def test_dimensions_that_disagree_are_refused_naming_the_columns():

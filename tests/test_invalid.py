@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import streamdiv
+from row_accounting import assert_rows_add_up
 
 GOOD = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.2, 0.2, 0.6]])
 LABELS = np.array([0, 1, 2, 2])
@@ -18,7 +19,9 @@ LABELS = np.array([0, 1, 2, 2])
 
 def accumulate(on_invalid="skip", **kwargs):
     options = {key: kwargs.pop(key) for key in ("eps", "renormalize", "ignore_label") if key in kwargs}
-    return streamdiv.Accumulator(on_invalid=on_invalid, **options).update(**kwargs).report()
+    report = streamdiv.Accumulator(on_invalid=on_invalid, **options).update(**kwargs).report()
+    assert_rows_add_up(report, len(kwargs["probs"] if "probs" in kwargs else kwargs["logits"]))
+    return report
 
 
 def good_rows(mask):
@@ -86,7 +89,7 @@ def test_error_names_file_row_column_and_value(tmp_path):
     assert str(path) in str(error) and "row 1234" in str(error) and "'scores'" in str(error)
     assert "on_invalid='skip'" in str(error)
     skipped = streamdiv.evaluate(path, probs="scores", labels="y", on_invalid="skip", batch_size=100)
-    assert skipped.metrics["skipped_rows"] == 1 and skipped.rows_read == 2000
+    assert skipped.metrics["skipped_rows"] == 1 and assert_rows_add_up(skipped, 2000) == {"prediction_out_of_range": 1}
 
 
 def test_null_list_rows_do_not_misalign_labels():
@@ -129,7 +132,8 @@ def test_unknown_string_label():
     table = pa.table({"p_a": GOOD[:, 0], "p_b": GOOD[:, 1], "p_c": GOOD[:, 2], "y": ["a", "b", "zebra", "c"]})
     with pytest.raises(streamdiv.InvalidRowError, match="'zebra' is not one of the class names"):
         streamdiv.evaluate(table, probs="p_*", labels="y")
-    assert streamdiv.evaluate(table, probs="p_*", labels="y", on_invalid="skip").metrics["skipped_rows"] == 1
+    skipped = streamdiv.evaluate(table, probs="p_*", labels="y", on_invalid="skip")
+    assert skipped.metrics["skipped_rows"] == 1 and assert_rows_add_up(skipped, 4) == {"unknown_label": 1}
 
 
 def test_ignore_label_is_counted_apart():

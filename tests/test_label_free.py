@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from row_accounting import assert_rows_add_up
 from strategies import HARD_KINDS, batch_cuts, problems
 
 import reference
@@ -213,6 +214,8 @@ def test_invalid_rows_are_counted_and_named():
     report = streamdiv.Accumulator(on_invalid="skip").update(probs=probs, weights=weights).report()
     assert (report.metrics["rows"], report.metrics["skipped_rows"], report.metrics["ignored_rows"]) == (97, 3, 0)
     assert report.rows_read == 100
+    assert assert_rows_add_up(report, 100) == {"prediction_nan": 1, "prediction_out_of_range": 1,
+                                               "weight_negative_or_nan": 1}
     with pytest.raises(InvalidRowError, match=r"row 3, column 'prediction': the value .* holds NaN"):
         streamdiv.Accumulator().update(probs=probs)
     logits = LOGITS[:10].copy()
@@ -220,9 +223,11 @@ def test_invalid_rows_are_counted_and_named():
     logits[5, 3] = np.inf
     report = streamdiv.Accumulator(on_invalid="skip").update(logits=logits).report()
     assert (report.metrics["rows"], report.metrics["skipped_rows"]) == (8, 2)
+    assert assert_rows_add_up(report, 10) == {"logit_nan_or_positive_infinity": 1, "logits_all_negative_infinity": 1}
     nulls = pa.array([0.2, None, 0.9, 1.2])
     report = streamdiv.Accumulator(on_invalid="skip").update(probs=nulls).report()
     assert (report.metrics["rows"], report.metrics["skipped_rows"]) == (2, 2)
+    assert assert_rows_add_up(report, 4) == {"null_prediction": 1, "prediction_out_of_range": 1}
 
 
 def test_a_label_free_state_round_trips_and_merges_with_label_free_states_only():

@@ -6,6 +6,7 @@ import numpy as np
 
 import streamdiv
 from streamdiv.kernels import layout
+from streamdiv.kernels.status import REASONS
 from streamdiv.metrics import GAUSSIAN_METRICS, METRIC_SETS, METRICS
 
 
@@ -30,13 +31,18 @@ def test_every_slot_a_metric_reads_is_in_the_layout_and_only_the_brier_terms_are
     assert read <= names
     # The counts are the report's calibration tables'; the two others are the top-label bins' within-bin
     # terms, which no metric reports (the Brier decomposition is over the class-wise bins); the predicted-class
-    # weights are the report's distributions (streamdiv.distributions), not a metric's.
+    # weights are the report's distributions (streamdiv.distributions), not a metric's; the skipped rows by
+    # reason are report.skipped (streamdiv.skip_reasons).
+    reasons = {slot.name for slot in layout.SKIP_REASON_SLOTS}
     assert names - read == {"bin.count", "class_bin.count", "bin.confidence_squares", "bin.confidence_observed",
-                            "class.predicted_class"}
+                            "class.predicted_class"} | reasons
 
 
 def test_positions_follow_the_table_and_size_the_state():
-    assert [layout.ROWS, layout.SKIPPED, layout.DOUBLE_SOFTMAX] == [0, 1, len(layout.COUNT_SLOTS) - 1]
+    assert [layout.ROWS, layout.SKIPPED] == [0, 1]
+    reasons = [slot.name for slot in layout.COUNT_SLOTS[layout.DOUBLE_SOFTMAX + 1:]]
+    assert reasons == [f"skipped.{key}" for key in REASONS.values()]  # the last count slots, in code order
+    assert layout.SKIPPED_BY_REASON == layout.DOUBLE_SOFTMAX + 1 == len(layout.COUNT_SLOTS) - len(REASONS)
     assert layout.BRIER == len(layout.SUM_SLOTS) - 1
     shape = layout.Layout(bins=4, classes=3, classwise_classes=3, class_bins=4)
     probabilities = np.array([[0.5, 0.25, 0.25]] * 5)

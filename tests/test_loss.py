@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_hard, make_soft
+from row_accounting import assert_rows_add_up
 
 import streamdiv
 from streamdiv import accumulator as accumulator_module
@@ -53,6 +54,7 @@ def _score(inputs: dict, metrics: str, batch: int, **options) -> streamdiv.Accum
     n = len(next(iter(inputs.values())))
     for start in range(0, n, batch):
         accumulator.update(**{name: value[start: start + batch] for name, value in inputs.items()})
+    assert_rows_add_up(accumulator.report(), n)
     return accumulator
 
 

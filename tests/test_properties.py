@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from row_accounting import assert_rows_add_up
 from strategies import HARD_KINDS, Problem, batch_cuts, problems
 
 import streamdiv
@@ -67,6 +68,7 @@ def test_rows_read_are_evaluated_plus_skipped_plus_ignored(problem: Problem, dat
     report = accumulator.report()
     m = report.metrics
     assert accumulator.rows == report.rows_read == problem.n
+    assert_rows_add_up(report, problem.n)
     assert (m["rows"], m["skipped_rows"], m["ignored_rows"]) == (
         int(problem.valid.sum()), int(problem.bad.sum()), int(problem.ignored.sum()))
     if problem.groups is not None:

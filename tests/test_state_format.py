@@ -107,7 +107,7 @@ def _swap(names: list[str], first: str, second: str) -> None:
     (lambda layout: layout["per_bin_sum_slots"].__setitem__(1, "bin.top_confidence"),
      "per-bin sum slots differ: .* slot 1: 'bin.top_confidence' in the file, 'bin.confidence' here"),
     (lambda layout: layout["count_slots"].extend(["double_softmax", "nan_rows"]),
-     "count slots differ: the file has 9 .* slot 8: 'nan_rows' in the file, nothing here"),
+     "count slots differ: the file has 9 .* slot 8: 'nan_rows' in the file, 'skipped.null_prediction' here"),
     (lambda layout: layout["per_class_sum_slots"].__setitem__(0, "class.label_mass"),
      "per-class sum slots differ: .* slot 0: 'class.label_mass' in the file, 'class.target_mass' here"),
     (lambda layout: layout.update(per_group_sketch=["t_digest"]),

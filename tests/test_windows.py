@@ -18,6 +18,7 @@ from streamdiv.formats import render
 from streamdiv.windows import Window
 
 from conftest import make_hard
+from row_accounting import assert_rows_add_up
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 11, 27, 13, 0, tzinfo=UTC)  # a Friday afternoon
@@ -178,6 +179,8 @@ def test_a_null_time_is_an_invalid_row():
     assert report.metrics["skipped_rows"] == 7 and report.metrics["rows"] == 2993
     assert report.rows_read == 3000
     assert report.groups[-1]["group"]["window"] is None  # the null times' group comes last
+    assert assert_rows_add_up(report, 3000) == {"null_time": 7}
+    assert report.groups[-1]["skipped"] == {"null_time": 7}
 
 
 def test_time_columns_of_other_types_and_bad_widths_are_refused():

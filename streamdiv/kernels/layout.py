@@ -3,7 +3,8 @@ and the metric sets that fill it.  Every offset into the state's arrays is compu
 
 One group's state is two rows:
 
-* ``counts[g, :]`` (int64): the COUNT_SLOTS, then one row count per calibration bin;
+* ``counts[g, :]`` (int64): the COUNT_SLOTS (the row counts, then one count of skipped rows per reason a row
+  is skipped for, ``skipped.<reason>``), then one row count per calibration bin;
 * ``counts[g, :]`` continues, with class-wise calibration on, with one row count per class-wise bin
   (class k's bin b at ``class_bin_count_slot(n_bins, n_class_bins, k, b)``);
 * ``sums[g, :, 0:2]`` (float64 sum and Neumaier compensation): the SUM_SLOTS, then the BIN_FIELDS of each
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from .status import PROBLEMS, REASONS
 
 ALL, LOSS = "all", "loss"
 GAUSSIAN = "gaussian"  # the metric set of the Gaussian kind, whatever metric set was asked for
@@ -75,6 +78,10 @@ COUNT_SLOTS: tuple[Slot, ...] = (
           "largest is at most e times their smallest, or logits all in [0, 1] that sum to 1 within the tolerance "
           "(the full metric set: the loss pass stays one range check, one sum and one log a row)", loss=False,
           label_free=True),
+    # One count per reason a row was skipped for (status.REASONS): filled from the rows' final status codes
+    # after the kernels ran (streamdiv.skip_reasons), so every kernel stays as it is; they add up to skipped.
+    *(_slot(f"skipped.{key}", f"invalid rows skipped: {' '.join(PROBLEMS[code])}",
+            gaussian=True, label_free=True) for code, key in REASONS.items()),
 )
 SUM_SLOTS: tuple[Slot, ...] = (
     _slot("weight", "sum w", gaussian=True, label_free=True),
@@ -149,6 +156,8 @@ INFINITE_REVERSE = _position(COUNT_SLOTS, "infinite_reverse")
 UNNORMALIZED = _position(COUNT_SLOTS, "unnormalized")
 CLIPPED = _position(COUNT_SLOTS, "clipped")
 DOUBLE_SOFTMAX = _position(COUNT_SLOTS, "double_softmax")
+SKIP_REASON_SLOTS = COUNT_SLOTS[DOUBLE_SOFTMAX + 1:]  # reason i of status.REASONS at SKIPPED_BY_REASON + i
+SKIPPED_BY_REASON = _position(COUNT_SLOTS, SKIP_REASON_SLOTS[0].name)
 
 N_SUMS = np.int64(len(SUM_SLOTS))
 WEIGHT = _position(SUM_SLOTS, "weight")

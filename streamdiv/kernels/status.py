@@ -2,6 +2,8 @@
 
 Codes below CODE_IGNORED are set by the columns layer before the kernels run (what the kernels cannot see:
 nulls, unknown label names, lists of the wrong length); the kernels set the codes from PREDICTION_NAN on.
+Each code of an invalid row is a reason a row is skipped, named by REASONS with its constant's name in lower
+case (``NULL_LABEL``: ``null_label``).
 """
 
 from __future__ import annotations
@@ -70,3 +72,11 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     PRIOR_MEAN_NOT_FINITE: ("prior_mean", "holds NaN or an infinity (or a null inside the list)"),
     PRIOR_LOG_VARIANCE_NOT_FINITE: ("prior_log_variance", "holds NaN or an infinity (or a null inside the list)"),
 }
+
+# The key of each reason a row is skipped for: its code's constant name in lower case, in order of code.  The
+# keys name the state's slots (``skipped.null_label``, kernels.layout) and the report's ``skipped``, so
+# renaming a constant renames what saved states and JSON output call it.
+REASONS: dict[int, str] = {code: name.lower() for code, name in
+                           sorted((code, name) for name, code in list(globals().items())
+                                  if name.isupper() and type(code) is int and code in PROBLEMS)}
+assert len(REASONS) == len(PROBLEMS), "two constants share a status code"
