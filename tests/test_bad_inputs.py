@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from row_accounting import assert_rows_add_up
 from click.testing import CliRunner
 
 from streamdiv.cli import main
@@ -78,17 +79,18 @@ def score(*arguments: str, skip: bool = False) -> list[str]:
 
 
 def row_problem(name: str, gets: str, data: Callable[[], pa.Table], words: tuple[str, ...], skipped: int,
-                arguments: tuple[str, ...] = ()) -> list[Case]:
-    """An invalid row: an error naming it (exit 3) and, with --on-invalid skip, the row skipped and counted."""
+                reason: str, arguments: tuple[str, ...] = ()) -> list[Case]:
+    """An invalid row: an error naming it (exit 3) and, with --on-invalid skip, the row skipped and counted
+    under its ``reason`` (a key of ``skipped_by_reason``)."""
     def build(skip: bool) -> Callable[[Path], list[str]]:
         return lambda directory: score(parquet(directory, data()), *arguments, skip=skip)
 
     def every_row_accounted_for(directory: Path, report: dict) -> None:
-        metrics = report["metrics"]
-        assert metrics["rows"] + metrics["skipped_rows"] + metrics["ignored_rows"] == ROWS
+        assert assert_rows_add_up(report, ROWS) == {reason: skipped}
 
     return [Case(name, gets, build(False), 3, words),
-            Case(name + "-skipped", f"with `--on-invalid skip`: exit 0, {skipped} row(s) in `skipped_rows`",
+            Case(name + "-skipped", f"with `--on-invalid skip`: exit 0, {skipped} row(s) in `skipped_rows`, "
+                 f"under `{reason}` in `skipped_by_reason`",
                  build(True), 0, metrics={"skipped_rows": skipped, "rows": ROWS - skipped},
                  check=every_row_accounted_for)]
 
@@ -227,7 +229,7 @@ CASES: list[Case] = [
     Case("csv-text-in-a-number-column", "exit 3: the column must hold numbers, naming the file and the column",
          csv_file("p,label\n0.9,1\nabc,0\n0.2,0\n"), 3, ("{dir}/preds.csv", "'p'", "string")),
     *row_problem("lists-of-different-lengths", "exit 3: the row's list has the wrong length, naming file, row and "
-                 "column", with_probs(GOOD + [[0.5, 0.5]]), at(3, "probs"), 1),
+                 "column", with_probs(GOOD + [[0.5, 0.5]]), at(3, "probs"), 1, "wrong_length_prediction"),
     Case("class-counts-differ-between-files", "exit 3: the file whose rows have another class count is named",
          directory_of(table(), table(probs_array([[0.5, 0.5]] * ROWS)).cast(table().schema.set(
              0, pa.field("probs", pa.list_(pa.float32(), 2))))), 3, ("{dir}/data/part-1.parquet", "'probs'")),
@@ -252,35 +254,40 @@ CASES: list[Case] = [
          directory_of(table(), table(label=pa.array(["a", "b", "c", "a"]))), 3,
          ("{dir}/data/part-0.parquet", "{dir}/data/part-1.parquet", "'label'")),
     *row_problem("null-list", "exit 3: a null prediction, naming file, row and column",
-                 with_probs(GOOD[:1] + [None] + GOOD[1:]), at(1, "probs"), 1),
+                 with_probs(GOOD[:1] + [None] + GOOD[1:]), at(1, "probs"), 1, "null_prediction"),
     *row_problem("null-element", "exit 3: a null probability in a list, naming file, row and column",
-                 with_probs(GOOD + [[0.5, None, 0.5]]), at(3, "probs"), 1),
+                 with_probs(GOOD + [[0.5, None, 0.5]]), at(3, "probs"), 1, "prediction_nan"),
     *row_problem("null-label", "exit 3: a null label, naming file, row and column",
-                 lambda: table(label=pa.array([0, None, 2, 1], pa.int32())), at(1, "label"), 1),
+                 lambda: table(label=pa.array([0, None, 2, 1], pa.int32())), at(1, "label"), 1, "null_label"),
     *row_problem("null-weight", "exit 3: a null weight, naming file, row and column",
-                 with_weights([1.0, 1.0, None, 1.0]), at(2, "w"), 1, ("--weights", "w")),
+                 with_weights([1.0, 1.0, None, 1.0]), at(2, "w"), 1, "null_weight", ("--weights", "w")),
     *row_problem("nan-probability", "exit 3: a NaN probability, naming file, row, column and value",
-                 with_probs(GOOD + [[0.5, float("nan"), 0.5]]), (*at(3, "probs"), "nan"), 1),
+                 with_probs(GOOD + [[0.5, float("nan"), 0.5]]), (*at(3, "probs"), "nan"), 1, "prediction_nan"),
     *row_problem("infinite-probability", "exit 3: an infinite probability, naming file, row, column and value",
-                 with_probs(GOOD + [[0.5, float("inf"), 0.5]]), (*at(3, "probs"), "inf"), 1),
+                 with_probs(GOOD + [[0.5, float("inf"), 0.5]]), (*at(3, "probs"), "inf"), 1,
+                 "prediction_out_of_range"),
     *row_problem("minus-infinite-probability", "exit 3: a -inf probability, naming file, row, column and value",
-                 with_probs([[0.5, float("-inf"), 0.5]] + GOOD), (*at(0, "probs"), "-inf"), 1),
+                 with_probs([[0.5, float("-inf"), 0.5]] + GOOD), (*at(0, "probs"), "-inf"), 1,
+                 "prediction_out_of_range"),
     *row_problem("negative-probability", "exit 3: a negative probability, naming file, row, column and value",
-                 with_probs(GOOD + [[1.2, -0.2, 0.0]]), (*at(3, "probs"), "-0.2"), 1),
+                 with_probs(GOOD + [[1.2, -0.2, 0.0]]), (*at(3, "probs"), "-0.2"), 1, "prediction_out_of_range"),
     Case("rows-not-summing-to-one", "exit 0: scored as they are, counted in `unnormalized_rows`, and a warning",
          lambda d: score(parquet(d, with_probs(GOOD + [[0.5, 0.2, 0.1]])())), 0,
          ("1 rows have probabilities that do not sum to 1",), metrics={"rows": ROWS, "unnormalized_rows": 1}),
     *row_problem("label-out-of-range", "exit 3: a label past the last class, naming file, row, column and value",
-                 lambda: table(label=pa.array([0, 1, 3, 1], pa.int32())), (*at(2, "label"), "3"), 1),
+                 lambda: table(label=pa.array([0, 1, 3, 1], pa.int32())), (*at(2, "label"), "3"), 1,
+                 "label_out_of_range"),
     *row_problem("negative-label", "exit 3: a negative label, naming file, row, column and value",
-                 lambda: table(label=pa.array([0, 1, 2, -1], pa.int32())), (*at(3, "label"), "-1"), 1),
+                 lambda: table(label=pa.array([0, 1, 2, -1], pa.int32())), (*at(3, "label"), "-1"), 1,
+                 "label_out_of_range"),
     *row_problem("unknown-string-label", "exit 3: a label that is not a class name, naming file, row, column and "
                  "value", lambda: table(label=pa.array(["cat", "dog", "cow", "dog"])),
-                 (*at(2, "label"), "cow"), 1, ("--class-names", "cat,dog,bird")),
+                 (*at(2, "label"), "cow"), 1, "unknown_label", ("--class-names", "cat,dog,bird")),
     *row_problem("negative-weight", "exit 3: a negative weight, naming file, row, column and value",
-                 with_weights([1.0, -1.0, 1.0, 1.0]), (*at(1, "w"), "-1"), 1, ("--weights", "w")),
+                 with_weights([1.0, -1.0, 1.0, 1.0]), (*at(1, "w"), "-1"), 1, "weight_negative_or_nan",
+                 ("--weights", "w")),
     *row_problem("nan-weight", "exit 3: a NaN weight, naming file, row, column and value",
-                 with_weights([1.0, 1.0, 1.0, float("nan")]), (*at(3, "w"), "nan"), 1,
+                 with_weights([1.0, 1.0, 1.0, float("nan")]), (*at(3, "w"), "nan"), 1, "weight_negative_or_nan",
                  ("--weights", "w")),
     Case("all-zero-weights", "exit 0: the rows counted, the weighted metrics null (no NaN)",
          lambda d: score(parquet(d, with_weights([0.0] * ROWS)()), "--weights", "w"), 0,

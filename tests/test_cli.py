@@ -355,7 +355,6 @@ def wait_until_idle(pid: int, quiet_seconds: float = 1.0, timeout: float = 120.0
 def test_ctrl_c_exits_130_with_one_line(tmp_path):
     """An interrupted job exits with the shell's 130, not a breach's 1, and says so in one line."""
     import signal
-    import time
 
     import pyarrow as pa
 
