@@ -10,6 +10,9 @@ Regenerate the fixture, after a change that is meant to alter the bits, with::
 
     PYTHONPATH=. python tests/bits_configurations.py --write
 
+(on a CPU whose wide rows' sums differ in their last bits, ``--write-variant`` records its own entries
+instead: see ``bits_fixture``).
+
 Without ``--write`` the script lists the configurations whose values differ from the fixture.
 
 The data are made with the PCG64 stream of ``np.random.default_rng(seed)`` and +, -, *, / only, no
@@ -26,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable
 
 import numba
@@ -41,8 +42,8 @@ from streamdiv.kernels import layout as kernels
 from streamdiv.state import State, layout_description
 
 from bits_data import Columns, binary, gaussian, multiclass, without_labels
+from bits_fixture import FIXTURE, VARIANT, differences, read_fixture, write_fixture
 
-FIXTURE = Path(__file__).parent / "fixtures" / "bits.json"
 STREAM_ROWS = 40_000  # more than two blocks of kernels.ROW_BLOCK = 16,384 rows
 CUT_ROWS = 7_001  # batches that end inside blocks, never on a block boundary
 
@@ -335,27 +336,6 @@ assert len(BY_NAME) == len(CONFIGURATIONS), "configuration names must be unique"
 
 # ---- the fixture file
 
-def read_fixture(path: Path = FIXTURE) -> dict[str, dict[str, str | None]]:
-    return json.loads(path.read_text())
-
-
-def write_fixture(values: dict[str, dict[str, str | None]], path: Path = FIXTURE) -> None:
-    """One line per configuration (a change shows as the lines of the configurations it touched), written
-    atomically."""
-    lines = [f"{json.dumps(name)}: {json.dumps(named, separators=(',', ':'))}" for name, named in values.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    os.replace(temporary, path)
-
-
-def differences(old: dict[str, str | None], new: dict[str, str | None], limit: int = 5) -> list[str]:
-    """The first ``limit`` names of ``old`` whose value is missing or different in ``new``, with both values."""
-    found = [f"{name}: recorded {value!r}, now {new.get(name, '<missing>')!r}"
-             for name, value in old.items() if name not in new or new[name] != value]
-    return found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
-
-
 def recorded_name(configuration: Configuration) -> str:
     """The fixture entry that holds this configuration's values (its twin's, for a twin)."""
     return configuration.same_as or configuration.name
@@ -378,6 +358,8 @@ def compute_all() -> dict[str, dict[str, str | None]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="write tests/fixtures/bits.json")
+    parser.add_argument("--write-variant", action="store_true", help=f"write the entries that differ from "
+                        f"bits.json on this CPU to {VARIANT.name} (see bits_fixture)")
     arguments = parser.parse_args(argv)
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("the 2-thread configurations need NUMBA_NUM_THREADS >= 2")
@@ -386,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         write_fixture(values)
         print(f"wrote the values of {len(CONFIGURATIONS)} configurations ({len(CONFIGURATIONS) - len(values)} twins "
               f"among them) to {FIXTURE}: {FIXTURE.stat().st_size} bytes")
+        return 0
+    if arguments.write_variant:
+        base = read_fixture(variant=None)
+        own = {name: named for name, named in values.items() if name not in base or differences(base[name], named)}
+        write_fixture(own, VARIANT)
+        print(f"wrote the {len(own)} entries of {', '.join(own) or '-'} to {VARIANT}")
         return 0
     recorded = read_fixture() if FIXTURE.exists() else {}
     changed = [name for name in values if name not in recorded or differences(recorded[name], values[name])]
