@@ -9,14 +9,13 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
-import queue
-import threading
 import warnings
 from typing import Any, Callable, Iterator, NamedTuple, ParamSpec, Sequence, TypeVar
 
 import numba
 
 from .accumulator import Accumulator, Location
+from .ahead import Ahead
 from .checkpoint import DEFAULT_EVERY, Checkpointer, DeferredInterrupts
 from .errors import ColumnTypeError, MissingColumnError, SchemaError, StreamdivError
 from .kernels.layout import ROW_BLOCK
@@ -251,40 +250,6 @@ def add_chunk(accumulator: Accumulator, plan: ColumnPlan | GaussianPlan, chunk: 
 
 
 def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:
-    """Run ``chunks`` on a background thread, ``depth`` batches ahead; its errors re-raise here."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        buffer.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put(done)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            buffer.put(error)
-
-    thread = threading.Thread(target=produce, name="streamdiv-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
+    """Run ``chunks`` on a background thread, ``depth`` batches ahead, from the first batch asked for (a
+    generator, so that one never read starts no thread); its errors re-raise here."""
+    yield from Ahead(lambda: chunks, depth)

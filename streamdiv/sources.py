@@ -22,6 +22,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from .ahead import chained_ahead
 from .errors import SourceError
 from .file_schemas import unified_schema
 
@@ -46,6 +47,8 @@ BATCH_BYTES = 4 << 20  # decoded bytes per batch when the rows per batch are lef
 MAX_BATCH_BYTES = 64 << 20  # a batch may grow to this to hold ``multiple_of`` rows
 MAX_BATCH_ROWS = 1 << 20
 DEFAULT_BATCH_ROWS = 1 << 16  # where a part cannot tell its bytes per row
+ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
+BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
 
 
 def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
@@ -238,24 +241,40 @@ def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesyst
                  first_row: int = 0) -> Part:
     """A Parquet file, or only its ``row_groups`` (whose first row is row ``first_row`` of the file), read
     through a pyarrow ``filesystem`` when given (a local path when None)."""
-    parquet = pq.ParquetFile(filesystem.open_input_file(path) if filesystem is not None else path)
+    def open_file(metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
+        return pq.ParquetFile(filesystem.open_input_file(path) if filesystem is not None else path,
+                              metadata=metadata)
+
+    parquet = open_file()
     metadata = parquet.metadata
     groups = range(metadata.num_row_groups) if row_groups is None else list(row_groups)
 
+    def read_groups(columns: list[str], batch_size: int, chosen: list[int], within: int = 0
+                    ) -> Iterator[pa.RecordBatch]:
+        """The batches of the ``chosen`` row groups, without the first ``within`` rows of the first.
+
+        One iterator per row group: a single iter_batches over the whole file keeps growing Arrow's pool with
+        every row group it passes, while a fresh one per row group keeps memory flat.  Each row group has its
+        own ParquetFile (one is not safe to share between threads) on its own thread, so that the next row
+        group decodes while this one is scored: iter_batches decodes a single list column on one core, and a
+        light kernel would leave the other idle (benchmarks/reader.py)."""
+        def decode(index: int, group: int) -> Callable[[], Iterator[pa.RecordBatch]]:
+            def batches() -> Iterator[pa.RecordBatch]:
+                found = open_file(metadata).iter_batches(batch_size=batch_size, row_groups=[group],
+                                                         columns=columns, use_threads=True)
+                return drop_rows(found, within) if index == 0 and within else found
+            return batches
+
+        yield from chained_ahead((decode(index, group) for index, group in enumerate(chosen)),
+                                 ROW_GROUPS_IN_FLIGHT, BATCHES_AHEAD)
+
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        # One iterator per row group: a single iter_batches over the whole file keeps growing Arrow's pool
-        # with every row group it passes, while a fresh one per row group keeps memory flat.
-        for group in groups:
-            yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns,
-                                            use_threads=True)
+        yield from read_groups(columns, batch_size, list(groups))
 
     def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
         """The batches after the part's first ``skip`` rows, from the row group that holds row ``skip``."""
         later, within = _groups_after(list(groups), [metadata.row_group(g).num_rows for g in groups], skip)
-        for index, group in enumerate(later):
-            batches = parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns,
-                                           use_threads=True)
-            yield from drop_rows(batches, within) if index == 0 else batches
+        yield from read_groups(columns, batch_size, later, within)
 
     def width(columns: list[str]) -> float | None:
         """Decoded bytes per row of the columns: values per row (from the footer's counts) times their

@@ -122,6 +122,23 @@ def test_batches_hold_a_few_mib_of_decoded_columns_whatever_the_width(tmp_path, 
     assert report["rows"] == rows and report["cross_entropy"] == pytest.approx(np.log(classes), rel=1e-6)
 
 
+def test_row_groups_decoded_at_once_still_come_in_order(tmp_path):
+    """Row groups decode on threads of their own, a few at once (sources.ROW_GROUPS_IN_FLIGHT), yet batches
+    come in file order, numbered from the right row, and the report is the same bits as in memory."""
+    pq.write_table(TABLE, tmp_path / "groups.parquet", row_group_size=70)  # 15 groups, the last of 20 rows
+    opened = streamdiv.sources.open_source(tmp_path / "groups.parquet")
+    for batch_size in (32, 70, 1000):
+        chunks = list(opened.chunks(["probs", "label"], batch_size))
+        assert [c.first_row for c in chunks] == list(np.cumsum([0] + [c.batch.num_rows for c in chunks[:-1]]))
+        assert pa.Table.from_batches([c.batch for c in chunks]) == TABLE.select(["probs", "label"])
+        assert score(tmp_path / "groups.parquet", batch_size=batch_size) == EXPECTED
+    bad = TABLE.set_column(1, "label", pa.array(np.where(np.arange(1000) == 917, 5, LABELS)))
+    pq.write_table(bad, tmp_path / "bad.parquet", row_group_size=70)
+    with pytest.raises(streamdiv.InvalidRowError) as error:
+        score(tmp_path / "bad.parquet", batch_size=32)
+    assert (error.value.path, error.value.row, error.value.column) == (str(tmp_path / "bad.parquet"), 917, "label")
+
+
 def test_rows_per_batch_rounds_to_whole_blocks():
     rows_per_batch = streamdiv.sources.rows_per_batch
     assert rows_per_batch(42.8, 16384) == 98304  # 10 float32 probabilities and a label: 6 blocks
