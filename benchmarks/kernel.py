@@ -2,9 +2,12 @@
 
     python benchmarks/kernel.py                 # 4 M rows per layout
     python benchmarks/kernel.py --rows 1000000 --repeats 9
+    NUMBA_NUM_THREADS=1 python benchmarks/kernel.py --only binary --statistic min
 
-Each layout runs in this one process, interleaved over repetitions; the table gives medians and the
-speed-up of 2 threads over 1.  A benchmark, never a test: the machine is shared and noisy.
+Each layout runs in this one process, interleaved over repetitions with a memory floor (the float64 sum of the
+layout's predictions and labels, numpy on one thread) for the ratio in the last column; ``--only`` keeps the
+layouts whose name contains the word.  The table gives medians (or minima) and the speed-up of 2 threads
+over 1.  A benchmark, never a test: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -64,30 +67,45 @@ def time_once(inputs: dict) -> float:
     return time.perf_counter() - started
 
 
+def floor_once(inputs: dict) -> float:
+    """Seconds to read the layout's predictions and labels once: their sums on one thread."""
+    started = time.perf_counter()
+    for name in ("probs", "logits", "labels", "targets"):
+        if name in inputs:
+            inputs[name].sum(dtype=np.float64)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=4_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default="", help="keep the layouts whose name contains this")
+    parser.add_argument("--statistic", choices=("median", "min"), default="median")
     args = parser.parse_args()
-    cases = layouts(args.rows)
+    cases = {name: inputs for name, inputs in layouts(args.rows).items() if args.only in name}
+    statistic = statistics.median if args.statistic == "median" else min
     threads = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
     for inputs in cases.values():  # compile (or load from cache) before timing
         time_once({k: v if k in ("metrics", "classwise") else v[:1000] for k, v in inputs.items()})
     times: dict[tuple[str, int], list[float]] = {(name, t): [] for name in cases for t in threads}
+    floors: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, inputs in cases.items():
+            floors[name].append(floor_once(inputs))
             for t in threads:
                 numba.set_num_threads(t)
                 times[name, t].append(time_once(inputs))
-    print(f"| layout | rows | " + " | ".join(f"{t} thread{'s' * (t > 1)} ns/row" for t in threads)
-          + (" | speed-up |" if len(threads) > 1 else " |"))
-    print("|---|---:|" + "---:|" * len(threads) + ("---:|" if len(threads) > 1 else ""))
+    print("| layout | rows | " + " | ".join(f"{t} thread{'s' * (t > 1)} ns/row" for t in threads)
+          + (" | speed-up" if len(threads) > 1 else "") + " | floor ns/row | 1 thread x floor |")
+    print("|---|---:|" + "---:|" * len(threads) + ("---:|" if len(threads) > 1 else "") + "---:|---:|")
     for name, inputs in cases.items():
         n = len(inputs["probs"] if "probs" in inputs else inputs["logits"])
-        medians = [statistics.median(times[name, t]) for t in threads]
-        cells = " | ".join(f"{m / n * 1e9:.1f}" for m in medians)
-        speedup = f" | {medians[0] / medians[-1]:.2f}x |" if len(threads) > 1 else " |"
-        print(f"| {name} | {n:,} | {cells}{speedup}")
+        values = [statistic(times[name, t]) for t in threads]
+        floor = statistic(floors[name])
+        cells = " | ".join(f"{m / n * 1e9:.1f}" for m in values)
+        speedup = f" | {values[0] / values[-1]:.2f}x" if len(threads) > 1 else ""
+        print(f"| {name} | {n:,} | {cells}{speedup} | {floor / n * 1e9:.2f} | {values[0] / floor:.1f} |")
 
 
 if __name__ == "__main__":

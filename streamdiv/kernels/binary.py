@@ -189,8 +189,7 @@ def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_t
         cross = -log_eps if clipped else -log_qy
         prediction_entropy = binary_prediction_entropy(prob, other, log_p, log_not_p)
         js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
-        if qy > 0.0:
-            js += 0.5 * qy * (log_qy - log_m)
+        js += 0.5 * qy * (log_qy - log_m) if qy > 0.0 else 0.0  # a select: the loop has no branch
         js = js if js > 0.0 else 0.0
         _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, (prob - y) * (prob - y),
                       prob, np.float64(y), (1 if prob > 0.5 else 0) == y, y, False, clipped, False)
