@@ -80,17 +80,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default=",".join(NAMES))
     arguments = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     os.makedirs(arguments.data_dir, exist_ok=True)
-    started = time.perf_counter()
+    compiled = False
     for name in arguments.only.split(","):
         dataset = next(d for d in run.DATASETS if d.name == name)
         path = os.path.join(arguments.data_dir, f"{name}.parquet")
         if not os.path.exists(path):
             run.write_dataset(dataset, path, dataset.rows(arguments.scale))
-        if started is not None:  # the first call compiles (or loads from the cache) the numba kernels
+        if not compiled:  # the first call compiles the numba kernels, or loads them from the cache
+            started = time.perf_counter()
             streamdiv_decode(path, 1)
-            print(f"first decode, compile or cache load included: {time.perf_counter() - started:.2f} s")
-            started = None
+            print(f"first decode of {name}, compile or cache load included: {time.perf_counter() - started:.2f} s")
+            compiled = True
         times = {(method, threads): [] for method in METHODS for threads in (1, 2)}
         for _ in range(arguments.repeats):
             for (method, threads), seconds in times.items():
@@ -108,6 +110,7 @@ def main() -> None:
                      for t in (1, 2)]
             ratios = [f"{min(times[method, t]) / ours[t]:.2f}" for t in (1, 2)]
             print(f"| {method} | {cells[0]} | {cells[1]} | {ratios[0]} | {ratios[1]} |")
+        print(f"\nload average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

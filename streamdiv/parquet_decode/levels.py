@@ -20,39 +20,52 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _run(data, position, bit_width):
+    """The run at ``data[position]``: (is RLE, values in it, its RLE value, where its payload starts, where it
+    ends); the end is -1 when the run does not fit in ``data``."""
+    header = 0
+    shift = 0
+    while True:
+        if position >= data.size or shift > 63:
+            return False, 0, 0, position, -1
+        byte = data[position]
+        position += 1
+        header |= np.int64(byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    if header & 1:
+        end = position + (header >> 1) * bit_width
+        return False, (header >> 1) * 8, 0, position, end if end <= data.size else -1
+    value_bytes = (bit_width + 7) >> 3
+    if position + value_bytes > data.size:
+        return True, 0, 0, position, -1
+    value = 0
+    for i in range(value_bytes):
+        value |= np.int64(data[position + i]) << (8 * i)
+    return True, header >> 1, value, position, position + value_bytes
+
+
+@njit(cache=True, nogil=True)
 def _runs(data, count, bit_width):
     """The runs that hold the first ``count`` values, one row each: (is RLE, values taken from it, its RLE
-    value, where its payload starts); an empty table when the bytes end before ``count`` values."""
+    value, where its payload starts); an empty table when the bytes end before ``count`` values.
+
+    For dictionary indices and definition levels, which come in few runs; a list's repetition levels
+    alternate short runs row by row, and :func:`rows_of_length` walks them without a table.
+    """
     table = np.empty((16, 4), np.int64)
     used = 0
     position = 0
     done = 0
-    value_bytes = (bit_width + 7) >> 3
     while done < count:
-        header = 0
-        shift = 0
-        while True:
-            if position >= data.size or shift > 63:
-                return table[:0]
-            byte = data[position]
-            position += 1
-            header |= np.int64(byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
+        is_rle, run, value, payload, end = _run(data, position, bit_width)
+        if end < 0:
+            return table[:0]
         if used == table.shape[0]:
             table = np.concatenate((table, np.empty_like(table)))
-        value = 0
-        if header & 1:
-            run, end = (header >> 1) * 8, position + (header >> 1) * bit_width
-        else:
-            run, end = header >> 1, position + value_bytes
-            for i in range(min(value_bytes, data.size - position)):
-                value |= np.int64(data[position + i]) << (8 * i)
-        if end > data.size:
-            return table[:0]
         take = min(run, count - done)
-        table[used, 0], table[used, 1], table[used, 2], table[used, 3] = 1 - (header & 1), take, value, position
+        table[used, 0], table[used, 1], table[used, 2], table[used, 3] = is_rle, take, value, payload
         used += 1
         done += take
         position = end
@@ -131,10 +144,13 @@ def rows_of_length(data, count, length, first):
         for j in range(8):
             if (phase + j) % length != 0:
                 expected[phase] |= np.uint8(1 << j)
-    runs = _runs(data, count, 1)
     done = 0
-    for row in range(runs.shape[0]):
-        is_rle, take, value, payload = runs[row, 0], runs[row, 1], runs[row, 2], runs[row, 3]
+    position = 0
+    while done < count:
+        is_rle, run, value, payload, position = _run(data, position, 1)
+        if position < 0:
+            return False
+        take = min(run, count - done)
         phase = (first + done) % length
         if is_rle and take:
             if value == 1 and (phase == 0 or phase + take > length):
@@ -148,4 +164,4 @@ def rows_of_length(data, count, length, first):
             if (data[payload + byte] ^ expected[(phase + 8 * byte) % length]) & mask:
                 return False
         done += take
-    return count == 0 or runs.shape[0] > 0
+    return True
