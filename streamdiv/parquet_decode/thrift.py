@@ -1,0 +1,121 @@
+"""A reader of Thrift's compact protocol, enough for Parquet page headers.
+
+A struct is read into a dict from field id to value: integers (zigzag varints), booleans, doubles, bytes,
+lists and nested structs (dicts).  The caller picks the fields it knows by id, as in ``parquet.thrift``;
+fields it does not know are read and kept, so a newer writer's extra fields never desynchronise the parse.
+
+Compact protocol, as the Thrift specification gives it: a field header byte holds the id delta in its high
+nibble (0: a zigzag i16 id follows) and the type in its low nibble; a list header holds its size in the high
+nibble (15: a varint size follows) and the element type in the low nibble.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from streamdiv.errors import StreamdivError
+
+_STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
+
+
+class ThriftError(StreamdivError):
+    """Bytes that are not a well-formed compact-protocol struct (a truncated or corrupt page header)."""
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise ThriftError(f"a varint runs past the end of the header at byte {position}")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def _zigzag(data: bytes, position: int) -> tuple[int, int]:
+    value, position = _varint(data, position)
+    return (value >> 1) ^ -(value & 1), position
+
+
+def _value(data: bytes, position: int, kind: int) -> tuple[object, int]:
+    if kind == _TRUE:
+        return True, position
+    if kind == _FALSE:
+        return False, position
+    if kind == _BYTE:
+        if position >= len(data):
+            raise ThriftError(f"a byte runs past the end of the header at byte {position}")
+        return struct.unpack_from("b", data, position)[0], position + 1
+    if kind in (_I16, _I32, _I64):
+        return _zigzag(data, position)
+    if kind == _DOUBLE:
+        if position + 8 > len(data):
+            raise ThriftError(f"a double runs past the end of the header at byte {position}")
+        return struct.unpack_from("<d", data, position)[0], position + 8
+    if kind == _BINARY:
+        size, position = _varint(data, position)
+        if position + size > len(data):
+            raise ThriftError(f"a {size}-byte string runs past the end of the header at byte {position}")
+        return bytes(data[position:position + size]), position + size
+    if kind in (_LIST, _SET):
+        return _list(data, position)
+    if kind == _MAP:
+        return _map(data, position)
+    if kind == _STRUCT:
+        return read_struct(data, position)
+    raise ThriftError(f"unknown compact-protocol type {kind} at byte {position}")
+
+
+def _list(data: bytes, position: int) -> tuple[list, int]:
+    if position >= len(data):
+        raise ThriftError(f"a list header runs past the end of the header at byte {position}")
+    header = data[position]
+    position += 1
+    size, kind = header >> 4, header & 0x0F
+    if size == 15:
+        size, position = _varint(data, position)
+    items = []
+    for _ in range(size):
+        if kind in (_TRUE, _FALSE):  # a boolean element is a whole byte: 1 true, 2 (or 0) false
+            items.append(data[position] == _TRUE)
+            position += 1
+        else:
+            item, position = _value(data, position, kind)
+            items.append(item)
+    return items, position
+
+
+def _map(data: bytes, position: int) -> tuple[dict, int]:
+    size, position = _varint(data, position)
+    if size == 0:
+        return {}, position
+    kinds = data[position]
+    position += 1
+    result = {}
+    for _ in range(size):
+        key, position = _value(data, position, kinds >> 4)
+        result[key], position = _value(data, position, kinds & 0x0F)
+    return result, position
+
+
+def read_struct(data: bytes, position: int = 0) -> tuple[dict[int, object], int]:
+    """The struct that starts at ``data[position]``, as {field id: value}, and the position just past it."""
+    fields: dict[int, object] = {}
+    field_id = 0
+    while True:
+        if position >= len(data):
+            raise ThriftError(f"a struct runs past the end of the header at byte {position}")
+        header = data[position]
+        position += 1
+        kind = header & 0x0F
+        if kind == _STOP:
+            return fields, position
+        delta = header >> 4
+        if delta:
+            field_id += delta
+        else:
+            field_id, position = _zigzag(data, position)
+        fields[field_id], position = _value(data, position, kind)
