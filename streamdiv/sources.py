@@ -14,17 +14,17 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from .ahead import chained_ahead
 from .errors import SourceError
 from .file_schemas import unified_schema
+from .parquet_part import groups_after, parquet_part
+from .part import Part, drop_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 IPC_FILE_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -47,8 +47,6 @@ BATCH_BYTES = 4 << 20  # decoded bytes per batch when the rows per batch are lef
 MAX_BATCH_BYTES = 64 << 20  # a batch may grow to this to hold ``multiple_of`` rows
 MAX_BATCH_ROWS = 1 << 20
 DEFAULT_BATCH_ROWS = 1 << 16  # where a part cannot tell its bytes per row
-ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
-BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
 
 
 def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
@@ -67,44 +65,6 @@ def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
     if rows >= multiple_of:
         rows = max(1, round(rows / multiple_of)) * multiple_of
     return rows
-
-
-@dataclass
-class Part:
-    """One readable piece of a source (a file, or an in-memory object) with its schema and size, if known.
-    ``width`` gives the decoded bytes per row of the named columns, where the part can tell; ``first_row`` is
-    the row number within ``name`` of the part's first row (not 0 for some row groups of a file)."""
-
-    name: str
-    schema: pa.Schema
-    read: Callable[[list[str], int], Iterator[pa.RecordBatch]]
-    rows: int | None = None
-    bytes: int | None = None
-    width: Callable[[list[str]], float | None] = lambda columns: None
-    first_row: int = 0
-    read_from: Callable[[list[str], int, int], Iterator[pa.RecordBatch]] | None = None
-
-    def batches(self, columns: list[str], batch_size: int, skip: int = 0) -> Iterator[pa.RecordBatch]:
-        """The part's batches of ``columns`` after its first ``skip`` rows: ``read_from`` starts there without
-        decoding what comes before (a Parquet file's earlier row groups); other parts read the rows and drop
-        them."""
-        if skip == 0:
-            yield from self.read(columns, batch_size)
-            return
-        if self.read_from is not None:
-            yield from self.read_from(columns, batch_size, skip)
-            return
-        yield from drop_rows(self.read(columns, batch_size), skip)
-
-
-def drop_rows(batches: Iterator[pa.RecordBatch], skip: int) -> Iterator[pa.RecordBatch]:
-    """``batches`` without their first ``skip`` rows."""
-    for batch in batches:
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        yield batch.slice(skip) if skip else batch
-        skip = 0
 
 
 class Source:
@@ -237,91 +197,6 @@ def _magic(path: str) -> bytes:
         return handle.read(8)
 
 
-def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesystem: Any = None,
-                 first_row: int = 0) -> Part:
-    """A Parquet file, or only its ``row_groups`` (whose first row is row ``first_row`` of the file), read
-    through a pyarrow ``filesystem`` when given (a local path when None)."""
-    def open_file(metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
-        return pq.ParquetFile(filesystem.open_input_file(path) if filesystem is not None else path,
-                              metadata=metadata)
-
-    parquet = open_file()
-    metadata = parquet.metadata
-    groups = range(metadata.num_row_groups) if row_groups is None else list(row_groups)
-
-    def read_groups(columns: list[str], batch_size: int, chosen: list[int], within: int = 0
-                    ) -> Iterator[pa.RecordBatch]:
-        """The batches of the ``chosen`` row groups, without the first ``within`` rows of the first.
-
-        One iterator per row group: a single iter_batches over the whole file keeps growing Arrow's pool with
-        every row group it passes, while a fresh one per row group keeps memory flat.  Each row group has its
-        own ParquetFile (one is not safe to share between threads) on its own thread, so that the next row
-        group decodes while this one is scored: iter_batches decodes a single list column on one core, and a
-        light kernel would leave the other idle (benchmarks/reader.py)."""
-        def decode(index: int, group: int) -> Callable[[], Iterator[pa.RecordBatch]]:
-            def batches() -> Iterator[pa.RecordBatch]:
-                found = open_file(metadata).iter_batches(batch_size=batch_size, row_groups=[group],
-                                                         columns=columns, use_threads=True)
-                return drop_rows(found, within) if index == 0 and within else found
-            return batches
-
-        yield from chained_ahead((decode(index, group) for index, group in enumerate(chosen)),
-                                 ROW_GROUPS_IN_FLIGHT, BATCHES_AHEAD)
-
-    def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        yield from read_groups(columns, batch_size, list(groups))
-
-    def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
-        """The batches after the part's first ``skip`` rows, from the row group that holds row ``skip``."""
-        later, within = _groups_after(list(groups), [metadata.row_group(g).num_rows for g in groups], skip)
-        yield from read_groups(columns, batch_size, later, within)
-
-    def width(columns: list[str]) -> float | None:
-        """Decoded bytes per row of the columns: values per row (from the footer's counts) times their
-        Arrow width, or, for values of no fixed width, the pages' uncompressed size (an underestimate
-        where a column is dictionary-encoded; fixed-width values, the case of predictions, are exact)."""
-        if not metadata.num_rows:
-            return None
-        schema = parquet.schema_arrow
-        values = {name: 0 for name in columns}
-        uncompressed = {name: 0 for name in columns}
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            for j in range(row_group.num_columns):
-                chunk = row_group.column(j)
-                name = chunk.path_in_schema.split(".")[0]
-                if name in values:
-                    values[name] += chunk.num_values
-                    uncompressed[name] += chunk.total_uncompressed_size
-        total = 0.0
-        for name in columns:
-            field_type = schema.field(name).type
-            offsets = 0
-            while pa.types.is_list(field_type) or pa.types.is_large_list(field_type) or \
-                    pa.types.is_fixed_size_list(field_type):
-                offsets += 0 if pa.types.is_fixed_size_list(field_type) else 4
-                field_type = field_type.value_type
-            byte_width = field_type.bit_width // 8 if pa.types.is_primitive(field_type) else 0
-            per_row = values[name] * byte_width if byte_width else uncompressed[name]
-            total += per_row / metadata.num_rows + offsets
-        return total
-
-    rows = sum(metadata.row_group(group).num_rows for group in groups)
-    size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)
-    return Part(path, parquet.schema_arrow, read, rows=rows, bytes=size, width=width, first_row=first_row,
-                read_from=read_from)
-
-
-def _groups_after(groups: list[int], rows: list[int], skip: int) -> tuple[list[int], int]:
-    """The row groups from the one holding row ``skip`` of their rows on, and how many of its rows come
-    before that row."""
-    for index, count in enumerate(rows):
-        if skip < count:
-            return groups[index:], skip
-        skip -= count
-    return [], 0
-
-
 def _ipc_file_part(path: str) -> Part:
     """An Arrow IPC file, read a record batch at a time through an ordinary file, the named columns alone.
     Not memory-mapped: a mapped file's pages stay resident once read, so the process's RSS grew with the file
@@ -433,7 +308,7 @@ def fragment_part(fragment: ds.Fragment, schema: pa.Schema, first_row: int = 0) 
     size = os.path.getsize(name) if os.path.exists(name) else None
     def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
         """A Parquet fragment's batches from the row group that holds row ``skip`` on."""
-        later, within = _groups_after([group.id for group in row_groups],
+        later, within = groups_after([group.id for group in row_groups],
                                       [group.num_rows for group in row_groups], skip)
         if later:
             yield from drop_rows(read(columns, batch_size, fragment.subset(row_group_ids=later)), within)

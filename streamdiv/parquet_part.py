@@ -1,0 +1,101 @@
+"""A Parquet file as a part of a source: its row groups decoded two at a time, each on its own thread, in
+file order, from the first row group or from the one that holds a given row."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .ahead import chained_ahead
+from .part import Part, drop_rows
+
+ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
+BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
+
+
+def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesystem: Any = None,
+                 first_row: int = 0) -> Part:
+    """A Parquet file, or only its ``row_groups`` (whose first row is row ``first_row`` of the file), read
+    through a pyarrow ``filesystem`` when given (a local path when None)."""
+    def open_file(metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
+        return pq.ParquetFile(filesystem.open_input_file(path) if filesystem is not None else path,
+                              metadata=metadata)
+
+    parquet = open_file()
+    metadata = parquet.metadata
+    groups = range(metadata.num_row_groups) if row_groups is None else list(row_groups)
+
+    def read_groups(columns: list[str], batch_size: int, chosen: list[int], within: int = 0
+                    ) -> Iterator[pa.RecordBatch]:
+        """The batches of the ``chosen`` row groups, without the first ``within`` rows of the first.
+
+        One iterator per row group: a single iter_batches over the whole file keeps growing Arrow's pool with
+        every row group it passes, while a fresh one per row group keeps memory flat.  Each row group has its
+        own ParquetFile (one is not safe to share between threads) on its own thread, so that the next row
+        group decodes while this one is scored: iter_batches decodes a single list column on one core, and a
+        light kernel would leave the other idle (benchmarks/reader.py)."""
+        def decode(index: int, group: int) -> Callable[[], Iterator[pa.RecordBatch]]:
+            def batches() -> Iterator[pa.RecordBatch]:
+                found = open_file(metadata).iter_batches(batch_size=batch_size, row_groups=[group],
+                                                         columns=columns, use_threads=True)
+                return drop_rows(found, within) if index == 0 and within else found
+            return batches
+
+        yield from chained_ahead((decode(index, group) for index, group in enumerate(chosen)),
+                                 ROW_GROUPS_IN_FLIGHT, BATCHES_AHEAD)
+
+    def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        yield from read_groups(columns, batch_size, list(groups))
+
+    def read_from(columns: list[str], batch_size: int, skip: int) -> Iterator[pa.RecordBatch]:
+        """The batches after the part's first ``skip`` rows, from the row group that holds row ``skip``."""
+        later, within = groups_after(list(groups), [metadata.row_group(g).num_rows for g in groups], skip)
+        yield from read_groups(columns, batch_size, later, within)
+
+    def width(columns: list[str]) -> float | None:
+        """Decoded bytes per row of the columns: values per row (from the footer's counts) times their
+        Arrow width, or, for values of no fixed width, the pages' uncompressed size (an underestimate
+        where a column is dictionary-encoded; fixed-width values, the case of predictions, are exact)."""
+        if not metadata.num_rows:
+            return None
+        schema = parquet.schema_arrow
+        values = {name: 0 for name in columns}
+        uncompressed = {name: 0 for name in columns}
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for j in range(row_group.num_columns):
+                chunk = row_group.column(j)
+                name = chunk.path_in_schema.split(".")[0]
+                if name in values:
+                    values[name] += chunk.num_values
+                    uncompressed[name] += chunk.total_uncompressed_size
+        total = 0.0
+        for name in columns:
+            field_type = schema.field(name).type
+            offsets = 0
+            while pa.types.is_list(field_type) or pa.types.is_large_list(field_type) or \
+                    pa.types.is_fixed_size_list(field_type):
+                offsets += 0 if pa.types.is_fixed_size_list(field_type) else 4
+                field_type = field_type.value_type
+            byte_width = field_type.bit_width // 8 if pa.types.is_primitive(field_type) else 0
+            per_row = values[name] * byte_width if byte_width else uncompressed[name]
+            total += per_row / metadata.num_rows + offsets
+        return total
+
+    rows = sum(metadata.row_group(group).num_rows for group in groups)
+    size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)
+    return Part(path, parquet.schema_arrow, read, rows=rows, bytes=size, width=width, first_row=first_row,
+                read_from=read_from)
+
+
+def groups_after(groups: list[int], rows: list[int], skip: int) -> tuple[list[int], int]:
+    """The row groups from the one holding row ``skip`` of their rows on, and how many of its rows come
+    before that row."""
+    for index, count in enumerate(rows):
+        if skip < count:
+            return groups[index:], skip
+        skip -= count
+    return [], 0
