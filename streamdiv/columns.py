@@ -206,7 +206,9 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
     nulls = _null_rows(values)
     if ignore_label is not None:
         ignored = pc.equal(values, pa.scalar(ignore_label, type=_scalar_type(kind)))
-        _mark(status, ignored.fill_null(False).to_numpy(zero_copy_only=False), CODE_IGNORED)
+        # Not _mark: ignore_label wins over a problem the prediction already flagged (a null list, a wrong
+        # length), as it does over one the kernels find (NaN), so an ignored row is never a skipped one.
+        status[ignored.fill_null(False).to_numpy(zero_copy_only=False)] = CODE_IGNORED
     _mark(status, nulls, NULL_LABEL)
     value_kind = kind.value_type if pa.types.is_dictionary(kind) else kind
     if pa.types.is_string(value_kind) or pa.types.is_large_string(value_kind):
