@@ -44,6 +44,7 @@ BATCH_BYTES = 4 << 20  # decoded bytes per batch when the rows per batch are lef
 MAX_BATCH_BYTES = 64 << 20  # a batch may grow to this to hold ``multiple_of`` rows
 MAX_BATCH_ROWS = 1 << 20
 DEFAULT_BATCH_ROWS = 1 << 16  # where a part cannot tell its bytes per row
+WIDTH_PROBE_ROWS = 1024  # rows decoded to measure a Parquet file's bytes per row
 
 
 def rows_per_batch(bytes_per_row: float | None, multiple_of: int = 1) -> int:
@@ -167,14 +168,24 @@ def _path_parts(path: str) -> list[Part]:
     kind = _file_kind(path)
     try:
         if kind == "parquet":
-            return [parquet_part(path)]
+            return [_named_in_utf8(parquet_part(path))]
         if kind == "ipc_file":
-            return [_ipc_file_part(path)]
+            return [_named_in_utf8(_ipc_file_part(path))]
         if kind == "ipc_stream":
-            return [_ipc_stream_file_part(path)]
-        return [_csv_part(path)]
+            return [_named_in_utf8(_ipc_stream_file_part(path))]
+        return [_named_in_utf8(_csv_part(path))]
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{path}: cannot open it as {kind.replace('_', ' ')}: {error}") from error
+
+
+def _named_in_utf8(part: Part) -> Part:
+    """``part``, once its column names are known to be UTF-8: a file may hold any bytes there, and pyarrow
+    decodes them only when asked, deep in the lookup of a column (a UnicodeDecodeError naming no file)."""
+    try:
+        part.schema.names
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{part.name}: a column name is not UTF-8 text ({error})") from None
+    return part
 
 
 def _file_kind(path: str) -> str:
@@ -219,34 +230,19 @@ def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesyst
                                             use_threads=True)
 
     def width(columns: list[str]) -> float | None:
-        """Decoded bytes per row of the columns: values per row (from the footer's counts) times their
-        Arrow width, or, for values of no fixed width, the pages' uncompressed size (an underestimate
-        where a column is dictionary-encoded; fixed-width values, the case of predictions, are exact)."""
-        if not metadata.num_rows:
+        """Decoded bytes per row of the columns, measured on the first WIDTH_PROBE_ROWS rows (None for a file
+        without rows, or whose first rows cannot be decoded: reading it then says why).  Not from the
+        footer's per-column counts: pyarrow's RowGroupMetaData.column() aborts the process on a damaged
+        column chunk's statistics (a C++ exception that its binding does not catch)."""
+        holding_rows = [group for group in groups if metadata.row_group(group).num_rows]
+        if not holding_rows:
             return None
-        schema = parquet.schema_arrow
-        values = {name: 0 for name in columns}
-        uncompressed = {name: 0 for name in columns}
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            for j in range(row_group.num_columns):
-                chunk = row_group.column(j)
-                name = chunk.path_in_schema.split(".")[0]
-                if name in values:
-                    values[name] += chunk.num_values
-                    uncompressed[name] += chunk.total_uncompressed_size
-        total = 0.0
-        for name in columns:
-            field_type = schema.field(name).type
-            offsets = 0
-            while pa.types.is_list(field_type) or pa.types.is_large_list(field_type) or \
-                    pa.types.is_fixed_size_list(field_type):
-                offsets += 0 if pa.types.is_fixed_size_list(field_type) else 4
-                field_type = field_type.value_type
-            byte_width = field_type.bit_width // 8 if pa.types.is_primitive(field_type) else 0
-            per_row = values[name] * byte_width if byte_width else uncompressed[name]
-            total += per_row / metadata.num_rows + offsets
-        return total
+        try:
+            probe = next(parquet.iter_batches(batch_size=WIDTH_PROBE_ROWS, row_groups=holding_rows[:1],
+                                              columns=columns, use_threads=False), None)
+        except (OSError, pa.ArrowException):
+            return None
+        return probe.nbytes / probe.num_rows if probe is not None and probe.num_rows else None
 
     rows = sum(metadata.row_group(group).num_rows for group in groups)
     size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)
@@ -259,7 +255,7 @@ def _ipc_file_part(path: str) -> Part:
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         for i in range(reader.num_record_batches):
-            yield reader.get_record_batch(i).select(columns)
+            yield _validated(reader.get_record_batch(i).select(columns))
 
     return Part(path, reader.schema, read, rows=rows, bytes=os.path.getsize(path))
 
@@ -269,7 +265,7 @@ def _ipc_stream_part(name: str, stream: BinaryIO) -> Part:
         reader = pa.ipc.open_stream(stream)
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{name}: not an Arrow IPC stream: {error}") from error
-    return _reader_part(name, reader)
+    return _named_in_utf8(_reader_part(name, reader, validate=True))
 
 
 def _ipc_stream_file_part(path: str) -> Part:
@@ -279,12 +275,13 @@ def _ipc_stream_file_part(path: str) -> Part:
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         with pa.OSFile(path, "rb") as handle:
             for batch in pa.ipc.open_stream(handle):
-                yield batch.select(columns)
+                yield _validated(batch.select(columns))
 
     return Part(path, schema, read, bytes=os.path.getsize(path))
 
 
-def _reader_part(name: str, reader: pa.RecordBatchReader) -> Part:
+def _reader_part(name: str, reader: pa.RecordBatchReader, validate: bool = False) -> Part:
+    """A stream of record batches, read once; ``validate`` checks each batch's bytes (see _validated)."""
     used = []
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -292,9 +289,18 @@ def _reader_part(name: str, reader: pa.RecordBatchReader) -> Part:
             raise SourceError(f"{name}: a stream can be read only once")
         used.append(True)
         for batch in reader:
-            yield batch.select(columns)
+            yield _validated(batch.select(columns)) if validate else batch.select(columns)
 
     return Part(name, reader.schema, read)
+
+
+def _validated(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch``, once its offsets and strings are checked (an ArrowInvalid otherwise, which the reading
+    loop words as a SourceError naming the file): Arrow IPC reads its buffers as they are written, and a
+    damaged file's list or string offsets past their data crash pyarrow's compute functions and the kernels
+    (a segfault, not an error).  Parquet's decoder builds its arrays itself."""
+    batch.validate(full=True)
+    return batch
 
 
 def _csv_part(path: str) -> Part:
