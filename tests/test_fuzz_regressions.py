@@ -90,3 +90,11 @@ def test_a_parquet_files_batches_are_sized_by_its_decoded_rows(tmp_path):
     pq.write_table(table, path)
     part = streamdiv.sources.open_source(str(path)).parts[0]
     assert part.width(["probs", "label"]) == pytest.approx(32, rel=0.05)
+
+
+def test_a_glob_matches_a_column_name_with_a_newline():
+    # fnmatch matched "p_*" to a (quoted CSV) column name holding a newline, and the regex that takes the
+    # class name from it did not, so an AttributeError escaped
+    table = pa.table({"p_first\nclass": [0.25], "p_second": [0.75], "label": ["second"]})
+    report = streamdiv.evaluate(table, probs="p_*", labels="label")
+    assert report.metrics["cross_entropy"] == pytest.approx(-np.log(0.75), rel=1e-15)
