@@ -176,6 +176,8 @@ def _path_parts(path: str) -> list[Part]:
         return [_named_in_utf8(_csv_part(path))]
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{path}: cannot open it as {kind.replace('_', ' ')}: {error}") from error
+    except UnicodeDecodeError as error:  # pq.ParquetFile decodes its column paths as it opens
+        raise SourceError(f"{path}: a column name is not UTF-8 text ({error})") from None
 
 
 def _named_in_utf8(part: Part) -> Part:
