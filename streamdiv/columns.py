@@ -79,7 +79,8 @@ def _float_numpy(values: pa.Array | np.ndarray, role: str) -> np.ndarray:
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind)):
             raise SchemaError(f"{role} must hold numbers, but its values have type {kind}")
         if pa.types.is_float16(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
-            values = values.cast(pa.float32() if pa.types.is_float16(kind) else pa.float64())
+            # safe=False: an integer past 2^53 rounds (no probability either way) instead of raising ArrowInvalid
+            values = values.cast(pa.float32() if pa.types.is_float16(kind) else pa.float64(), safe=False)
         if values.null_count:
             values = values.fill_null(math.nan)
         return values.to_numpy(zero_copy_only=False)
