@@ -79,7 +79,8 @@ def _float_numpy(values: pa.Array | np.ndarray, role: str) -> np.ndarray:
         if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind)):
             raise ColumnTypeError(f"{role} must hold numbers, but its values have type {kind}", role)
         if pa.types.is_float16(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
-            values = values.cast(pa.float32() if pa.types.is_float16(kind) else pa.float64())
+            # safe=False: an integer past 2^53 rounds (no probability either way) instead of raising ArrowInvalid
+            values = values.cast(pa.float32() if pa.types.is_float16(kind) else pa.float64(), safe=False)
         if values.null_count:
             values = values.fill_null(math.nan)
         return values.to_numpy(zero_copy_only=False)
@@ -206,7 +207,9 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
     nulls = _null_rows(values)
     if ignore_label is not None:
         ignored = pc.equal(values, pa.scalar(ignore_label, type=_scalar_type(kind)))
-        _mark(status, ignored.fill_null(False).to_numpy(zero_copy_only=False), CODE_IGNORED)
+        # Not _mark: ignore_label wins over a problem the prediction already flagged (a null list, a wrong
+        # length), as it does over one the kernels find (NaN), so an ignored row is never a skipped one.
+        status[ignored.fill_null(False).to_numpy(zero_copy_only=False)] = CODE_IGNORED
     _mark(status, nulls, NULL_LABEL)
     value_kind = kind.value_type if pa.types.is_dictionary(kind) else kind
     if pa.types.is_string(value_kind) or pa.types.is_large_string(value_kind):

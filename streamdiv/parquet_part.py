@@ -22,6 +22,7 @@ from .part import Part, drop_rows
 
 ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
 BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
+WIDTH_PROBE_ROWS = 1024  # rows decoded to measure a Parquet file's bytes per row
 OWN_DECODER = True  # list columns through streamdiv.parquet_decode (False: pyarrow alone, as tests compare)
 
 
@@ -68,34 +69,19 @@ def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesyst
         yield from read_groups(columns, batch_size, later, within)
 
     def width(columns: list[str]) -> float | None:
-        """Decoded bytes per row of the columns: values per row (from the footer's counts) times their
-        Arrow width, or, for values of no fixed width, the pages' uncompressed size (an underestimate
-        where a column is dictionary-encoded; fixed-width values, the case of predictions, are exact)."""
-        if not metadata.num_rows:
+        """Decoded bytes per row of the columns, measured on the first WIDTH_PROBE_ROWS rows (None for a file
+        without rows, or whose first rows cannot be decoded: reading it then says why).  Not from the
+        footer's per-column counts: pyarrow's RowGroupMetaData.column() aborts the process on a damaged
+        column chunk's statistics (a C++ exception that its binding does not catch)."""
+        holding_rows = [group for group in groups if metadata.row_group(group).num_rows]
+        if not holding_rows:
             return None
-        schema = parquet.schema_arrow
-        values = {name: 0 for name in columns}
-        uncompressed = {name: 0 for name in columns}
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            for j in range(row_group.num_columns):
-                chunk = row_group.column(j)
-                name = chunk.path_in_schema.split(".")[0]
-                if name in values:
-                    values[name] += chunk.num_values
-                    uncompressed[name] += chunk.total_uncompressed_size
-        total = 0.0
-        for name in columns:
-            field_type = schema.field(name).type
-            offsets = 0
-            while pa.types.is_list(field_type) or pa.types.is_large_list(field_type) or \
-                    pa.types.is_fixed_size_list(field_type):
-                offsets += 0 if pa.types.is_fixed_size_list(field_type) else 4
-                field_type = field_type.value_type
-            byte_width = field_type.bit_width // 8 if pa.types.is_primitive(field_type) else 0
-            per_row = values[name] * byte_width if byte_width else uncompressed[name]
-            total += per_row / metadata.num_rows + offsets
-        return total
+        try:
+            probe = next(parquet.iter_batches(batch_size=WIDTH_PROBE_ROWS, row_groups=holding_rows[:1],
+                                              columns=columns, use_threads=False), None)
+        except (OSError, pa.ArrowException):
+            return None
+        return probe.nbytes / probe.num_rows if probe is not None and probe.num_rows else None
 
     rows = sum(metadata.row_group(group).num_rows for group in groups)
     size = filesystem.get_file_info(path).size if filesystem is not None else os.path.getsize(path)

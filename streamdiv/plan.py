@@ -215,7 +215,8 @@ def _glob_class_names(pattern: str, matched: list[str]) -> tuple[str, ...]:
     if pattern.count("*") != 1 or "?" in pattern or "[" in pattern:
         return tuple(matched)
     prefix, suffix = pattern.split("*")
-    regex = re.compile(re.escape(prefix) + "(.*)" + re.escape(suffix) + r"\Z")
+    # DOTALL: fnmatch's * matches a newline too, and a column name may hold one (a quoted CSV header)
+    regex = re.compile(re.escape(prefix) + "(.*)" + re.escape(suffix) + r"\Z", re.DOTALL)
     return tuple(regex.match(name).group(1) for name in matched)  # type: ignore[union-attr]
 
 

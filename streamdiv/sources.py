@@ -161,14 +161,26 @@ def _path_parts(path: str) -> list[Part]:
     kind = _file_kind(path)
     try:
         if kind == "parquet":
-            return [parquet_part(path)]
+            return [_named_in_utf8(parquet_part(path))]
         if kind == "ipc_file":
-            return [_ipc_file_part(path)]
+            return [_named_in_utf8(_ipc_file_part(path))]
         if kind == "ipc_stream":
-            return [_ipc_stream_file_part(path)]
-        return [_csv_part(path)]
+            return [_named_in_utf8(_ipc_stream_file_part(path))]
+        return [_named_in_utf8(_csv_part(path))]
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{path}: cannot open it as {kind.replace('_', ' ')}: {error}") from error
+    except UnicodeDecodeError as error:  # pq.ParquetFile decodes its column paths as it opens
+        raise SourceError(f"{path}: a column name is not UTF-8 text ({error})") from None
+
+
+def _named_in_utf8(part: Part) -> Part:
+    """``part``, once its column names are known to be UTF-8: a file may hold any bytes there, and pyarrow
+    decodes them only when asked, deep in the lookup of a column (a UnicodeDecodeError naming no file)."""
+    try:
+        part.schema.names
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{part.name}: a column name is not UTF-8 text ({error})") from None
+    return part
 
 
 def _file_kind(path: str) -> str:
@@ -210,7 +222,7 @@ def _ipc_file_part(path: str) -> Part:
         with pa.OSFile(path, "rb") as handle:
             reader = pa.ipc.open_file(handle, options=pa.ipc.IpcReadOptions(included_fields=fields))
             for i in range(reader.num_record_batches):
-                yield reader.get_record_batch(i).select(columns)
+                yield _validated(reader.get_record_batch(i).select(columns))
 
     return Part(path, schema, read, rows=rows, bytes=os.path.getsize(path))
 
@@ -220,7 +232,7 @@ def _ipc_stream_part(name: str, stream: BinaryIO) -> Part:
         reader = pa.ipc.open_stream(stream)
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{name}: not an Arrow IPC stream: {error}") from error
-    return _reader_part(name, reader)
+    return _named_in_utf8(_reader_part(name, reader, validate=True))
 
 
 def _ipc_stream_file_part(path: str) -> Part:
@@ -230,12 +242,13 @@ def _ipc_stream_file_part(path: str) -> Part:
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         with pa.OSFile(path, "rb") as handle:
             for batch in pa.ipc.open_stream(handle):
-                yield batch.select(columns)
+                yield _validated(batch.select(columns))
 
     return Part(path, schema, read, bytes=os.path.getsize(path))
 
 
-def _reader_part(name: str, reader: pa.RecordBatchReader) -> Part:
+def _reader_part(name: str, reader: pa.RecordBatchReader, validate: bool = False) -> Part:
+    """A stream of record batches, read once; ``validate`` checks each batch's bytes (see _validated)."""
     used = []
 
     def read(columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -243,9 +256,18 @@ def _reader_part(name: str, reader: pa.RecordBatchReader) -> Part:
             raise SourceError(f"{name}: a stream can be read only once")
         used.append(True)
         for batch in reader:
-            yield batch.select(columns)
+            yield _validated(batch.select(columns)) if validate else batch.select(columns)
 
     return Part(name, reader.schema, read)
+
+
+def _validated(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch``, once its offsets and strings are checked (an ArrowInvalid otherwise, which the reading
+    loop words as a SourceError naming the file): Arrow IPC reads its buffers as they are written, and a
+    damaged file's list or string offsets past their data crash pyarrow's compute functions and the kernels
+    (a segfault, not an error).  Parquet's decoder builds its arrays itself."""
+    batch.validate(full=True)
+    return batch
 
 
 def _csv_part(path: str) -> Part:
