@@ -17,12 +17,14 @@ import sys
 
 import atheris
 
-# Everything but the kernels is instrumented: numba compiles the kernels from their bytecode, which atheris's
-# coverage callbacks would make uncompilable (atheris includes whole packages and excludes single modules).
-KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "streamdiv", "kernels")
-KERNEL_MODULES = ["streamdiv.kernels"] + ["streamdiv.kernels." + name[:-3] for name in os.listdir(KERNELS)
-                                          if name.endswith(".py")]
-with atheris.instrument_imports(include=["streamdiv"], exclude=KERNEL_MODULES):
+# Everything but the numba code is instrumented: numba compiles the kernels and the Parquet decoder's loops
+# from their bytecode, which atheris's coverage callbacks would make uncompilable (atheris includes whole
+# packages and excludes single modules).
+PACKAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "streamdiv")
+NUMBA_MODULES = [f"streamdiv.{package}" for package in ("kernels", "parquet_decode")] + [
+    f"streamdiv.{package}.{name[:-3]}" for package in ("kernels", "parquet_decode")
+    for name in os.listdir(os.path.join(PACKAGE, package)) if name.endswith(".py")]
+with atheris.instrument_imports(include=["streamdiv"], exclude=NUMBA_MODULES):
     from fuzz_scoring import score_quietly
 
 if __name__ == "__main__":
