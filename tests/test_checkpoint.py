@@ -178,7 +178,7 @@ def test_data_in_memory_cannot_be_checkpointed(tmp_path):
 # ---- the command line, in subprocesses: killed, interrupted, resumed
 def score_command(source, ck, out):
     return [sys.executable, "-m", "streamdiv", "score", str(source), "--probs", "probs", "--labels", "label",
-            "--by", "region", "--batch-size", "2048", "--checkpoint", str(ck), "--checkpoint-every", "3",
+            "--by", "region", "--batch-size", "1024", "--checkpoint", str(ck), "--checkpoint-every", "1",
             "--resume", "--format", "json", "-o", str(out / "report.json"), "--save-state", str(out / "state")]
 
 
@@ -192,19 +192,36 @@ def outputs(out):
     return (out / "report.json").read_bytes(), (out / "state").read_bytes()
 
 
+def wait_for(path, process, timeout=60.0) -> bool:
+    """Wait until ``path`` exists (the scan has written its first checkpoint); False if the process ended."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(predictions, tmp_path_factory):
-    """The outputs of a run never stopped, and how long that run took."""
+    """The outputs of a run never stopped, how long that run took, and how long it went on after writing its
+    first checkpoint (the scan itself, start-up aside)."""
     out = tmp_path_factory.mktemp("uninterrupted")
     run_to_the_end(score_command(predictions, out / "ck", out), timeout=900)  # compiles, or loads the cache
     started = time.monotonic()
-    run_to_the_end(score_command(predictions, out / "ck", out))
-    return outputs(out), time.monotonic() - started
+    process = subprocess.Popen(score_command(predictions, out / "ck", out), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    assert wait_for(out / "ck", process)
+    scanning = time.monotonic()
+    assert process.wait(timeout=120) == 0
+    ended = time.monotonic()
+    return outputs(out), ended - started, ended - scanning
 
 
 def test_a_run_killed_at_random_moments_and_resumed_gives_the_same_bytes(predictions, uninterrupted, tmp_path):
-    """SIGKILL at a moment drawn from the whole run (start-up included), then ``--resume`` to the end."""
-    expected, duration = uninterrupted
+    """SIGKILL at a random moment, then ``--resume`` to the end: in even trials a moment of the whole run
+    (start-up included), in odd ones a moment of the scan (after its first checkpoint)."""
+    expected, duration, scan = uninterrupted
     draw = random.Random(2026)
     mid_scan = 0
     for trial in range(KILL_TRIALS):
@@ -212,7 +229,11 @@ def test_a_run_killed_at_random_moments_and_resumed_gives_the_same_bytes(predict
         out.mkdir()
         command = score_command(predictions, out / "ck", out)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(draw.uniform(0.3, 1.0) * duration)
+        if trial % 2:
+            wait_for(out / "ck", process)
+            time.sleep(draw.uniform(0.0, 0.9) * scan)
+        else:
+            time.sleep(draw.uniform(0.3, 1.0) * duration)
         process.send_signal(signal.SIGKILL)
         process.wait()
         if (out / "ck").exists():
@@ -225,12 +246,10 @@ def test_a_run_killed_at_random_moments_and_resumed_gives_the_same_bytes(predict
 
 
 def test_ctrl_c_exits_130_with_one_line_and_leaves_a_checkpoint_to_resume(predictions, uninterrupted, tmp_path):
-    expected, duration = uninterrupted
+    expected, _, _ = uninterrupted
     command = score_command(predictions, tmp_path / "ck", tmp_path)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "ck").exists() and time.monotonic() < deadline:  # the scan has begun
-        time.sleep(0.01)
+    assert wait_for(tmp_path / "ck", process)  # the scan has begun
     process.send_signal(signal.SIGINT)
     sent = time.monotonic()
     _, stderr = process.communicate(timeout=60)

@@ -107,7 +107,10 @@ def test_a_scan_left_early_stops_its_reader_thread():
 def test_keywords_are_evaluates():
     scan_parameters = dict(inspect.signature(streamdiv.scan).parameters)
     assert scan_parameters.pop("every").default is None
-    assert scan_parameters == dict(inspect.signature(streamdiv.evaluate).parameters)
+    evaluate_parameters = dict(inspect.signature(streamdiv.evaluate).parameters)
+    for checkpoints in ("checkpoint", "checkpoint_every", "resume"):  # a whole scan's, not a running view's
+        assert evaluate_parameters.pop(checkpoints).kind is inspect.Parameter.KEYWORD_ONLY
+    assert scan_parameters == evaluate_parameters
     steps = list(streamdiv.scan(SMALL, **COLUMNS, base=2, bins=7, eps=1e-9, metrics="loss", every=128))
     expected = streamdiv.evaluate(SMALL, **COLUMNS, base=2, bins=7, eps=1e-9, metrics="loss")
     assert steps[-1].running.to_dict() == expected.to_dict() and expected.units == "bits"
