@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamdiv.parquet_decode.pages import CODECS, PHYSICAL_DTYPES, Leaf, decode_chunk
+from streamdiv.parquet_decode.thrift import ThriftError, read_struct
 
 __all__ = ["decode_row_group"]
 
@@ -36,27 +37,57 @@ def _decode_column(file: mmap.mmap, metadata: pq.FileMetaData, row_group: int, n
     if value_type not in _NUMBER_TYPES or index is None:
         return None
     column = metadata.schema.column(index)
-    chunk = metadata.row_group(row_group).column(index)
-    if (column.physical_type not in PHYSICAL_DTYPES or chunk.compression not in CODECS
+    chunk = _chunk_metadata(file, row_group, index)
+    if chunk is None:
+        return None
+    codec = _CODEC_NAMES.get(chunk.get(4))
+    if (column.physical_type not in PHYSICAL_DTYPES or codec not in CODECS
             or column.max_repetition_level != (1 if is_list else 0)):
         return None
-    start = chunk.data_page_offset
-    if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
-        start = min(start, chunk.dictionary_page_offset)
+    num_values, size, start = chunk.get(5), chunk.get(7), chunk.get(9)
+    if not all(isinstance(value, int) and value >= 0 for value in (num_values, size, start)):
+        return None
+    if isinstance(chunk.get(11), int) and 0 < chunk[11] < start:  # the dictionary page comes first
+        start = chunk[11]
     rows = metadata.row_group(row_group).num_rows
     # Without nulls a row group of rows of K values holds rows * K values: K is the one length it can be.
-    row_length = kind.list_size if pa.types.is_fixed_size_list(kind) else chunk.num_values // max(rows, 1)
-    if rows == 0 or chunk.num_values != rows * row_length:
+    row_length = kind.list_size if pa.types.is_fixed_size_list(kind) else num_values // max(rows, 1)
+    if rows == 0 or num_values != rows * row_length:
         return None
-    leaf = Leaf(PHYSICAL_DTYPES[column.physical_type], CODECS[chunk.compression], column.max_definition_level,
+    leaf = Leaf(PHYSICAL_DTYPES[column.physical_type], CODECS[codec], column.max_definition_level,
                 column.max_repetition_level, row_length, pa.types.is_fixed_size_list(kind))
-    if start + chunk.total_compressed_size > len(file):
+    if start + size > len(file):
         return None
-    values = decode_chunk(memoryview(file)[start:start + chunk.total_compressed_size], chunk.num_values, leaf)
+    values = decode_chunk(memoryview(file)[start:start + size], num_values, leaf)
     if values is None:
         return None
     values = values.astype(value_type.to_pandas_dtype(), copy=False)
     return values.reshape(rows, row_length) if is_list else values
+
+
+# parquet.thrift's CompressionCodec, by number, as pages.CODECS names them
+_CODEC_NAMES = {0: "UNCOMPRESSED", 1: "SNAPPY", 6: "ZSTD"}
+
+
+def _chunk_metadata(file: mmap.mmap, row_group: int, column: int) -> dict[int, object] | None:
+    """The ColumnMetaData struct of a column chunk (fields by parquet.thrift's ids: 4 codec, 5 num_values,
+    7 total_compressed_size, 9 data_page_offset, 11 dictionary_page_offset), read from the footer with our own
+    Thrift reader; None when the footer does not hold it.  Not pyarrow's RowGroupMetaData.column(): on a
+    damaged chunk's statistics or level histograms it throws a C++ exception that its binding does not catch,
+    and the process aborts (found by fuzz/fuzz_inputs.py)."""
+    size = len(file)
+    if size < 12 or file[size - 4:] != b"PAR1":
+        return None
+    length = int.from_bytes(file[size - 8:size - 4], "little")
+    if length > size - 12:
+        return None
+    try:
+        footer, _ = read_struct(bytes(file[size - 8 - length:size - 8]))
+        chunk = footer[4][row_group][1][column]
+        metadata = chunk[3]
+    except (ThriftError, KeyError, IndexError, TypeError):
+        return None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def decode_row_group(path: str, metadata: pq.FileMetaData, row_group: int,
