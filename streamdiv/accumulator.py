@@ -12,8 +12,9 @@ from . import columns, skip_reasons, state_format
 from .gaussian_columns import GaussianPrepared, prepare_gaussian
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
-from .kernels.status import CODE_IGNORED, NULL_TIME, OK, PREDICTION_OUT_OF_RANGE, PROBLEMS
+from .kernels.status import CODE_IGNORED, NULL_TIME, OK
 from .errors import InvalidRowError, StreamdivError
+from .invalid_rows import invalid_row_error as _invalid_row_error
 from .metrics import METRIC_SETS, parse_base
 from .progress import COMPILE_NOTICE
 from .report import Report
@@ -379,37 +380,3 @@ def _slices(inputs: Mapping[str, Any], groups: Mapping[str, Any] | None) -> list
 def _rows(value: Any, start: int, stop: int) -> Any:
     """Rows [start, stop) of an input (the whole input when stop is -1)."""
     return value if value is None or stop < 0 else value[start:stop]
-
-
-def _invalid_row_error(prepared: columns.Prepared, row: int, location: Location, n_bad: int) -> InvalidRowError:
-    code = int(prepared.status[row])
-    role, reason = PROBLEMS[code]
-    value = _value_at(prepared.raw.get(role), row)
-    column = location.column_names.get(role, role)
-    file_row = location.first_row + row
-    more = f" ({n_bad - 1} more bad rows in this batch)" if n_bad > 1 else ""
-    hint = ("These look like logits: pass them with logits= (--logits). "
-            if code == PREDICTION_OUT_OF_RANGE and _looks_like_logits(prepared, row) else "")
-    message = (f"{location.path}: row {file_row}, column {column!r}: the value {value!r} {reason}{more}. {hint}"
-               f"Fix the data, or skip and count such rows with on_invalid='skip' (--on-invalid skip).")
-    return InvalidRowError(message, path=location.path, row=file_row, column=column, value=value, reason=reason)
-
-
-def _looks_like_logits(prepared: columns.Prepared, row: int) -> bool:
-    """Whether a probability row refused for a value outside [0, 1] looks like logits: every value finite, and
-    one beyond [-tolerance, 1 + tolerance] (the row-sum tolerance of its storage dtype), farther out than
-    rounding takes a probability."""
-    values = np.asarray(prepared.pred[row], dtype=np.float64).reshape(-1)
-    tolerance = prepared.prediction_tolerance
-    return bool(np.isfinite(values).all() and ((values < -tolerance) | (values > 1.0 + tolerance)).any())
-
-
-def _value_at(raw: Any, row: int) -> Any:
-    if raw is None:
-        return None
-    if isinstance(raw, (list, tuple)):
-        return [_value_at(column, row) for column in raw]
-    value = raw[row]
-    if hasattr(value, "as_py"):
-        return value.as_py()
-    return value.tolist() if hasattr(value, "tolist") else value
