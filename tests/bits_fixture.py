@@ -4,9 +4,9 @@ entries it records otherwise in ``fixtures/bits-<cpu>.json``.
 Why a CPU can differ: the per-row sums over a row's classes for rows of more than SCALAR_ROW_CLASSES classes
 (kernels.probabilities, logits, soft) are compiled with ``fastmath={"reassoc"}`` so that LLVM vectorises
 them, and the order LLVM adds the lanes in follows its vector width and cost model for the host CPU
-(``llvmlite.binding.get_host_cpu_name()``: znver3 (AVX2) and rocketlake (AVX-512) each have a variant file).  On one CPU the bits are the same for
-every batch cut and thread count (the twins check that on every machine); across CPUs such sums may differ
-in their last bit.  A variant file holds only whole entries of configurations that differ, recorded with::
+(``llvmlite.binding.get_host_cpu_name()``; znver3, with AVX2, and rocketlake, with AVX-512, have variant
+files).  On one CPU the bits are the same for every batch cut and thread count (the twins check that on every
+machine); across CPUs such sums may differ in their last bit.  A variant file holds only whole entries of configurations that differ, recorded with::
 
     PYTHONPATH=. python tests/bits_configurations.py --write-variant
 
