@@ -44,7 +44,9 @@ def ece_debiased(t: Totals) -> Value:
     weight = bins.weight.sum()
     if weight <= 0 or not np.isfinite(bins.weight_squares).all():
         return None
-    used = bins.weight > 0
+    # A bin whose weights are all below 1e-154 has W_b^2 and sum w^2 underflowed to 0: its effective count
+    # cannot be known, and the bin is left out like one of n_b < 2.
+    used = (bins.weight > 0) & (bins.weight_squares > 0)
     effective = np.zeros_like(bins.weight)
     effective[used] = bins.weight[used] ** 2 / bins.weight_squares[used]
     used &= effective >= 2.0

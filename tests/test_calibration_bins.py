@@ -4,6 +4,8 @@ from the state's fine histogram)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from numba import njit
@@ -117,6 +119,19 @@ def test_ece_debiased_is_zero_not_negative_for_calibrated_rows_and_skips_single_
     lonely = streamdiv.Accumulator(bins=4).update(probs=np.array([0.1, 0.6, 0.62]), labels=np.array([1, 0, 1]))
     assert lonely.report().metrics["ece_debiased"] == pytest.approx(
         debiased_calibration_error(np.array([0.1, 0.6, 0.62]), np.array([1.0, 0.0, 1.0]), None, np.arange(5) / 4))
+
+
+def test_ece_debiased_leaves_out_bins_whose_squared_weights_underflow_without_a_warning():
+    """Weights of 1e-170 square to 0: such a bin's effective row count is unknowable, so it is left out (here
+    every bin is, and the estimator is 0), with no RuntimeWarning and no NaN (the fuzzer's find)."""
+    p = np.array([0.2, 0.25, 0.7, 0.8])
+    y = np.array([0, 1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = streamdiv.Accumulator(bins=4).update(probs=p, labels=y, weights=np.full(4, 1e-170)).report()
+    assert tiny.metrics["ece_debiased"] == 0.0
+    assert tiny.metrics["ece"] == pytest.approx(streamdiv.Accumulator(bins=4).update(probs=p, labels=y)
+                                                .report().metrics["ece"], rel=1e-12)
 
 
 def test_fine_bins_are_searchsorted_on_their_exact_edges():
