@@ -291,6 +291,10 @@ def _configurations() -> list[Configuration]:
         ("stream_logits_f64_k10", partial(stream, 10, 52, logits=True), small),
         ("stream_soft_f64_k10", partial(stream, 10, 53, soft=True), small),
         ("stream_binary_probs_loss", partial(binary, STREAM_ROWS, 54), loss),
+        # the full pass, whose class-wise bins follow the top-label bins (classwise.binary_bins_follow)
+        ("stream_binary_probs_extremes", partial(binary, STREAM_ROWS, 85, extremes=True), small),
+        ("stream_binary_probs_invalid_ignored_skip", partial(binary, STREAM_ROWS, 86, invalid=True, ignored=True),
+         skip),
         ("stream_binary_soft_extremes_weighted", partial(binary, STREAM_ROWS, 55, soft=True, extremes=True,
                                                          weighted=True), small),
         ("stream_grouped_mixed_hard_f64_k10_invalid_skip", partial(stream, 10, 56, invalid=True, groups="mixed"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from numba import njit
 
 from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
-from .classwise import classwise_binary_span, classwise_multiclass_span
+from .classwise import binary_bins_follow, classwise_binary_span, classwise_multiclass_span
 from .gaussian import _gaussian_span
 from .loss import _loss_span
 from .predictions import (label_free_binary_span, label_free_logit_span, label_free_probability_span,
@@ -126,10 +126,11 @@ def row_by_row(batch, settings, partial, lo, hi):
 def binary_labels(batch, settings, partial, lo, hi):
     """One positive-class probability (or logit) per row against labels in {0, 1}."""
     _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    bins_follow = binary_bins_follow(batch, settings, partial)
     _binary_label_span(batch.pred, settings.is_logits, batch.labels, batch.weights, batch.weights.shape[0] > 0,
                        batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                        partial.counts, partial.sums, lo, hi)
-    classwise_binary_span(batch, settings, partial, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi, bins_follow)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -148,7 +149,7 @@ def binary_soft(batch, settings, partial, lo, hi):
     _binary_soft_span(batch.pred, settings.is_logits, batch.targets, batch.weights, batch.weights.shape[0] > 0,
                       batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.n_bins,
                       partial.counts, partial.sums, lo, hi)
-    classwise_binary_span(batch, settings, partial, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi, False)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -180,7 +181,7 @@ def label_free_binary(batch, settings, partial, lo, hi):
     """One positive-class probability (or logit) per row alone."""
     _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
     label_free_binary_span(batch, settings, partial, lo, hi)
-    classwise_binary_span(batch, settings, partial, lo, hi)
+    classwise_binary_span(batch, settings, partial, lo, hi, False)
 
 
 @njit(**KERNEL_OPTIONS)
