@@ -3,8 +3,9 @@
     NUMBA_NUM_THREADS=1 python benchmarks/wide_columns.py --rows 1000000 --repeats 7
 
 K = 10 float32 Arrow columns, hard labels.  The same small kernel (each row's sum checked against 1, and the
-label's -log q) runs three ways in one process, interleaved over repetitions: on the columns stacked into one
-rows x K array first (what ``columns.distribution`` does today), on an already stacked array (the kernel
+label's -log q) runs four ways in one process, interleaved over repetitions: on the columns stacked into one
+rows x K array first, by ``np.stack`` or by streamdiv's ``stack_columns`` (what ``columns.distribution``
+does), on an already stacked array (the kernel
 alone), and on the columns themselves, row i class k read through a (K,) array of the columns' base
 addresses (``numba.carray`` over a pointer made from each address by an LLVM ``inttoptr``).  The last column
 of the table is each way's time over the memory floor (numpy summing the ten columns).  A benchmark, never
@@ -23,6 +24,8 @@ import pyarrow as pa
 from llvmlite import ir
 from numba import carray, njit, types
 from numba.extending import intrinsic
+
+from streamdiv.kernels.interleave import stack_columns
 
 ROW_SUM_TOLERANCE = 3.45e-4
 
@@ -78,10 +81,13 @@ def main() -> None:
     numpy_columns = [column.to_numpy() for column in arrow_columns]
     addresses = np.array([column.buffers()[1].address + column.offset * 4 for column in arrow_columns])
     stacked = np.stack(numpy_columns, axis=1)
+    assert np.array_equal(stack_columns(numpy_columns), stacked)  # and compiled
     assert loss_from_columns(addresses, args.rows, labels) == loss_from_matrix(stacked, labels)  # and compiled
     ways = {
         "memory floor: numpy sums of the columns": lambda: [column.sum() for column in numpy_columns],
         "np.stack, then the rows x K kernel": lambda: loss_from_matrix(np.stack(numpy_columns, axis=1), labels),
+        "streamdiv's stack_columns, then the rows x K kernel":
+            lambda: loss_from_matrix(stack_columns(numpy_columns), labels),
         "the rows x K kernel alone (stacked before)": lambda: loss_from_matrix(stacked, labels),
         "the columns' addresses, no copy": lambda: loss_from_columns(addresses, args.rows, labels),
     }

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from .kernels.status import (CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK,
                              UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET)
 from .errors import ColumnTypeError, SchemaError
+from .kernels.interleave import stack_columns
 
 # A role's raw input: an Arrow array, a numpy array, or (wide layout) a sequence of per-class 1-D arrays.
 RawColumn = Any
@@ -128,7 +129,7 @@ def distribution(values: RawColumn, role: str, expected_classes: int | None,
     """
     if isinstance(values, (list, tuple)):
         columns = [_float_numpy(column, role) for column in values]
-        matrix = np.stack(columns, axis=1) if columns else np.empty((0, 0))
+        matrix = stack_columns(columns) if columns else np.empty((0, 0))
         for column in values:
             _mark(status, _null_rows(column), null_code)
         return matrix

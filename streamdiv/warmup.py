@@ -7,8 +7,8 @@ writable.  A later process that finds it there loads it instead of compiling.
 
 Which types reach the kernels is decided by :mod:`streamdiv.columns`, whatever the input: predictions and
 soft targets are read-only C-contiguous float32 or float64 arrays (float16 is upcast to float32; integers
-and decimals to float64; per-class columns are stacked into one such array), 1-D for the binary layout;
-labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
+and decimals to float64; per-class columns are stacked into one such array by ``kernels.interleave``), 1-D
+for the binary layout; labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
 array of the same type as a present one.  Each input family (hard labels with probabilities, with logits, the
 loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets, and the
 label-free probabilities, logits, per-row path and binary column) has its own
@@ -71,7 +71,8 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     # the rest share those types: runtime flags and other storage of the same arrays
     WarmupLayout("hard labels, float32 logits", prediction="logits"),
     WarmupLayout("hard labels, float64 logits", prediction="logits", prediction_dtype="float64"),
-    WarmupLayout("hard labels, float32 per-class columns", per_class=True),
+    WarmupLayout("hard labels, float32 per-class columns", per_class=True),  # kernels.interleave, per dtype
+    WarmupLayout("hard labels, float64 per-class columns", per_class=True, prediction_dtype="float64"),
     WarmupLayout("hard labels, weights and groups", weights=True, groups=True),
     WarmupLayout("hard labels, loss metrics", options={"metrics": "loss"}),
     WarmupLayout("hard labels, loss metrics, weights and groups", weights=True, groups=True,
