@@ -77,27 +77,40 @@ def _list(data: bytes, position: int) -> tuple[list, int]:
     size, kind = header >> 4, header & 0x0F
     if size == 15:
         size, position = _varint(data, position)
+    _check_size(data, position, size, "list", 1)
     items = []
     for _ in range(size):
-        if kind in (_TRUE, _FALSE):  # a boolean element is a whole byte: 1 true, 2 (or 0) false
-            items.append(data[position] == _TRUE)
-            position += 1
-        else:
-            item, position = _value(data, position, kind)
-            items.append(item)
+        item, position = _element(data, position, kind)
+        items.append(item)
     return items, position
+
+
+def _check_size(data: bytes, position: int, size: int, what: str, least_bytes: int) -> None:
+    """Each element of a list takes a byte at least, each entry of a map two: a size past the bytes left is
+    corrupt (and would otherwise loop over that many elements, booleans taking no byte as a struct's fields:
+    a hang the fuzzer found, a map of 2^60 booleans)."""
+    if size * least_bytes > len(data) - position:
+        raise ThriftError(f"a {what} of {size} elements runs past the end of the header at byte {position}")
+
+
+def _element(data: bytes, position: int, kind: int) -> tuple[object, int]:
+    """An element of a list or map: a boolean one is a whole byte (1 true, 2 or 0 false)."""
+    if kind in (_TRUE, _FALSE):
+        return data[position] == _TRUE, position + 1
+    return _value(data, position, kind)
 
 
 def _map(data: bytes, position: int) -> tuple[dict, int]:
     size, position = _varint(data, position)
     if size == 0:
         return {}, position
+    _check_size(data, position + 1, size, "map", 2)
     kinds = data[position]
     position += 1
     result = {}
     for _ in range(size):
-        key, position = _value(data, position, kinds >> 4)
-        result[key], position = _value(data, position, kinds & 0x0F)
+        key, position = _element(data, position, kinds >> 4)
+        result[key], position = _element(data, position, kinds & 0x0F)
     return result, position
 
 
