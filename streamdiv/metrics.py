@@ -120,8 +120,9 @@ def _binary_calibration_ratio(t: Totals) -> Value:
     ``report.classes``)."""
     if not t.binary:
         return None
-    positives = t.class_values("target_mass")[1]
-    return float(t.class_values("prediction_mass")[1] / positives) if positives > 0 else None
+    positives = float(t.class_values("target_mass")[1])
+    # Python floats: a ratio past 1.8e308 (positives of subnormal weight) is inf without numpy's RuntimeWarning
+    return float(t.class_values("prediction_mass")[1]) / positives if positives > 0 else None
 
 
 def _mean_confidence(t: Totals) -> Value:

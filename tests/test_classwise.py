@@ -4,6 +4,7 @@ the definitions row by row (tests/reference.py), scikit-learn, and the identity 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
@@ -288,3 +289,17 @@ def test_prior_kl_is_scipys_entropy_of_the_base_rates_against_the_mean_predictio
     report = streamdiv.Accumulator().update(probs=q, labels=labels).report()
     expected = stats.entropy(np.bincount(labels, minlength=5) / len(labels), q.mean(axis=0))
     assert report.metrics["prior_kl"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_calibration_ratios_past_the_float_range_are_inf_without_a_warning():
+    """Positives of subnormal weight (the fuzzer's input): sum w p / sum w y overflows to inf, quietly."""
+    p = np.array([0.5, 0.5, 0.25])
+    y = np.array([1, 0, 0])
+    weights = np.array([1e-310, 1.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        binary = streamdiv.Accumulator().update(probs=p, labels=y, weights=weights).report()
+        multiclass = streamdiv.Accumulator().update(probs=np.stack([1 - p, p], axis=1), labels=y,
+                                                    weights=weights).report()
+    assert binary.metrics["calibration_ratio"] == math.inf
+    assert [entry["calibration_ratio"] for entry in multiclass.classes][1] == math.inf
