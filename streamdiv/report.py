@@ -217,8 +217,8 @@ def _classes(t: Totals, state: State) -> list[dict[str, Any]]:
             "ece": float(eces[position]),
             "mean_prediction": float(mean_prediction),
             "observed_frequency": float(frequency),
-            # sum w q_k / sum w y_k in Python floats: past 1.8e308 it is inf, without numpy's RuntimeWarning
-            "calibration_ratio": float(prediction[k]) / float(observed[k]) if frequency > 0 else None,
+            # in Python floats: past 1.8e308 the ratio is inf, without numpy's RuntimeWarning
+            "calibration_ratio": float(mean_prediction) / float(frequency) if frequency > 0 else None,
             "calibration": _class_reliability_table(bins, rows, position),
         })
     return entries

@@ -15,7 +15,7 @@ from .layout import IGNORED, SKIPPED, class_mass_slot
 from .loss import _accumulate_loss
 from .primitives import LN2, _add, _reject, _row_weight
 from .probabilities import N_ROW_TERMS, ROW_DOUBLE_SOFTMAX, ROW_LOG_Q_LABEL, ROW_Q_LABEL, ROW_STATUS, ROW_TOTAL
-from .scored import N_SCORED, _accumulate_scored, _add_reverse_kl, _add_row, _store_scored
+from .scored import _add_reverse_kl, _add_row, _store_scored
 from .status import (CODE_IGNORED, LABEL_OUT_OF_RANGE, LOGIT_NAN_OR_POSITIVE_INFINITY, OK, PREDICTION_NAN,
                      PREDICTION_OUT_OF_RANGE, TARGET_NAN, TARGET_OUT_OF_RANGE, WEIGHT_NEGATIVE_OR_NAN)
 
@@ -170,6 +170,26 @@ def _binary_row_status(v, y, is_logits):
     return PREDICTION_NAN if v != v else range_code
 
 
+@njit(inline="always")
+def binary_label_row_terms(row_terms, j, y, eps, log_eps):
+    """A binary row's scored terms from row j of its tile's table of logs, y in {0, 1}: (p, H(P,Q) (with
+    eps clipping), H(Q), JS, Brier, whether eps clipped q_y)."""
+    prob = row_terms[BINARY_P, j]
+    other = row_terms[BINARY_NOT_P, j]
+    log_p = row_terms[BINARY_LOG_P, j]
+    log_not_p = row_terms[BINARY_LOG_NOT_P, j]
+    qy = prob if y == 1 else other
+    log_qy = log_p if y == 1 else log_not_p
+    log_m = row_terms[BINARY_LOG_MIDPOINT, j]
+    clipped = qy < eps
+    cross = -log_eps if clipped else -log_qy
+    js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
+    js += 0.5 * qy * (log_qy - log_m) if qy > 0.0 else 0.0  # a select: the loop has no branch
+    js = js if js > 0.0 else 0.0
+    return (prob, cross, binary_prediction_entropy(prob, other, log_p, log_not_p), js, (prob - y) * (prob - y),
+            clipped)
+
+
 @njit(error_model="numpy")
 def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored):
     """The scored terms of the rows [start, stop) of binary predictions against labels in {0, 1}, from the
@@ -178,38 +198,9 @@ def _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_t
         y = labels[start + j]
         code = _binary_row_status(np.float64(pred[start + j]), y, is_logits)
         y = 1 if y == 1 else 0
-        prob = row_terms[BINARY_P, j]
-        other = row_terms[BINARY_NOT_P, j]
-        log_p = row_terms[BINARY_LOG_P, j]
-        log_not_p = row_terms[BINARY_LOG_NOT_P, j]
-        qy = prob if y == 1 else other
-        log_qy = log_p if y == 1 else log_not_p
-        log_m = row_terms[BINARY_LOG_MIDPOINT, j]
-        clipped = qy < eps
-        cross = -log_eps if clipped else -log_qy
-        prediction_entropy = binary_prediction_entropy(prob, other, log_p, log_not_p)
-        js = -0.5 * log_m + 0.5 * LN2 * (other if y == 1 else prob)
-        js += 0.5 * qy * (log_qy - log_m) if qy > 0.0 else 0.0  # a select: the loop has no branch
-        js = js if js > 0.0 else 0.0
-        _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, (prob - y) * (prob - y),
-                      prob, np.float64(y), (1 if prob > 0.5 else 0) == y, y, False, clipped, False)
-
-
-@njit(error_model="numpy")
-def _binary_label_span(pred, is_logits, labels, weights, has_weights, group_ids, has_groups, status, eps, n_bins,
-                       counts, sums, lo, hi):
-    """Score the rows [lo, hi) of binary predictions against labels in {0, 1} into ``counts``/``sums``, in row
-    order, tile by tile through the scored-row table."""
-    log_eps = math.log(eps) if eps > 0.0 else -math.inf
-    row_terms = np.empty((N_BINARY_TERMS, BINARY_TILE_ROWS))
-    scored = np.empty((N_SCORED, BINARY_TILE_ROWS))
-    no_targets = np.empty((0, 2))
-    for start in range(lo, hi, BINARY_TILE_ROWS):
-        stop = min(start + BINARY_TILE_ROWS, hi)
-        _binary_logs(pred, is_logits, labels, start, stop, row_terms)
-        _score_binary_rows(pred, is_logits, labels, eps, log_eps, start, stop, row_terms, scored)
-        _accumulate_scored(scored, no_targets, False, weights, has_weights, group_ids, has_groups, status,
-                           n_bins, counts, sums, start, stop)
+        prob, cross, prediction_entropy, js, brier, clipped = binary_label_row_terms(row_terms, j, y, eps, log_eps)
+        _store_scored(scored, j, code, cross, 0.0, cross, prediction_entropy, 0.0, js, brier, prob,
+                      np.float64(y), (1 if prob > 0.5 else 0) == y, y, False, clipped, False)
 
 
 @njit(error_model="numpy")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from .binary import _binary_label_span, _binary_loss_span, _binary_soft_span
+from .binary import _binary_loss_span, _binary_soft_span
+from .binary_rows import _binary_label_span
 from .classwise import binary_bins_follow, classwise_binary_span, classwise_multiclass_span
 from .gaussian import _gaussian_span
 from .loss import _loss_span
