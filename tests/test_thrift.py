@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamdiv.parquet_decode.thrift import ThriftError, read_struct
+from streamdiv.parquet_decode.thrift import ThriftError, bool_field, int_field, read_struct, struct_field
 
 
 def test_a_struct_with_integers_strings_lists_maps_and_a_nested_struct():
@@ -31,3 +31,13 @@ def test_a_size_past_the_bytes_left_is_a_thrift_error_at_once(data):
     # the fuzzer's page header held such a map: its booleans took no byte, and the parse ran for hours
     with pytest.raises(ThriftError, match="runs past the end of the header"):
         read_struct(data)
+
+
+def test_typed_fields_refuse_a_damaged_headers_field_of_another_type():
+    # the fuzzer's dictionary page header held an integer where its DictionaryPageHeader struct belongs
+    fields = {1: 3, 2: -1, 3: True, 7: 12}
+    assert int_field(fields, 1) == 3 and int_field(fields, 9, 0) == 0 and bool_field(fields, 3, False) is True
+    for read in (lambda: struct_field(fields, 7), lambda: int_field(fields, 2), lambda: int_field(fields, 3),
+                 lambda: int_field(fields, 9), lambda: bool_field(fields, 1, True)):
+        with pytest.raises(ThriftError, match="field"):
+            read()

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamdiv.parquet_decode import levels
-from streamdiv.parquet_decode.thrift import ThriftError, read_struct
+from streamdiv.parquet_decode.thrift import ThriftError, bool_field, int_field, read_struct, struct_field
 
 # parquet.thrift: PageType, Encoding and the PageHeader field ids used below.
 DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
@@ -104,40 +104,41 @@ def _decode_pages(chunk: memoryview, total_values: int, leaf: Leaf) -> np.ndarra
     filled, dictionary, position = 0, None, 0
     while position < len(chunk) and filled < total_values:
         header, start = read_struct(chunk, position)
-        kind, uncompressed, compressed = header[1], header[2], header[3]
+        kind, uncompressed, compressed = int_field(header, 1), int_field(header, 2), int_field(header, 3)
         page = data[start:start + compressed]
         position = start + compressed
         if kind == DICTIONARY_PAGE:
-            if header[7].get(2, PLAIN) not in (PLAIN, PLAIN_DICTIONARY):
+            dictionary_header = struct_field(header, 7)
+            if int_field(dictionary_header, 2, PLAIN) not in (PLAIN, PLAIN_DICTIONARY):
                 raise _NotHandled
-            dictionary = np.empty(header[7][1], leaf.dtype)
+            dictionary = np.empty(int_field(dictionary_header, 1), leaf.dtype)
             _values(_body(page, uncompressed, leaf.codec), PLAIN, dictionary.size, leaf, None, dictionary)
             continue
         if kind == DATA_PAGE:
-            page_header = header[5]
-            count, encoding = page_header[1], page_header[2]
+            page_header = struct_field(header, 5)
+            count, encoding = int_field(page_header, 1), int_field(page_header, 2)
             body = _body(page, uncompressed, leaf.codec)
             repetition = definition = None
             cursor = 0
             if leaf.max_repetition:
-                if page_header[4] != RLE:
+                if int_field(page_header, 4) != RLE:
                     raise _NotHandled
                 repetition, cursor = _level_block(body, cursor)
             if leaf.max_definition:
-                if page_header[3] != RLE:
+                if int_field(page_header, 3) != RLE:
                     raise _NotHandled
                 definition, cursor = _level_block(body, cursor)
             encoded = body[cursor:]
         elif kind == DATA_PAGE_V2:
-            page_header = header[8]
-            count, encoding = page_header[1], page_header[4]
-            if page_header.get(2, 0):
+            page_header = struct_field(header, 8)
+            count, encoding = int_field(page_header, 1), int_field(page_header, 4)
+            if int_field(page_header, 2, 0):
                 raise _NotHandled  # num_nulls
-            definition_length, repetition_length = page_header[5], page_header[6]
+            definition_length, repetition_length = int_field(page_header, 5), int_field(page_header, 6)
             levels_length = repetition_length + definition_length
             repetition, definition = page[:repetition_length], page[repetition_length:levels_length]
             encoded = page[levels_length:]
-            if page_header.get(7, True):  # is_compressed
+            if bool_field(page_header, 7, True):  # is_compressed
                 encoded = _body(encoded, uncompressed - levels_length, leaf.codec)
         else:
             continue  # an index page holds no values

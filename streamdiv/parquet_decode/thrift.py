@@ -132,3 +132,31 @@ def read_struct(data: bytes, position: int = 0) -> tuple[dict[int, object], int]
         else:
             field_id, position = _zigzag(data, position)
         fields[field_id], position = _value(data, position, kind)
+
+
+_ABSENT = object()
+
+
+def struct_field(fields: dict[int, object], field_id: int) -> dict[int, object]:
+    """Field ``field_id`` of a read struct, which must be a struct: a damaged header's field of another type
+    is a ThriftError, not an AttributeError further on."""
+    value = fields.get(field_id)
+    if not isinstance(value, dict):
+        raise ThriftError(f"field {field_id} is not a struct: {value!r:.40}")
+    return value
+
+
+def int_field(fields: dict[int, object], field_id: int, default: object = _ABSENT) -> int:
+    """Field ``field_id`` of a read struct, a whole number >= 0 (sizes, counts, enums), or ``default`` when it
+    is absent and a default is given."""
+    value = fields.get(field_id, default)
+    if value is _ABSENT or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ThriftError(f"field {field_id} is not a whole number >= 0: {value!r:.40}")
+    return value
+
+
+def bool_field(fields: dict[int, object], field_id: int, default: bool) -> bool:
+    value = fields.get(field_id, default)
+    if not isinstance(value, bool):
+        raise ThriftError(f"field {field_id} is not a boolean: {value!r:.40}")
+    return value
