@@ -40,7 +40,7 @@ def _decode_column(file: mmap.mmap, metadata: pq.FileMetaData, row_group: int, n
     chunk = _chunk_metadata(file, row_group, index)
     if chunk is None:
         return None
-    codec = _CODEC_NAMES.get(chunk.get(4))
+    codec = _CODEC_NAMES.get(chunk.get(4)) if isinstance(chunk.get(4), int) else None  # a damaged one: a list
     if (column.physical_type not in PHYSICAL_DTYPES or codec not in CODECS
             or column.max_repetition_level != (1 if is_list else 0)):
         return None
