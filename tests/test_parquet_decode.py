@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamdiv import parquet_decode
 from streamdiv.parquet_decode import decode_row_group
 
 LAYOUTS = ("flat", "list", "fixed")
@@ -115,3 +116,20 @@ def test_decoded_row_groups_equal_pyarrow_or_fall_back(tmp_path_factory, case):
             assert decoded[name].dtype == reference.dtype
             assert decoded[name].shape == reference.shape
             assert np.array_equal(decoded[name], reference)
+
+
+def test_the_footer_is_parsed_once_per_file_not_once_per_column_chunk(tmp_path):
+    # parsed per chunk, a file of 2,000 row groups took more than 600 s (against 2.7 s), 300 took 6.7 s (0.4)
+    rng = np.random.default_rng(5)
+    q = rng.random((40 * 16, 3)).astype(np.float32)
+    table = pa.table({"probs": pa.FixedSizeListArray.from_arrays(pa.array(q.reshape(-1)), 3),
+                      "label": pa.array(rng.integers(0, 3, len(q)), pa.int32())})
+    path = str(tmp_path / "many_groups.parquet")
+    pq.write_table(table, path, row_group_size=16)
+    metadata = pq.ParquetFile(path).metadata
+    parquet_decode._footer_row_groups.cache_clear()
+    for group in range(metadata.num_row_groups):
+        decoded = decode_row_group(path, metadata, group, ["probs", "label"])
+        assert np.array_equal(decoded["probs"], q[16 * group:16 * (group + 1)])
+    info = parquet_decode._footer_row_groups.cache_info()
+    assert (info.misses, info.hits) == (1, 2 * 40 - 1)

@@ -9,7 +9,9 @@ with pyarrow.  Tested value for value against pyarrow on fuzzed files in ``tests
 
 from __future__ import annotations
 
+import functools
 import mmap
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +30,7 @@ def _leaf_index(schema: pq.ParquetSchema, name: str) -> int | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _decode_column(file: mmap.mmap, metadata: pq.FileMetaData, row_group: int, name: str,
+def _decode_column(file: mmap.mmap, path: str, metadata: pq.FileMetaData, row_group: int, name: str,
                    field: pa.Field) -> np.ndarray | None:
     kind = field.type
     is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
@@ -37,7 +39,7 @@ def _decode_column(file: mmap.mmap, metadata: pq.FileMetaData, row_group: int, n
     if value_type not in _NUMBER_TYPES or index is None:
         return None
     column = metadata.schema.column(index)
-    chunk = _chunk_metadata(file, row_group, index)
+    chunk = _chunk_metadata(path, len(file), row_group, index)
     if chunk is None:
         return None
     codec = _CODEC_NAMES.get(chunk.get(4)) if isinstance(chunk.get(4), int) else None  # a damaged one: a list
@@ -69,25 +71,40 @@ def _decode_column(file: mmap.mmap, metadata: pq.FileMetaData, row_group: int, n
 _CODEC_NAMES = {0: "UNCOMPRESSED", 1: "SNAPPY", 6: "ZSTD"}
 
 
-def _chunk_metadata(file: mmap.mmap, row_group: int, column: int) -> dict[int, object] | None:
+def _chunk_metadata(path: str, size: int, row_group: int, column: int) -> dict[int, object] | None:
     """The ColumnMetaData struct of a column chunk (fields by parquet.thrift's ids: 4 codec, 5 num_values,
-    7 total_compressed_size, 9 data_page_offset, 11 dictionary_page_offset), read from the footer with our own
-    Thrift reader; None when the footer does not hold it.  Not pyarrow's RowGroupMetaData.column(): on a
-    damaged chunk's statistics or level histograms it throws a C++ exception that its binding does not catch,
-    and the process aborts (found by fuzz/fuzz_inputs.py)."""
-    size = len(file)
-    if size < 12 or file[size - 4:] != b"PAR1":
-        return None
-    length = int.from_bytes(file[size - 8:size - 4], "little")
-    if length > size - 12:
-        return None
+    7 total_compressed_size, 9 data_page_offset, 11 dictionary_page_offset) of the file at ``path``, of
+    ``size`` bytes as mapped, read from its footer with our own Thrift reader; None when the footer does not
+    hold it.  Not pyarrow's RowGroupMetaData.column(): on a damaged chunk's statistics or level histograms
+    it throws a C++ exception that its binding does not catch, and the process aborts (found by
+    fuzz/fuzz_inputs.py)."""
+    row_groups = _footer_row_groups(path, os.stat(path).st_mtime_ns, size)
     try:
-        footer, _ = read_struct(bytes(file[size - 8 - length:size - 8]))
-        chunk = footer[4][row_group][1][column]
-        metadata = chunk[3]
-    except (ThriftError, KeyError, IndexError, TypeError):
+        metadata = row_groups[row_group][1][column][3]
+    except (KeyError, IndexError, TypeError):
         return None
     return metadata if isinstance(metadata, dict) else None
+
+
+@functools.lru_cache(maxsize=4)
+def _footer_row_groups(path: str, mtime_ns: int, size: int) -> object:
+    """The footer's row groups (FileMetaData field 4) of the file at ``path`` as it was at ``mtime_ns`` with
+    ``size`` bytes, parsed once per file, not once per column chunk: a footer grows with its row groups, and
+    parsing it for each of them made a file of many row groups quadratic.  None when it does not parse."""
+    with open(path, "rb") as handle:
+        if size < 12 or handle.seek(size - 8) != size - 8:
+            return None
+        tail = handle.read(8)
+        length = int.from_bytes(tail[:4], "little")
+        if tail[4:] != b"PAR1" or length > size - 12:
+            return None
+        handle.seek(size - 8 - length)
+        footer_bytes = handle.read(length)
+    try:
+        footer, _ = read_struct(footer_bytes)
+    except ThriftError:
+        return None
+    return footer.get(4)
 
 
 def decode_row_group(path: str, metadata: pq.FileMetaData, row_group: int,
@@ -109,7 +126,7 @@ def decode_row_group(path: str, metadata: pq.FileMetaData, row_group: int,
     for name in columns:
         if schema.get_field_index(name) < 0:
             return None
-        decoded = _decode_column(file, metadata, row_group, name, schema.field(name))
+        decoded = _decode_column(file, path, metadata, row_group, name, schema.field(name))
         if decoded is None:
             return None
         result[name] = decoded
