@@ -60,11 +60,15 @@ def _cross_entropy_stderr(t: Totals) -> Value:
     sqrt(s^2 / W) with s^2 = (sum w x^2 - (sum w x)^2 / W) / (W - 1). None when any row is infinite."""
     if t.count(INFINITE) > 0:
         return None
-    weight = t.sums[CROSS_ENTROPY_WEIGHT]
+    weight = float(t.sums[CROSS_ENTROPY_WEIGHT])
     if weight <= 1:
         return None
-    total = t.sums[CROSS_ENTROPY]
-    variance = max(t.sums[CROSS_ENTROPY_SQUARES] - total * total / weight, 0.0) / (weight - 1)
+    total, squares = float(t.sums[CROSS_ENTROPY]), float(t.sums[CROSS_ENTROPY_SQUARES])
+    if not (math.isfinite(weight) and math.isfinite(total) and math.isfinite(squares)):
+        return None  # the sums ran past the float range: weights near 1e308
+    # (sum w x)^2 overflows from sum w x = 1.3e154 on (weights of 1e150): then divided by W first
+    square_of_total = total * total / weight if abs(total) < 1e154 else total * (total / weight)
+    variance = max(squares - square_of_total, 0.0) / (weight - 1)
     return math.sqrt(variance / weight)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -141,3 +142,21 @@ def test_ten_million_rows():
     assert m["weight"] == repeats * 7
     assert m["cross_entropy"] == pytest.approx(float(mpmath.fsum(exact) / 7), rel=REL)
     assert m["cross_entropy_finite"] == m["cross_entropy"] == m["kl_divergence"]  # hard labels: KL = H(P,Q)
+
+
+@pytest.mark.parametrize("weight", [1e150, 5.5e153])  # the second: (sum w x)^2 = 2.4e308
+def test_cross_entropy_stderr_with_weights_whose_sums_square_past_the_float_range(weight):
+    """sum w x reaches 1e154 and more: (sum w x)^2 would overflow, so it is divided by W first; the result
+    against mpmath, with no RuntimeWarning (the fuzzer's huge weights)."""
+    q = np.array([0.5, 0.25, 0.125, 0.8, 0.3])
+    y = np.array([1, 1, 0, 1, 0])
+    weights = np.full(5, weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = streamdiv.Accumulator().update(probs=q, labels=y, weights=weights).report().metrics
+    mpmath.mp.dps = 50
+    x = [-mpmath.log(mpmath.mpf(float(v)) if label else 1 - mpmath.mpf(float(v))) for v, label in zip(q, y)]
+    w = mpmath.mpf(weight)
+    total_weight, total, squares = 5 * w, w * sum(x), w * sum(v * v for v in x)
+    expected = mpmath.sqrt((squares - total * total / total_weight) / (total_weight - 1) / total_weight)
+    assert m["cross_entropy_stderr"] == pytest.approx(float(expected), rel=1e-12)
