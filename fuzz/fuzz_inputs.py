@@ -7,7 +7,7 @@ streamdiv's handling of its inputs: libFuzzer then stops and writes the input to
 
 Run (fuzz/README.md)::
 
-    python fuzz/fuzz_inputs.py fuzz/work fuzz/corpus -max_total_time=1800 -timeout=600
+    python fuzz/fuzz_inputs.py fuzz/work fuzz/corpus -max_total_time=1800 -timeout=600 -rss_limit_mb=8192
 """
 
 from __future__ import annotations
