@@ -148,7 +148,8 @@ def _csv_value(value: Any) -> str:
 
 
 def prometheus(report: Report) -> str:
-    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (null values left out);
+    """Text exposition format: ``streamdiv_<metric>_<unit>`` gauges, groups as labels (a group column named
+    window, reason or class as group_<name>; null values left out);
     ``streamdiv_skipped_rows`` also once per reason with skipped rows, labelled ``reason="<its key>"``.
     A windowed report writes its latest window alone, each sample labelled ``window="<its start>"``: a
     scrape shows the model now, not the average of every window in the file."""
@@ -163,10 +164,10 @@ def prometheus(report: Report) -> str:
     for metric in METRICS:
         name = "streamdiv_" + metric.name + _prometheus_suffix(metric.kind, report.units)
         samples = [(labels, report.metrics[metric.name])]
-        samples += [(labels | group["group"], group["metrics"][metric.name]) for group in report.groups]
+        samples += [(labels | _group_labels(group), group["metrics"][metric.name]) for group in report.groups]
         if metric.name == "skipped_rows":
             samples += _by_reason(labels, report.skipped)
-            samples += [sample for group in report.groups for sample in _by_reason(labels | group["group"],
+            samples += [sample for group in report.groups for sample in _by_reason(labels | _group_labels(group),
                                                                                   group["skipped"])]
         samples = [(where, value) for where, value in samples if value is not None]
         if not samples:
@@ -184,6 +185,15 @@ def prometheus(report: Report) -> str:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
         lines += [_sample(name, where, value) for where, value in samples]
     return "\n".join(lines) + "\n"
+
+
+# The labels prometheus() adds itself; a group column of one of these names is labelled group_<name>, so that
+# neither hides the other.
+OWN_LABELS = ("window", "reason", "class")
+
+
+def _group_labels(group: dict[str, Any]) -> dict[str, Any]:
+    return {(f"group_{name}" if name in OWN_LABELS else name): value for name, value in group["group"].items()}
 
 
 def _by_reason(labels: dict[str, Any], skipped: dict[str, int] | None) -> list[tuple[dict[str, Any], int]]:

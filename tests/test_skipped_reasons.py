@@ -416,3 +416,15 @@ def test_the_json_table_and_prometheus_formats_give_the_reasons(tmp_path):
     assert clean.exit_code == 0 and "skipped_rows" in clean.stdout and "skipped:" not in clean.stdout
     assert json.loads(CliRunner().invoke(main, ["score", str(good), "--probs", "p", "--labels", "y", "--format",
                                                 "json"]).stdout)["skipped_by_reason"] == {}
+
+
+def test_a_group_column_named_like_a_label_of_streamdivs_own_is_labelled_group_name():
+    """A group column "reason" (or "class", "window") beside the reason label: group_reason="...", so that the
+    two do not collide into one label and the group's series stay apart."""
+    table = pa.table({"probs": pa.array([[0.5, 0.5], [0.25, 0.75], [float("nan"), 1.0], [0.9, 0.1]]),
+                      "label": pa.array([0, 1, 1, 0]), "reason": pa.array(["a", "b", "b", "a"])})
+    report = streamdiv.evaluate(table, probs="probs", labels="label", by="reason", on_invalid="skip")
+    lines = render(report, "prometheus").splitlines()
+    assert 'streamdiv_skipped_rows{group_reason="b",reason="prediction_nan"} 1.0' in lines
+    assert 'streamdiv_rows{group_reason="a"} 2.0' in lines
+    assert not any('{reason="a"' in line or '{reason="b"' in line for line in lines)
