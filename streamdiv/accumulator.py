@@ -172,7 +172,7 @@ class Accumulator:
                                  "window='1d' (--window 1d)")
         if not group_columns:
             return prepared, (), [()], None
-        keys, inverse = columns.group_keys(group_columns)
+        keys, inverse = columns.group_keys(group_columns, names)
         if self._window is not None:  # the window first: (window, by...), its start as an ISO string
             keys = [(iso_start(key[-1]), *key[:-1]) for key in keys]
             names = [WINDOW_KEY] + names[:-1]

@@ -247,8 +247,9 @@ def weight_values(values: RawColumn, status: np.ndarray) -> np.ndarray:
     return _float_numpy(values, "weights").astype(np.float64, copy=False)
 
 
-def group_keys(columns: Sequence[RawColumn]) -> tuple[list[tuple], np.ndarray]:
-    """The distinct group keys of a batch (tuples, one value per column) and each row's index into them.
+def group_keys(columns: Sequence[RawColumn], names: Sequence[str] = ()) -> tuple[list[tuple], np.ndarray]:
+    """The distinct group keys of a batch (tuples, one value per column) and each row's index into them;
+    ``names`` name the columns in errors.
 
     Each column is dictionary-encoded (nulls get a code of their own), the per-column codes are combined in
     mixed radix into one int64 code per row, and the codes present are found with a dense table when the
@@ -259,13 +260,14 @@ def group_keys(columns: Sequence[RawColumn]) -> tuple[list[tuple], np.ndarray]:
     radix = 1
     if not columns:
         raise SchemaError("no group columns given")
-    for column in columns:
+    for position, column in enumerate(columns):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not isinstance(column, pa.Array):
             column = pa.array(np.asarray(column))
         encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-        words = [_json_safe(value) for value in encoded.dictionary.to_pylist()] + [None]
+        words = [_json_safe(value) for value in _group_values(encoded, names[position] if names else "by")]
+        words.append(None)
         indices = encoded.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
         codes = codes * len(words) + indices.astype(np.int64)
         radix *= len(words)
@@ -285,6 +287,22 @@ def group_keys(columns: Sequence[RawColumn]) -> tuple[list[tuple], np.ndarray]:
             key.append(words[index])
         keys.append(tuple(reversed(key)))
     return keys, inverse.reshape(-1).astype(np.int64, copy=False)
+
+
+def _group_values(encoded: pa.DictionaryArray, name: str) -> list[Any]:
+    """A dictionary-encoded group column's distinct values; text that is not UTF-8 (Arrow does not check it
+    when a file is read) is a ColumnTypeError naming the first row that holds it."""
+    try:
+        return encoded.dictionary.to_pylist()
+    except UnicodeDecodeError:
+        for index, value in enumerate(encoded.dictionary):
+            try:
+                value.as_py()
+            except UnicodeDecodeError:
+                row = pc.index(encoded.indices, index).as_py()
+                raise ColumnTypeError(f"text that is not UTF-8: {value.as_buffer().to_pybytes()!r:.60}", name,
+                                      row) from None
+        raise
 
 
 def _json_safe(value: Any) -> Any:

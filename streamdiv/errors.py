@@ -25,9 +25,11 @@ class ColumnTypeError(SchemaError):
     """A column holds values of a type its role (``probs``, ``labels``, ``weights``, ...) cannot take; ``role``
     says which, so that the caller, who knows the column and the file, can name them."""
 
-    def __init__(self, message: str, role: str):
-        super().__init__(message, role)  # both in args: the error pickles (a Dask worker's reaches the caller)
+    def __init__(self, message: str, role: str, row: int | None = None):
+        # all in args: the error pickles (a Dask worker's reaches the caller)
+        super().__init__(message, role, row)
         self.role = role
+        self.row = row  # the row of the batch at fault, where one is
 
     def __str__(self) -> str:
         return str(self.args[0])

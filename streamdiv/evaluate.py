@@ -246,7 +246,8 @@ def add_chunk(accumulator: Accumulator, plan: ColumnPlan | GaussianPlan, chunk: 
     except ColumnTypeError as error:  # raised where neither the file nor the column's name is known
         role = "prediction" if error.role in ("probs", "logits") else error.role
         column = plan.column_names().get(role, error.role)
-        raise SchemaError(f"{chunk.path}: column {column!r}: {error}") from None
+        row = f"row {chunk.first_row + error.row}, " if error.row is not None else ""
+        raise SchemaError(f"{chunk.path}: {row}column {column!r}: {error}") from None
 
 
 def _prefetched(chunks: Iterator[Chunk], depth: int) -> Iterator[Chunk]:

@@ -98,3 +98,15 @@ def test_a_glob_matches_a_column_name_with_a_newline():
     table = pa.table({"p_first\nclass": [0.25], "p_second": [0.75], "label": ["second"]})
     report = streamdiv.evaluate(table, probs="p_*", labels="label")
     assert report.metrics["cross_entropy"] == pytest.approx(-np.log(0.75), rel=1e-15)
+
+
+def test_a_group_column_whose_text_is_not_utf8_is_an_error_naming_file_row_and_column(tmp_path):
+    # the fuzzer's Parquet file held such a string: UnicodeDecodeError from pyarrow's to_pylist
+    groups = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(np.array([0, 1, 2, 3], np.int32).tobytes()),
+                                                     pa.py_buffer(b"a\xe1b")])
+    table = pa.table({"probs": pa.array([[0.5, 0.5]] * 3), "label": pa.array([0, 1, 1]), "region": groups})
+    path = tmp_path / "predictions.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(streamdiv.SchemaError,
+                       match=r"predictions\.parquet: row 1, column 'region': text that is not UTF-8: b'\\xe1'"):
+        streamdiv.evaluate(str(path), probs="probs", labels="label", by="region")
