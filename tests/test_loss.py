@@ -207,3 +207,26 @@ def test_the_table_shows_only_computed_metrics(tmp_path):
                                            "--format", "table"])
     assert result.exit_code == 0, result.output
     assert "perplexity" in result.stdout and "ece" not in result.stdout and "accuracy" not in result.stdout
+
+
+def test_binary_loss_terms_take_one_log_a_row_with_the_bits_of_both():
+    """The binary loss table's log q_y, from one log a row, is bit for bit fast_log(p) for y = 1 and
+    fast_log1p(-p) for y = 0, as the full pass computes them, on the edges of [0, 1] too."""
+    from streamdiv.kernels.binary import _binary_loss_terms
+    from streamdiv.kernels.elementary import fast_log, fast_log1p
+    from streamdiv.kernels.probabilities import N_ROW_TERMS, ROW_LOG_Q_LABEL, ROW_Q_LABEL
+
+    edges = [0.0, 5e-324, 2.2250738585072014e-308, 1e-300, 1e-20, 2.0 ** -53, 2.0 ** -30, 1e-8, 0.1, 0.5,
+             0.7, 1 - 2.0 ** -24, 1 - 2.0 ** -53, 1.0]
+    rng = np.random.default_rng(7)
+    values = np.concatenate([edges, rng.random(2000), rng.random(500) ** 30, 1 - rng.random(500) ** 30])
+    for dtype in (np.float64, np.float32):
+        p = np.repeat(values, 2).astype(dtype)
+        y = np.tile(np.array([0, 1], dtype=np.int64), len(values))
+        terms = np.empty((N_ROW_TERMS, len(p)))
+        _binary_loss_terms(p, False, y, 0, len(p), terms)
+        v = p.astype(np.float64)
+        expected = np.array([(fast_log(x) if x > 0 else -np.inf) if label == 1 else
+                             (fast_log1p(-x) if x < 1 else -np.inf) for x, label in zip(v, y)])
+        assert np.array_equal(terms[ROW_LOG_Q_LABEL].view(np.int64), expected.view(np.int64))
+        assert np.array_equal(terms[ROW_Q_LABEL], np.where(y == 1, v, 1.0 - v))
