@@ -203,12 +203,14 @@ class Accumulator:
         return self
 
     def _lanes_for(self, state: State, n_rows: int) -> driver.Lanes | None:
-        """Scratch for the blocks that run at once, kept between batches (the kernels leave it zeroed)."""
+        """Scratch for the blocks that run at once, kept between batches (the kernels leave it zeroed).  A
+        batch that needs fewer lanes than those kept uses as many of them as it has full blocks, so batches
+        of alternating sizes do not allocate the lanes again each time (the bits do not depend on lanes)."""
         shape = (state.counts.shape[0], state.n_count_slots, state.n_sum_slots)
         lanes = driver.Lanes.count_for(*shape, n_rows)
         if lanes == 0:
             return None
-        if self._lanes is None or self._lanes.shape != (lanes, *shape):
+        if self._lanes is None or self._lanes.shape[1:] != shape or self._lanes.shape[0] < lanes:
             self._lanes = driver.Lanes(*shape, lanes)
         return self._lanes
 
@@ -332,7 +334,8 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
     what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):
-        driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read)
+        driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read,
+                           prepared.fill)
 
 
 def _run_gaussian_kernel(state: State, prepared: GaussianPrepared, row_groups: np.ndarray,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .kernels.status import (CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TARGET, NULL_WEIGHT, OK,
                              UNKNOWN_LABEL, WRONG_LENGTH_PREDICTION, WRONG_LENGTH_TARGET)
+from . import row_fills
 from .errors import ColumnTypeError, SchemaError
 from .kernels.interleave import stack_columns
 
@@ -45,6 +46,9 @@ class Prepared:
     prediction_tolerance: float
     target_tolerance: float
     raw: dict[str, RawColumn] = field(default_factory=dict)
+    # fills the rows [lo, hi) of arrays converted block by block (row_fills): driver.score_batch calls it
+    # before it scores them, so pred and labels hold their values only once the kernels have run
+    fill: Callable[[int, int], None] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -121,15 +125,17 @@ def _is_list(kind: pa.DataType) -> bool:
 
 
 def distribution(values: RawColumn, role: str, expected_classes: int | None,
-                 status: np.ndarray | None, null_code: int, length_code: int, unit: str = "classes") -> np.ndarray:
+                 status: np.ndarray | None, null_code: int, length_code: int, unit: str = "classes",
+                 fills: list[row_fills.RowFill] | None = None) -> np.ndarray:
     """A 2-D (rows x classes) float array from a list column, a 2-D numpy array or per-class columns.
 
     A 1-D float input (one scalar column) is returned 1-D: the binary layout.  Rows that are null, or whose
     list does not have ``expected_classes`` values, get ``null_code`` / ``length_code`` in ``status``.
+    Per-class columns are stacked at once, or with ``fills`` block by block as they are scored (row_fills).
     """
     if isinstance(values, (list, tuple)):
         columns = [_float_numpy(column, role) for column in values]
-        matrix = stack_columns(columns) if columns else np.empty((0, 0))
+        matrix = row_fills.stacked(columns, fills, stack_columns) if columns else np.empty((0, 0))
         for column in values:
             _mark(status, _null_rows(column), null_code)
         return matrix
@@ -194,8 +200,9 @@ def _mark(status: np.ndarray | None, rows: np.ndarray | None, code: int) -> None
 
 
 def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: np.ndarray,
-                  ignore_label: Any) -> np.ndarray:
-    """int64 class indices from integer, bool or string labels (strings matched against ``class_names``)."""
+                  ignore_label: Any, fills: list[row_fills.RowFill] | None = None) -> np.ndarray:
+    """int64 class indices from integer, bool or string labels (strings matched against ``class_names``);
+    integers of another width are cast at once, or with ``fills`` block by block as they are scored."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
@@ -234,7 +241,7 @@ def label_indices(values: RawColumn, class_names: Sequence[str] | None, status: 
         raise ColumnTypeError(f"labels must be integers, booleans or strings, but they have type {kind}", "labels")
     if nulls is not None:
         values = values.fill_null(0)
-    return values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return row_fills.cast_labels(values.to_numpy(zero_copy_only=False), fills)
 
 
 def _scalar_type(kind: pa.DataType) -> pa.DataType:
@@ -324,8 +331,9 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
     prediction = probs if probs is not None else logits
     n_rows = _length(prediction)
     status = np.zeros(n_rows, dtype=np.uint8)
+    fills: list[row_fills.RowFill] = []
     pred = distribution(prediction, "probs" if probs is not None else "logits", expected_classes, status,
-                        NULL_PREDICTION, WRONG_LENGTH_PREDICTION)
+                        NULL_PREDICTION, WRONG_LENGTH_PREDICTION, fills=fills)
     binary = pred.ndim == 1
     num_classes = 2 if binary else pred.shape[1]
     if not binary and num_classes < 1:
@@ -346,7 +354,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
         target_matrix = readonly(target_matrix)
     elif labels is not None:
         label_names = names if names is not None else (("0", "1") if binary else None)
-        label_array = readonly(label_indices(labels, label_names, status, ignore_label))
+        label_array = readonly(label_indices(labels, label_names, status, ignore_label, fills))
         raw["labels"] = labels
     if weights is not None:
         weight_array = readonly(weight_values(weights, status))
@@ -361,7 +369,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
         weights=weight_array, status=status, binary=binary, num_classes=num_classes, class_names=names,
         prediction_tolerance=row_sum_tolerance(_storage_dtype(_first(prediction))),
         target_tolerance=row_sum_tolerance(_storage_dtype(_first(targets))) if targets is not None else 0.0,
-        raw=raw)
+        raw=raw, fill=row_fills.filler(fills))
 
 
 def _first(values: RawColumn) -> RawColumn:

@@ -170,11 +170,14 @@ def _run_on_threads(task: Callable[[int], None], n_tasks: int, threads: int) -> 
 
 
 def score_batch(family: Family, batch: Batch, settings: Settings, counts: np.ndarray, sums: np.ndarray,
-                open_block: Partial, lanes: Lanes | None, first_row: int) -> None:
+                open_block: Partial, lanes: Lanes | None, first_row: int,
+                fill: Callable[[int, int], None] | None = None) -> None:
     """Score every row of ``batch`` (whose first row is row ``first_row`` of the stream) into the totals
     (``counts``, ``sums``) and the open block.  Rows before the batch's first full block and after its last go
     into the open block, closed into the totals where a block ends; the full blocks are scored at once on the
-    lanes, in waves, and closed in block order."""
+    lanes, in waves, and closed in block order.  ``fill(lo, hi)``, when given, fills the batch's deferred
+    arrays (``streamdiv.row_fills``) for the rows [lo, hi), on the thread that scores them, just before."""
+    fill = fill if fill is not None else _nothing_to_fill
     n_rows = batch.status.shape[0]
     threads = scoring_threads()
     n_lanes = len(lanes.partials) if lanes is not None else 0
@@ -182,30 +185,37 @@ def score_batch(family: Family, batch: Batch, settings: Settings, counts: np.nda
     full = (n_rows - head) // ROW_BLOCK
     if n_lanes < 2 or full < 2:
         head, full = n_rows, 0
-    _score_serially(family, batch, settings, counts, sums, open_block, first_row, 0, head, threads)
+    _score_serially(family, batch, settings, counts, sums, open_block, first_row, 0, head, threads, fill)
     for wave in range(0, full, max(n_lanes, 1)):
         width = min(n_lanes, full - wave)
         starts = [head + (wave + j) * ROW_BLOCK for j in range(width)]
 
         def block(j: int) -> None:
+            fill(starts[j], starts[j] + ROW_BLOCK)
             family.span(batch, settings, lanes.partials[j], starts[j], starts[j] + ROW_BLOCK)
 
         _run_on_threads(block, width, threads)
         for j in range(width):  # in block order
             blocks.close_block(counts, sums, lanes.partials[j])
     _score_serially(family, batch, settings, counts, sums, open_block, first_row, head + full * ROW_BLOCK, n_rows,
-                    threads)
+                    threads, fill)
+
+
+def _nothing_to_fill(lo: int, hi: int) -> None:
+    return None
 
 
 def _score_serially(family: Family, batch: Batch, settings: Settings, counts: np.ndarray, sums: np.ndarray,
-                    open_block: Partial, first_row: int, lo: int, hi: int, threads: int) -> None:
+                    open_block: Partial, first_row: int, lo: int, hi: int, threads: int,
+                    fill: Callable[[int, int], None]) -> None:
     """Rows [lo, hi) into the open block, a block's worth at most at a time, closing each block that ends."""
     while lo < hi:
         stop = min(hi, lo + ROW_BLOCK - (first_row + lo) % ROW_BLOCK)
         if (family.score_rows is not None and threads > 1
                 and (stop - lo) * batch.pred.shape[1] >= PARALLEL_SCORING_VALUES):
-            _score_wide_rows(family, batch, settings, open_block, lo, stop, threads)
+            _score_wide_rows(family, batch, settings, open_block, lo, stop, threads, fill)
         else:
+            fill(lo, stop)
             family.span(batch, settings, open_block, lo, stop)
         if (first_row + stop) % ROW_BLOCK == 0:
             blocks.close_block(counts, sums, open_block)
@@ -213,7 +223,7 @@ def _score_serially(family: Family, batch: Batch, settings: Settings, counts: np
 
 
 def _score_wide_rows(family: Family, batch: Batch, settings: Settings, open_block: Partial, lo: int, stop: int,
-                     threads: int) -> None:
+                     threads: int, fill: Callable[[int, int], None]) -> None:
     """A span of wide rows, shorter than a block: its rows are scored on every thread, each into its own
     columns of one table, then added in row order on this thread.  Wide batches (K = 1000: 1048 rows of 4 MiB)
     never hold a full block, so they would otherwise run on one."""
@@ -222,6 +232,7 @@ def _score_wide_rows(family: Family, batch: Batch, settings: Settings, open_bloc
 
     def part(j: int) -> None:
         start = min(stop, lo + j * share)
+        fill(start, min(stop, start + share))
         family.score_rows(batch, settings, start, min(stop, start + share), scored, start - lo)
 
     _run_on_threads(part, threads, threads)

@@ -37,14 +37,19 @@ def interleave_columns(addresses, out):
             out[i, k] = _pointer_like(addresses[k], out)[i]
 
 
+def interleaves(columns: list[np.ndarray]) -> bool:
+    """Whether interleave_columns serves these columns: 1-D, C-contiguous, of one length and one dtype,
+    float32 or float64."""
+    first = columns[0]
+    return first.dtype in (np.float32, np.float64) and all(
+        c.ndim == 1 and c.dtype == first.dtype and c.shape == first.shape and c.flags.c_contiguous for c in columns)
+
+
 def stack_columns(columns: list[np.ndarray]) -> np.ndarray:
     """The columns side by side as one C-contiguous rows x K array, as ``np.stack(columns, axis=1)`` gives
-    it (the same values and dtype), by interleave_columns where the columns are 1-D, C-contiguous, of one
-    length and one dtype, float32 or float64 (else by np.stack)."""
+    it (the same values and dtype), by interleave_columns where it serves them (else by np.stack)."""
     first = columns[0]
-    if (first.dtype not in (np.float32, np.float64)
-            or any(c.ndim != 1 or c.dtype != first.dtype or c.shape != first.shape or not c.flags.c_contiguous
-                   for c in columns)):
+    if not interleaves(columns):
         return np.stack(columns, axis=1)
     out = np.empty((first.shape[0], len(columns)), dtype=first.dtype)
     if first.shape[0]:
