@@ -25,6 +25,7 @@ from .kernels.status import (CODE_IGNORED, NULL_LABEL, NULL_PREDICTION, NULL_TAR
 from . import row_fills
 from .errors import ColumnTypeError, SchemaError
 from .kernels.interleave import stack_columns
+from .kernels.list_offsets import common_length
 
 # A role's raw input: an Arrow array, a numpy array, or (wide layout) a sequence of per-class 1-D arrays.
 RawColumn = Any
@@ -164,8 +165,12 @@ def _list_matrix(array: pa.Array, role: str, expected_classes: int | None, statu
             raise SchemaError(f"{role} has {width} {unit} per row but {expected_classes} were expected")
         return values.reshape(n, width)
     offsets = array.offsets.to_numpy()
-    lengths = np.diff(offsets)
     nulls = _null_rows(array)
+    shared = common_length(offsets) if nulls is None else -1
+    if shared >= 0 and (expected_classes is None or shared == expected_classes):
+        # every row holds the same number of values (always so for the files streamdiv's decoder reads)
+        return _float_numpy(array.values.slice(int(offsets[0]), n * shared), role).reshape(n, shared)
+    lengths = np.diff(offsets)
     valid_lengths = lengths if nulls is None else lengths[~nulls]
     if expected_classes is not None:
         width = expected_classes
