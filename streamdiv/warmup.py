@@ -7,7 +7,8 @@ writable.  A later process that finds it there loads it instead of compiling.
 
 Which types reach the kernels is decided by :mod:`streamdiv.columns`, whatever the input: predictions and
 soft targets are read-only C-contiguous float32 or float64 arrays (float16 is upcast to float32; integers
-and decimals to float64; per-class columns are stacked into one such array by ``kernels.interleave``), 1-D
+and decimals to float64; per-class columns are stacked into one such array by ``kernels.interleave``; a
+variable list's int32 or int64 offsets are checked for a common length by ``kernels.list_offsets``), 1-D
 for the binary layout; labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
 array of the same type as a present one.  Each input family (hard labels with probabilities, with logits, the
 loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets, and the
@@ -49,6 +50,7 @@ class WarmupLayout:
     target_dtype: str | None = None  # soft targets of this dtype, or hard labels when None
     binary: bool = False  # one positive-class column instead of a list of K classes
     per_class: bool = False  # one column per class instead of one list column
+    container: str = "fixed_size_list"  # the list column's Arrow type: fixed_size_list, list or large_list
     weights: bool = False
     groups: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # evaluate()'s metrics=, eps=, renormalize=
@@ -74,6 +76,9 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     WarmupLayout("hard labels, float32 per-class columns", per_class=True),  # kernels.interleave, per dtype
     WarmupLayout("hard labels, float64 per-class columns", per_class=True, prediction_dtype="float64"),
     WarmupLayout("hard labels, weights and groups", weights=True, groups=True),
+    # variable lists: their offsets (int32 for list, int64 for large_list) go through kernels.list_offsets
+    WarmupLayout("hard labels, list column", container="list"),
+    WarmupLayout("hard labels, large list column", container="large_list"),
     WarmupLayout("hard labels, loss metrics", options={"metrics": "loss"}),
     WarmupLayout("hard labels, loss metrics, weights and groups", weights=True, groups=True,
                  options={"metrics": "loss"}),
@@ -119,15 +124,22 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
 )
 
 
-def _distribution(values: np.ndarray, dtype: str, per_class: bool, prefix: str) -> dict[str, pa.Array]:
-    """Columns of a distribution as a file holds them: one fixed-size list column, one column per class, or
-    (1-D values) one float column."""
+def _distribution(values: np.ndarray, dtype: str, per_class: bool, prefix: str,
+                  container: str = "fixed_size_list") -> dict[str, pa.Array]:
+    """Columns of a distribution as a file holds them: one list column (of ``container``'s type), one column
+    per class, or (1-D values) one float column."""
     values = values.astype(dtype)
     if values.ndim == 1:
         return {prefix: pa.array(values)}
     if per_class:
         return {f"{prefix}_{name}": pa.array(values[:, k]) for k, name in enumerate(CLASSES)}
-    return {prefix: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])}
+    flat = pa.array(values.reshape(-1))
+    if container == "fixed_size_list":
+        return {prefix: pa.FixedSizeListArray.from_arrays(flat, values.shape[1])}
+    list_class, offset_type = {"list": (pa.ListArray, pa.int32()),
+                               "large_list": (pa.LargeListArray, pa.int64())}[container]
+    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1]), offset_type)
+    return {prefix: list_class.from_arrays(offsets, flat)}
 
 
 def _table_and_arguments(layout: WarmupLayout) -> tuple[pa.Table, dict[str, Any]]:
@@ -154,7 +166,7 @@ def _classification_columns(layout: WarmupLayout) -> tuple[dict[str, pa.Array], 
     if layout.prediction == "logits":
         with np.errstate(divide="ignore"):  # log 0 = -inf is a valid logit
             probabilities = (np.log(probabilities / (1 - probabilities)) if layout.binary else np.log(probabilities))
-    columns = _distribution(probabilities, layout.prediction_dtype, layout.per_class, "prediction")
+    columns = _distribution(probabilities, layout.prediction_dtype, layout.per_class, "prediction", layout.container)
     arguments: dict[str, Any] = {layout.prediction: "prediction_*" if layout.per_class else "prediction"}
     if layout.label_free:
         return columns, arguments

@@ -114,7 +114,10 @@ class Lanes:
     on the calling thread), when there are many groups; the result is the same bits either way."""
 
     BUDGET_BYTES = 64 << 20
-    MAX_LANES = 16  # blocks per wave
+    # Blocks per wave: the threads wait for each other at the end of a wave, so a wave holds a whole batch of a
+    # million rows (64 blocks of 16,384) within BUDGET_BYTES of lanes; with 16 a wave, the waits cost 3 % of the
+    # in-memory K = 10 loss metrics on 2 threads (benchmarks/run.py's streamdiv-in-memory rows)
+    MAX_LANES = 64
 
     def __init__(self, capacity: int, n_count_slots: int, n_sum_slots: int, lanes: int):
         self.partials = [new_partial(capacity, n_count_slots, n_sum_slots) for _ in range(lanes)]
