@@ -212,9 +212,9 @@ def test_the_command_line_warns_on_one_stderr_line_and_fails_if_asked(tmp_path):
                                        "--fail-if", "double_softmax_rows>0"])
     assert result.exit_code == 1, (result.output, result.exception)
     lines = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert lines == [f"streamdiv: warning: 1,000 of 1,000 scored rows look like softmax applied twice (the largest "
-                     f"probability at most e times the smallest, as softmax of values in [0, 1] gives): pass the "
-                     f"model's logits with logits= (--logits), or its probabilities with softmax applied once"]
+    assert lines == ["streamdiv: warning: 1,000 of 1,000 scored rows look like softmax applied twice (the largest "
+                     "probability at most e times the smallest, as softmax of values in [0, 1] gives): pass the "
+                     "model's logits with logits= (--logits), or its probabilities with softmax applied once"]
     assert "'double_softmax_rows>0' holds" in result.stderr
     path = tmp_path / "as_logits.parquet"
     pq.write_table(_table(labels, z=probs), path)

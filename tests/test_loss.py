@@ -11,7 +11,6 @@ from conftest import make_hard, make_soft
 from row_accounting import assert_rows_add_up
 
 import streamdiv
-from streamdiv import accumulator as accumulator_module
 from streamdiv.cli import main as cli_main
 from streamdiv.errors import IncompatibleStateError, InvalidRowError, StreamdivError
 from streamdiv.kernels import driver

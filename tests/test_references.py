@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make_hard, make_soft
+from conftest import make_soft
 from scipy.special import rel_entr, xlogy
 from scipy.stats import entropy as scipy_entropy
 from sklearn.calibration import calibration_curve
