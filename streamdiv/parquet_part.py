@@ -111,7 +111,7 @@ def own_batches(path: str, metadata: pq.FileMetaData, group: int, columns: list[
         return None
     rest = [name for name in columns if name not in decoded]
     others = pq.ParquetFile(path, metadata=metadata).read_row_group(group, columns=rest) if rest else None
-    arrays = [_list_array(decoded[name], schema.field(name).type) if name in decoded else others.column(name)
+    arrays = [list_array(decoded[name], schema.field(name).type) if name in decoded else others.column(name)
               for name in columns]
     return iter(pa.Table.from_arrays(arrays, names=columns).to_batches(max_chunksize=batch_size))
 
@@ -121,7 +121,7 @@ def _float_list(kind: pa.DataType) -> bool:
         pa.types.is_floating(kind.value_type)
 
 
-def _list_array(matrix: Any, kind: pa.DataType) -> pa.Array:
+def list_array(matrix: Any, kind: pa.DataType) -> pa.Array:
     """A (rows, K) matrix as an Arrow list array of type ``kind``, its values buffer the matrix's own."""
     rows, classes = matrix.shape
     values = pa.array(matrix.reshape(-1))

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from .evaluate import evaluate
+from .parquet_part import list_array
 
 CLASSES = ("a", "b", "c")
 # Four rows, each summing to 1 exactly in float32 and float64: no layout warns about unnormalized rows.
@@ -133,13 +134,10 @@ def _distribution(values: np.ndarray, dtype: str, per_class: bool, prefix: str,
         return {prefix: pa.array(values)}
     if per_class:
         return {f"{prefix}_{name}": pa.array(values[:, k]) for k, name in enumerate(CLASSES)}
-    flat = pa.array(values.reshape(-1))
-    if container == "fixed_size_list":
-        return {prefix: pa.FixedSizeListArray.from_arrays(flat, values.shape[1])}
-    list_class, offset_type = {"list": (pa.ListArray, pa.int32()),
-                               "large_list": (pa.LargeListArray, pa.int64())}[container]
-    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1]), offset_type)
-    return {prefix: list_class.from_arrays(offsets, flat)}
+    value_type = pa.from_numpy_dtype(values.dtype)
+    kind = (pa.list_(value_type, values.shape[1]) if container == "fixed_size_list"
+            else {"list": pa.list_, "large_list": pa.large_list}[container](value_type))
+    return {prefix: list_array(values, kind)}
 
 
 def _table_and_arguments(layout: WarmupLayout) -> tuple[pa.Table, dict[str, Any]]:

@@ -116,7 +116,7 @@ class Lanes:
     BUDGET_BYTES = 64 << 20
     # Blocks per wave: the threads wait for each other at the end of a wave, so a wave holds a whole batch of a
     # million rows (64 blocks of 16,384) within BUDGET_BYTES of lanes; with 16 a wave, the waits cost 3 % of the
-    # in-memory K = 10 loss metrics on 2 threads (benchmarks/run.py's streamdiv-in-memory rows)
+    # in-memory K = 10 loss metrics on 2 threads (timed alternately with 64 in one process, on the same arrays)
     MAX_LANES = 64
 
     def __init__(self, capacity: int, n_count_slots: int, n_sum_slots: int, lanes: int):
