@@ -282,12 +282,12 @@ def m_duckdb(ds, path, full):
     else:
         probs = "probs" if ds.layout != "wide" else "list_value(" + ", ".join(f"p_{i}" for i in range(k)) + ")"
         ce_only = (f"SELECT avg(-ln({probs}[label+1])) FROM {src}" if ds.layout != "wide" else
-                   f"SELECT avg(-ln(CASE label " + " ".join(f"WHEN {i} THEN p_{i}" for i in range(k)) + f" END)) FROM {src}")
-        row = (f"-ln(pr[label+1]) AS ce, list_max(pr) AS conf, "
-               f"(list_position(pr, list_max(pr)) - 1 = label)::DOUBLE AS correct, "
-               f"list_sum(list_transform(pr, lambda x: x*x)) - 2*pr[label+1] + 1 AS brier, "
-               f"-list_sum(list_transform(pr, lambda x: CASE WHEN x > 0 THEN x*ln(x) ELSE 0 END)) AS h, "
-               f"(list_position(pr, list_max(pr)) - 1 = label)::DOUBLE AS obs")
+                   "SELECT avg(-ln(CASE label " + " ".join(f"WHEN {i} THEN p_{i}" for i in range(k)) + f" END)) FROM {src}")
+        row = ("-ln(pr[label+1]) AS ce, list_max(pr) AS conf, "
+               "(list_position(pr, list_max(pr)) - 1 = label)::DOUBLE AS correct, "
+               "list_sum(list_transform(pr, lambda x: x*x)) - 2*pr[label+1] + 1 AS brier, "
+               "-list_sum(list_transform(pr, lambda x: CASE WHEN x > 0 THEN x*ln(x) ELSE 0 END)) AS h, "
+               "(list_position(pr, list_max(pr)) - 1 = label)::DOUBLE AS obs")
         src = f"(SELECT {probs} AS pr, label FROM {src})"
     if not full:
         return _timed(lambda: con.execute(ce_only).fetchone()[0])

@@ -320,22 +320,25 @@ def _run_kernel(state: State, prepared: Prepared, row_groups: np.ndarray, lanes:
         targets = prepared.targets
     else:
         targets = _EMPTY_WEIGHTS if prepared.binary else columns.readonly(np.zeros((0, prepared.num_classes)))
+    family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
+                               renormalize=config.renormalize, loss_only=config.metrics == "loss",
+                               label_free=prepared.label_free, per_class=prepared.per_class is not None)
+    # a family that reads per-class columns where they lie leaves pred unfilled
+    per_class = prepared.per_class if family.reads_columns else None
     batch = driver.Batch(
         prepared.pred, prepared.labels if prepared.labels is not None else _EMPTY_LABELS, targets,
         prepared.weights if prepared.weights is not None else _EMPTY_WEIGHTS,
-        columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status)
+        columns.readonly(row_groups) if len(row_groups) else _EMPTY_LABELS, prepared.status,
+        per_class.addresses if per_class is not None else _EMPTY_LABELS)
     settings = driver.Settings(bool(prepared.is_logits), float(config.eps) if config.eps is not None else 0.0,
                                bool(config.renormalize), float(prepared.prediction_tolerance),
                                float(prepared.target_tolerance), int(state.slot_layout.bins),
                                state.slot_layout.class_bins)
-    family = driver.family_for(binary=prepared.binary, is_logits=bool(prepared.is_logits), soft=soft,
-                               renormalize=config.renormalize, loss_only=config.metrics == "loss",
-                               label_free=prepared.label_free)
     open_block = driver.Partial(state.open_counts, state.open_sums, state.open_marks, state.open_touched)
     what = f"{family.span.py_func.__name__.replace('_', ' ')}, {prepared.pred.dtype} predictions"
     with COMPILE_NOTICE.around((family.span.py_func.__name__, prepared.pred.dtype.str, targets.dtype.str), what):
         driver.score_batch(family, batch, settings, state.counts, state.sums, open_block, lanes, state.rows_read,
-                           prepared.fill)
+                           prepared.fill(pred=per_class is None))
 
 
 def _run_gaussian_kernel(state: State, prepared: GaussianPrepared, row_groups: np.ndarray,

@@ -47,9 +47,27 @@ class Prepared:
     prediction_tolerance: float
     target_tolerance: float
     raw: dict[str, RawColumn] = field(default_factory=dict)
-    # fills the rows [lo, hi) of arrays converted block by block (row_fills): driver.score_batch calls it
-    # before it scores them, so pred and labels hold their values only once the kernels have run
-    fill: Callable[[int, int], None] | None = None
+    # arrays converted block by block (row_fills): driver.score_batch fills the rows [lo, hi) before it
+    # scores them, so pred and labels hold their values only once the kernels have run
+    fills: tuple[row_fills.RowFill, ...] = ()
+    def fill(self, *, pred: bool = True) -> Callable[[int, int], None] | None:
+        """The call that fills the rows [lo, hi) of the deferred arrays (None if there are none); without
+        ``pred``, every one but the per-class predictions', for a kernel that reads the columns themselves."""
+        return row_fills.filler([f for f in self.fills if pred or not f.interleaves])
+
+    @property
+    def per_class(self) -> row_fills.RowFill | None:
+        """The fill that interleaves per-class prediction columns into pred, whose columns a kernel may read
+        where they lie instead (pred is then left unfilled); None for other layouts."""
+        return next((f for f in self.fills if f.interleaves), None)
+
+    def prediction_row(self, row: int) -> np.ndarray:
+        """Row ``row`` of the predictions as float64: from the per-class columns when there are some (pred may
+        be unfilled), else from pred."""
+        per_class = self.per_class
+        if per_class is not None:
+            return np.array([column[row] for column in per_class.sources], dtype=np.float64)
+        return np.asarray(self.pred[row], dtype=np.float64).reshape(-1)
 
     @property
     def n_rows(self) -> int:
@@ -374,7 +392,7 @@ def prepare(*, probs: RawColumn = None, logits: RawColumn = None, labels: RawCol
         weights=weight_array, status=status, binary=binary, num_classes=num_classes, class_names=names,
         prediction_tolerance=row_sum_tolerance(_storage_dtype(_first(prediction))),
         target_tolerance=row_sum_tolerance(_storage_dtype(_first(targets))) if targets is not None else 0.0,
-        raw=raw, fill=row_fills.filler(fills))
+        raw=raw, fills=tuple(fills))
 
 
 def _first(values: RawColumn) -> RawColumn:

@@ -32,7 +32,7 @@ def _looks_like_logits(prepared: columns.Prepared, row: int) -> bool:
     """Whether a probability row refused for a value outside [0, 1] looks like logits: every value finite, and
     one beyond [-tolerance, 1 + tolerance] (the row-sum tolerance of its storage dtype), farther out than
     rounding takes a probability."""
-    values = np.asarray(prepared.pred[row], dtype=np.float64).reshape(-1)
+    values = prepared.prediction_row(row)
     tolerance = prepared.prediction_tolerance
     return bool(np.isfinite(values).all() and ((values < -tolerance) | (values > 1.0 + tolerance)).any())
 

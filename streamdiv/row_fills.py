@@ -19,7 +19,7 @@ import numpy as np
 
 from .kernels.interleave import interleave_columns, interleaves
 
-DEFERRED_ROWS = 1 << 16  # batches shorter than this are converted whole: nothing to share between threads
+DEFERRED_ROWS = 1 << 16  # labels shorter than this are cast whole: nothing to share between threads
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class RowFill:
     destination: np.ndarray
     sources: tuple[np.ndarray, ...]
     addresses: np.ndarray | None = None  # the interleaved columns' buffers; None for a cast
+
+    @property
+    def interleaves(self) -> bool:
+        """Whether this fill interleaves per-class columns (else it casts labels)."""
+        return self.addresses is not None
 
     def fill(self, lo: int, hi: int) -> None:
         if hi <= lo:
@@ -54,9 +59,11 @@ def cast_labels(values: np.ndarray, fills: list[RowFill] | None) -> np.ndarray:
 def stacked(columns: Sequence[np.ndarray], fills: list[RowFill] | None,
             stack: Callable[[list[np.ndarray]], np.ndarray]) -> np.ndarray:
     """The per-class columns as one rows x K array: ``stack(columns)`` at once, or (with ``fills``, for
-    long columns that ``kernels.interleave`` serves) an array that a RowFill fills."""
+    columns that ``kernels.interleave`` serves) an array that a RowFill fills.  Short columns are deferred
+    too, unlike short labels: a kernel that reads the columns where they lie (``kernels.column_loss``) finds
+    them through that RowFill, and skips it."""
     columns = list(columns)
-    if fills is None or not interleaves(columns) or len(columns[0]) < DEFERRED_ROWS:
+    if fills is None or not interleaves(columns):
         return stack(columns)
     destination = np.empty((len(columns[0]), len(columns)), dtype=columns[0].dtype)
     addresses = np.array([column.ctypes.data for column in columns], dtype=np.int64)

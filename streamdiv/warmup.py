@@ -7,13 +7,14 @@ writable.  A later process that finds it there loads it instead of compiling.
 
 Which types reach the kernels is decided by :mod:`streamdiv.columns`, whatever the input: predictions and
 soft targets are read-only C-contiguous float32 or float64 arrays (float16 is upcast to float32; integers
-and decimals to float64; per-class columns are stacked into one such array by ``kernels.interleave``; a
-variable list's int32 or int64 offsets are checked for a common length by ``kernels.list_offsets``), 1-D
-for the binary layout; labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
-array of the same type as a present one.  Each input family (hard labels with probabilities, with logits, the
-loss alone, soft targets, the per-row path, binary labels, the binary loss, binary soft targets, and the
-label-free probabilities, logits, per-row path and binary column) has its own
-entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
+and decimals to float64; per-class columns are stacked into one such array by ``kernels.interleave``, or,
+for the loss of probabilities, read where they lie by ``kernels.column_loss``; a variable list's int32 or
+int64 offsets are checked for a common length by ``kernels.list_offsets``), 1-D for the binary layout;
+labels and group ids are int64, weights float64, and an absent target, weight or group column is an empty
+array of the same type as a present one.  Each input family (hard labels with probabilities, with logits,
+the loss alone, the loss of per-class columns, soft targets, the per-row path, binary labels, the binary
+loss, binary soft targets, and the label-free probabilities, logits, per-row path and binary column) has its
+own entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
 every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
 types are already compiled costs milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
@@ -76,6 +77,11 @@ LAYOUTS: tuple[WarmupLayout, ...] = (
     WarmupLayout("hard labels, float64 logits", prediction="logits", prediction_dtype="float64"),
     WarmupLayout("hard labels, float32 per-class columns", per_class=True),  # kernels.interleave, per dtype
     WarmupLayout("hard labels, float64 per-class columns", per_class=True, prediction_dtype="float64"),
+    # the loss of per-class probabilities reads the columns where they lie (kernels.column_loss), per dtype
+    WarmupLayout("hard labels, float32 per-class columns, loss metrics", per_class=True,
+                 options={"metrics": "loss"}),
+    WarmupLayout("hard labels, float64 per-class columns, loss metrics", per_class=True,
+                 prediction_dtype="float64", options={"metrics": "loss"}),
     WarmupLayout("hard labels, weights and groups", weights=True, groups=True),
     # variable lists: their offsets (int32 for list, int64 for large_list) go through kernels.list_offsets
     WarmupLayout("hard labels, list column", container="list"),

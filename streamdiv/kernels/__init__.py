@@ -15,6 +15,7 @@ rooms, from the bottom up:
   rows, then score the tile's rows into the scored-row table.
 * ``scored``: the scored-row table and the call-free loops that add its valid rows to the state, in row order.
 * ``loss``: the loss metrics alone (``metrics="loss"``): one log per row, the loss slots only.
+* ``column_loss``: the loss metrics of probabilities held one column per class, read where the columns lie.
 * ``runs``: stretches of rows of one group, added with their running sums in local variables.
 * ``classwise``: the class-wise pass, run after a family's pass over the same rows: each accepted row's
   predicted distribution into the class masses and the class-wise calibration bins.

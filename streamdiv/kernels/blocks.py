@@ -21,6 +21,7 @@ from numba import njit
 
 from .binary import _binary_loss_span, _binary_soft_span
 from .binary_rows import _binary_label_span
+from .column_loss import column_loss_span
 from .classwise import binary_bins_follow, classwise_binary_span, classwise_multiclass_span
 from .gaussian import _gaussian_span
 from .loss import _loss_span
@@ -90,6 +91,16 @@ def hard_probabilities_loss(batch, settings, partial, lo, hi):
     _loss_span(batch.pred, batch.labels, batch.weights, batch.weights.shape[0] > 0, batch.group_ids,
                batch.group_ids.shape[0] > 0, batch.status, settings.eps, settings.prediction_tolerance,
                settings.n_bins, partial.counts, partial.sums, lo, hi)
+
+
+@njit(**KERNEL_OPTIONS)
+def hard_columns_loss(batch, settings, partial, lo, hi):
+    """Probabilities held one column per class (``batch.pred_columns``) against hard labels: the loss metrics
+    alone, read from the columns themselves (``column_loss``); ``batch.pred`` is never read."""
+    _mark_groups(batch.group_ids, lo, hi, partial.marks, partial.touched)
+    column_loss_span(batch.pred_columns, batch.pred, batch.labels, batch.weights, batch.weights.shape[0] > 0,
+                     batch.group_ids, batch.group_ids.shape[0] > 0, batch.status, settings.eps,
+                     settings.prediction_tolerance, settings.n_bins, partial.counts, partial.sums, lo, hi)
 
 
 @njit(**KERNEL_OPTIONS)

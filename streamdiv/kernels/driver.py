@@ -32,6 +32,9 @@ class Batch(NamedTuple):
     weights: np.ndarray  # float64, or empty (unit weights)
     group_ids: np.ndarray  # int64 group of each row, or empty (one group, id 0)
     status: np.ndarray  # uint8 per row: read, and written where the kernel finds a problem
+    # int64 addresses of the per-class columns whose values pred's rows are, for a family that reads them
+    # there (pred then left unfilled); else empty
+    pred_columns: np.ndarray
 
 
 class GaussianBatch(NamedTuple):
@@ -70,12 +73,14 @@ class Partial(NamedTuple):
 class Family(NamedTuple):
     span: Callable  # the entry point scoring the rows of one block into a partial
     score_rows: Callable | None  # scoring alone into a scored table, for wide rows on every thread
+    reads_columns: bool = False  # reads per-class columns where they lie (Batch.pred_columns), not pred
 
 
 def family_for(*, binary: bool, is_logits: bool, soft: bool, renormalize: bool, loss_only: bool,
-               label_free: bool = False) -> Family:
+               label_free: bool = False, per_class: bool = False) -> Family:
     """The entry point that serves a layout (hard labels, soft targets, logits, binary, loss alone; with
-    ``label_free``, the predictions alone, for which no loss pass exists)."""
+    ``label_free``, the predictions alone, for which no loss pass exists; with ``per_class``, predictions
+    held one column per class, which the loss of probabilities reads where they lie)."""
     if label_free:
         if loss_only:
             raise ValueError("the loss pass needs labels or targets")
@@ -95,6 +100,8 @@ def family_for(*, binary: bool, is_logits: bool, soft: bool, renormalize: bool, 
     if is_logits:
         return Family(blocks.hard_logits, blocks.score_hard_logits)
     if loss_only:
+        if per_class:
+            return Family(blocks.hard_columns_loss, None, reads_columns=True)
         return Family(blocks.hard_probabilities_loss, None)
     return Family(blocks.hard_probabilities, blocks.score_hard_probabilities)
 
