@@ -50,6 +50,7 @@ class Prepared:
     # arrays converted block by block (row_fills): driver.score_batch fills the rows [lo, hi) before it
     # scores them, so pred and labels hold their values only once the kernels have run
     fills: tuple[row_fills.RowFill, ...] = ()
+
     def fill(self, *, pred: bool = True) -> Callable[[int, int], None] | None:
         """The call that fills the rows [lo, hi) of the deferred arrays (None if there are none); without
         ``pred``, every one but the per-class predictions', for a kernel that reads the columns themselves."""
