@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from . import columns, skip_reasons, state_format
 from .gaussian_columns import GaussianPrepared, prepare_gaussian
+from .group_keys import group_keys
 from .kernels import driver
 from .kernels.layout import BINNINGS, FINE_BINS, IGNORED, ROWS, SKIPPED
 from .kernels.status import CODE_IGNORED, NULL_TIME, OK
@@ -172,7 +173,7 @@ class Accumulator:
                                  "window='1d' (--window 1d)")
         if not group_columns:
             return prepared, (), [()], None
-        keys, inverse = columns.group_keys(group_columns, names)
+        keys, inverse = group_keys(group_columns, names)
         if self._window is not None:  # the window first: (window, by...), its start as an ISO string
             keys = [(iso_start(key[-1]), *key[:-1]) for key in keys]
             names = [WINDOW_KEY] + names[:-1]

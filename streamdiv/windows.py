@@ -62,7 +62,7 @@ def check_time_type(name: str, kind: pa.DataType) -> None:
 
 def window_codes(values: pa.Array | pa.ChunkedArray, window: Window, name: str) -> pa.Array:
     """Each row's window start in seconds after the epoch, as a dictionary-encoded Arrow array (null where the
-    time is null), ready for :func:`streamdiv.columns.group_keys`."""
+    time is null), ready for :func:`streamdiv.group_keys.group_keys`."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     check_time_type(name, values.type)
