@@ -21,8 +21,8 @@ from numba import njit
 
 from .binary import _binary_loss_span, _binary_soft_span
 from .binary_rows import _binary_label_span
-from .column_loss import column_loss_span
 from .classwise import binary_bins_follow, classwise_binary_span, classwise_multiclass_span
+from .column_loss import column_loss_span
 from .gaussian import _gaussian_span
 from .loss import _loss_span
 from .predictions import (label_free_binary_span, label_free_logit_span, label_free_probability_span,
