@@ -133,6 +133,44 @@ def test_binary_loss_pass_names_the_problem_the_full_pass_names(logits):
     assert messages[0] == messages[1] and "prediction" in messages[0]
 
 
+def _valid_inputs(binary: bool) -> dict:
+    """Rows that are all valid, with unit weights, yet every count the loss pass keeps: q_y = 0 (+inf), rows
+    under eps, and (K classes) rows that do not sum to 1, never in a tile with a bad or ignored row, so that
+    the pass for valid rows with unit weights (loss._accumulate_valid_unit_rows) adds them."""
+    rng = np.random.default_rng(12)
+    if binary:
+        p = rng.random(N)
+        labels = (rng.random(N) < p).astype(np.int64)
+        p[3::501], labels[3::501] = 0.0, 1
+        p[17::97] = np.where(labels[17::97] == 1, 1e-12, 1.0 - 1e-12)
+        return {"probs": p.astype(np.float32), "labels": labels}
+    _, probs, labels = make_hard(n=N, num_classes=6, seed=22, dtype=np.float32)
+    labels = labels.astype(np.int64)
+    probs[3::501, :] = 0.0
+    probs[3::501, 0] = 1.0
+    labels[3::501] = 2
+    probs[15::211] *= 0.9
+    probs[17::97, labels[17::97]] = 1e-12
+    return {"probs": probs, "labels": labels}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("eps", [None, 1e-9])
+def test_valid_rows_with_unit_weights_have_the_bits_of_the_full_pass(binary, eps, monkeypatch):
+    inputs = _valid_inputs(binary)
+    full = _score(inputs, "all", N, eps=eps).report()
+    assert not full.metrics["skipped_rows"] and not full.metrics["ignored_rows"]
+    assert full.metrics["infinite_rows"] if eps is None else full.metrics["clipped_rows"]
+    assert binary or full.metrics["unnormalized_rows"]
+    _assert_loss_bits_match(inputs, full, eps, monkeypatch)
+    full_state, loss_state = _score(inputs, "all", N, eps=eps)._state, _score(inputs, "loss", N, eps=eps)._state
+    loss = _score(inputs, "loss", N, eps=eps).report()
+    for name in ("rows", "infinite_rows", "clipped_rows", "unnormalized_rows"):
+        assert loss.metrics[name] == full.metrics[name], name
+    masses = slice(full_state.class_mass_slot, full_state.class_mass_slot + (2 if binary else 6))
+    assert full_state.sums[:, masses].tobytes() == loss_state.sums[:, masses].tobytes()  # the class masses
+
+
 def test_other_metrics_are_not_computed():
     report = _score({"probs": HARD["probs"], "labels": HARD["labels"]}, "loss", N).report()
     assert set(report.metrics) == set(METRIC_NAMES)  # the same keys: a dashboard's columns do not move

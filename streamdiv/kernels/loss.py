@@ -113,6 +113,10 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
     class_mass = class_mass_slot(n_bins)
     unit = _unit_slots(sums, g, n_bins, has_weights)  # the slots it does not fill hold 0: whole
     counted = _counts_labels(sums, g, class_mass, n_classes, stop - start, unit)
+    if counted and _all_valid(status, row_terms, first, start, stop):
+        _accumulate_valid_unit_rows(labels, eps, log_eps, prediction_tolerance, class_mass, n_classes, counts,
+                                    sums, g, row_terms, first, start, stop)
+        return
     label_counts = np.zeros(n_classes if counted else 0, dtype=np.int64)
     weight, weight_c = sums[g, WEIGHT, 0], sums[g, WEIGHT, 1]
     cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
@@ -166,6 +170,61 @@ def _accumulate_loss_rows_of_group(labels, weights, has_weights, status, eps, lo
         _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
     _add_label_counts(sums, g, class_mass, label_counts)
     _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, unnormalized, clipped_rows, 0)
+
+
+@njit(error_model="numpy")
+def _all_valid(status, row_terms, first, start, stop):
+    """Whether every row of [start, stop) is valid: no problem found before the kernel (status) nor in its
+    loss table (ROW_STATUS).  Two flat loops that vectorise."""
+    bad = 0
+    for i in range(start, stop):
+        bad += status[i] != OK
+    for j in range(start - first, stop - first):
+        bad += row_terms[ROW_STATUS, j] != OK
+    return bad == 0
+
+
+@njit(error_model="numpy")
+def _accumulate_valid_unit_rows(labels, eps, log_eps, prediction_tolerance, class_mass, n_classes, counts, sums,
+                                g, row_terms, first, start, stop):
+    """_accumulate_loss_rows_of_group for rows that are all valid, with unit weights and counted labels: the
+    same additions in the same order, so the same bits, but every count (clipped, infinite, unnormalized,
+    each class's labels) is taken in a loop of its own that vectorises, leaving the row loop the two
+    compensated chains, H(P,Q) and its square, alone.  ``NUMBA_NUM_THREADS=1 benchmarks/kernel.py --only loss
+    --statistic min``, two runs each: binary 11.7, 11.8 -> 11.1, 11.5 ns/row; K = 10 unchanged (21 ns/row)."""
+    lo, hi = start - first, stop - first
+    q_label, log_qy, total = row_terms[ROW_Q_LABEL], row_terms[ROW_LOG_Q_LABEL], row_terms[ROW_TOTAL]
+    infinite = unnormalized = clipped_rows = 0
+    for j in range(lo, hi):
+        clipped = q_label[j] < eps
+        clipped_rows += clipped
+        infinite += (not clipped) and log_qy[j] == -math.inf
+        unnormalized += abs(total[j] - 1.0) > prediction_tolerance
+    cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
+    squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
+    for j in range(lo, hi):
+        cross = -log_eps if q_label[j] < eps else -log_qy[j]
+        if cross != math.inf:
+            cross_s, cross_c = _neumaier(cross_s, cross_c, cross)
+            squares_s, squares_c = _neumaier(squares_s, squares_c, cross * cross)
+    for slot, running, compensation in ((CROSS_ENTROPY, cross_s, cross_c),
+                                        (CROSS_ENTROPY_SQUARES, squares_s, squares_c), (KL, cross_s, cross_c)):
+        sums[g, slot, 0] = running
+        sums[g, slot, 1] = compensation
+    label_counts = np.zeros(n_classes, dtype=np.int64)
+    if n_classes == 2:  # one sum, not a count in memory that each row of the same class waits on
+        ones = 0
+        for i in range(start, stop):
+            ones += labels[i]
+        label_counts[0], label_counts[1] = stop - start - ones, ones
+    else:
+        for i in range(start, stop):
+            label_counts[labels[i]] += 1
+    rows = stop - start
+    _add(sums, g, WEIGHT, np.float64(rows))
+    _add(sums, g, CROSS_ENTROPY_WEIGHT, np.float64(rows - infinite))
+    _add_label_counts(sums, g, class_mass, label_counts)
+    _add_pass_counts(counts, g, rows, 0, 0, infinite, 0, unnormalized, clipped_rows, 0)
 
 
 @njit
