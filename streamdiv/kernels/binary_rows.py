@@ -16,6 +16,7 @@ from numba import njit
 
 from .binary import (BINARY_TILE_ROWS, N_BINARY_TERMS, _binary_logs, _binary_row_status, _score_binary_rows,
                      binary_label_row_terms)
+from .lanes import lane, neumaier4, pack4
 from .layout import (BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT,
                      BIN_WEIGHT_SQUARES, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, CORRECT, JS, KL,
                      BRIER, INFINITE, PREDICTION_ENTROPY, ROWS, WEIGHT, bin_count_slot, bin_sum_slot,
@@ -48,7 +49,12 @@ def _binary_label_rows_of_group(pred, is_logits, labels, row_terms, weights, has
     js_s, js_c = sums[g, JS, 0], sums[g, JS, 1]
     correct_s, correct_c = sums[g, CORRECT, 0], sums[g, CORRECT, 1]
     brier_s, brier_c = sums[g, BRIER, 0], sums[g, BRIER, 1]
-    rows = ignored = skipped = infinite = clipped_rows = correct_rows = 0
+    # The five row chains step as two vectors of four lanes (see lanes): (H(P,Q), its square, the finite
+    # weight, nothing) for finite rows, (H(Q), JS, Brier, the weight) for every valid row.  With unit weights
+    # the two weight lanes are dropped at the end: those slots are counted.
+    finite, finite_comp = pack4(cross_s, squares_s, finite_s, 0.0), pack4(cross_c, squares_c, finite_c, 0.0)
+    every, every_comp = pack4(prediction_s, js_s, brier_s, weight), pack4(prediction_c, js_c, brier_c, weight_c)
+    rows = ignored = skipped = infinite = clipped_rows = correct_rows = positives = 0
     bin_observed = np.zeros(n_bins, dtype=np.int64)
     for i in range(start, stop):
         code = status[i]  # the row preamble, written out as in every accumulation loop (see scored)
@@ -75,24 +81,17 @@ def _binary_label_rows_of_group(pred, is_logits, labels, row_terms, weights, has
         correct = (1 if prob > 0.5 else 0) == y
         # its accumulation, as _accumulate_scored_rows_of_group adds a hard row (H(P) = 0 adds nothing)
         if counted:
-            label_counts[y] += 1
+            positives += y  # a sum, not a count in memory that each row of the same class waits on
         else:
             _add(sums, g, class_mass + y, w)
         rows += 1
-        if not unit:
-            weight, weight_c = _neumaier(weight, weight_c, w)
         if cross == math.inf:
             infinite += 1
         else:
-            cross_s, cross_c = _neumaier(cross_s, cross_c, w * cross)
-            squares_s, squares_c = _neumaier(squares_s, squares_c, w * cross * cross)
-            if not unit:
-                finite_s, finite_c = _neumaier(finite_s, finite_c, w)
-        prediction_s, prediction_c = _neumaier(prediction_s, prediction_c, w * prediction_entropy)
-        js_s, js_c = _neumaier(js_s, js_c, w * js)
+            finite, finite_comp = neumaier4(finite, finite_comp, pack4(w * cross, w * cross * cross, w, 0.0))
+        every, every_comp = neumaier4(every, every_comp, pack4(w * prediction_entropy, w * js, w * brier, w))
         if correct and not unit:
             correct_s, correct_c = _neumaier(correct_s, correct_c, w)
-        brier_s, brier_c = _neumaier(brier_s, brier_c, w * brier)
         clipped_rows += clipped
         b = bin_index(prob, n_bins)
         counts[g, bin_count_slot(b)] += 1
@@ -107,6 +106,13 @@ def _binary_label_rows_of_group(pred, is_logits, labels, row_terms, weights, has
             _add(sums, g, bin_sum_slot(b, BIN_WEIGHT_SQUARES), w * w)
         correct_rows += correct
         bin_observed[b] += y
+    cross_s, cross_c = lane(finite, 0), lane(finite_comp, 0)
+    squares_s, squares_c = lane(finite, 1), lane(finite_comp, 1)
+    prediction_s, js_s, brier_s = lane(every, 0), lane(every, 1), lane(every, 2)
+    prediction_c, js_c, brier_c = lane(every_comp, 0), lane(every_comp, 1), lane(every_comp, 2)
+    if not unit:
+        finite_s, finite_c = lane(finite, 2), lane(finite_comp, 2)
+        weight, weight_c = lane(every, 3), lane(every_comp, 3)
     # a hard row's KL is its cross-entropy: the same steps on the same values
     for slot, total, compensation in ((WEIGHT, weight, weight_c), (CROSS_ENTROPY, cross_s, cross_c),
                                       (CROSS_ENTROPY_SQUARES, squares_s, squares_c),
@@ -118,6 +124,8 @@ def _binary_label_rows_of_group(pred, is_logits, labels, row_terms, weights, has
     _add_pass_counts(counts, g, rows, ignored, skipped, infinite, 0, 0, clipped_rows, 0)
     if unit:
         _add_unit_counts(counts, sums, g, rows_before, infinite_before, bins_before, correct_rows, bin_observed)
+    if counted:
+        label_counts[0], label_counts[1] = rows - positives, positives
     _add_label_counts(sums, g, class_mass, label_counts)
 
 

@@ -31,6 +31,7 @@ from numba import njit
 
 from .elementary import fast_exp, float_bits
 from .binary import binary_top_class
+from .lanes import lane, neumaier4, pack4
 from .layout import (BIN_CONFIDENCE, BIN_CONFIDENCE_OBSERVED, BIN_CONFIDENCE_SQUARES, BIN_OBSERVED, BIN_WEIGHT,
                      CLASS_BIN_FIELDS, CLASS_BIN_OBSERVED, CLASS_BIN_PREDICTION, CLASS_BIN_PREDICTION_OBSERVED,
                      CLASS_BIN_PREDICTION_SQUARES, CLASS_BIN_WEIGHT, bin_count_slot, bin_sum_slot,
@@ -247,6 +248,29 @@ def _binary_unit_rows(cells, predicted_class, sum_base, n_class_bins, has_weight
     return _unit_cells(cells, sum_base, n_class_bins, False)
 
 
+@njit(inline="always")
+def _binary_unit_rows_of(pred, is_logits, labels, status, n_class_bins, row_counts, cells, count_base, sum_base,
+                         observed_rows, masses, masses_comp, lo, hi):
+    """The row loop of _classwise_binary_unit for one kind of input (``is_logits`` a constant where it is
+    inlined): the two prediction masses, 1 - p and p, stepped as two lanes of one vector (see lanes).
+    Returns the masses and the rows predicted positive and counted."""
+    predicted_positive = predicted_rows = 0
+    for i in range(lo, hi):
+        if status[i] != OK:
+            continue
+        p = np.float64(pred[i])
+        if is_logits:
+            p = 1.0 / (1.0 + math.exp(-p)) if p >= 0.0 else math.exp(p) / (1.0 + math.exp(p))
+        masses, masses_comp = neumaier4(masses, masses_comp, pack4(1.0 - p, p, 0.0, 0.0))
+        predicted_positive += binary_top_class(pred[i], is_logits, False)
+        predicted_rows += 1
+        if n_class_bins > 0:
+            b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, 0, 1.0, p, True)
+            if labels[i] != 0:
+                _observe(cells, sum_base, n_class_bins, 0, b, 1.0, p, 1.0, observed_rows)
+    return masses, masses_comp, predicted_positive, predicted_rows
+
+
 @njit(error_model="numpy")
 def _classwise_binary_unit(pred, is_logits, labels, status, n_bins, n_class_bins, row_counts, cells, lo, hi):
     """_classwise_binary for hard labels with unit weights in one group: the two prediction masses in local
@@ -258,25 +282,22 @@ def _classwise_binary_unit(pred, is_logits, labels, status, n_bins, n_class_bins
     predicted_class = predicted_class_slot(n_bins, 2)
     count_base = class_bin_count_slot(n_bins, n_class_bins, 0, 0)
     sum_base = class_bin_sum_slot(n_bins, 2, n_class_bins, 0, 0, 0)
-    negative, negative_error = cells[prediction_mass, 0], cells[prediction_mass, 1]
-    positive, positive_error = cells[prediction_mass + 1, 0], cells[prediction_mass + 1, 1]
+    masses = pack4(cells[prediction_mass, 0], cells[prediction_mass + 1, 0], 0.0, 0.0)
+    masses_comp = pack4(cells[prediction_mass, 1], cells[prediction_mass + 1, 1], 0.0, 0.0)
     rows_before = row_counts[count_base: count_base + n_class_bins].copy()
     observed_rows = np.zeros(n_class_bins, dtype=np.int64)
-    predicted_positive = predicted_rows = 0
-    for i in range(lo, hi):
-        if status[i] != OK:
-            continue
-        p = np.float64(pred[i])
-        if is_logits:
-            p = 1.0 / (1.0 + math.exp(-p)) if p >= 0.0 else math.exp(p) / (1.0 + math.exp(p))
-        negative, negative_error = _neumaier(negative, negative_error, 1.0 - p)
-        positive, positive_error = _neumaier(positive, positive_error, p)
-        predicted_positive += binary_top_class(pred[i], is_logits, False)
-        predicted_rows += 1
-        if n_class_bins > 0:
-            b = _add_to_class_bin(row_counts, cells, count_base, sum_base, n_class_bins, 0, 1.0, p, True)
-            if labels[i] != 0:
-                _observe(cells, sum_base, n_class_bins, 0, b, 1.0, p, 1.0, observed_rows)
+    # One loop per input kind: a test of is_logits inside the loop, whose logit path calls exp, kept the
+    # loop's running sums out of registers (8.2 ns/row for probabilities; 3.0 with the loop of their own).
+    if is_logits:
+        masses, masses_comp, predicted_positive, predicted_rows = _binary_unit_rows_of(
+            pred, True, labels, status, n_class_bins, row_counts, cells, count_base, sum_base, observed_rows,
+            masses, masses_comp, lo, hi)
+    else:
+        masses, masses_comp, predicted_positive, predicted_rows = _binary_unit_rows_of(
+            pred, False, labels, status, n_class_bins, row_counts, cells, count_base, sum_base, observed_rows,
+            masses, masses_comp, lo, hi)
+    negative, negative_error = lane(masses, 0), lane(masses_comp, 0)
+    positive, positive_error = lane(masses, 1), lane(masses_comp, 1)
     cells[prediction_mass, 0], cells[prediction_mass, 1] = negative, negative_error
     cells[prediction_mass + 1, 0], cells[prediction_mass + 1, 1] = positive, positive_error
     if predicted_rows > predicted_positive:
