@@ -9,6 +9,8 @@ rooms, from the bottom up:
 * ``status``: the per-row status codes and what each says of a row (no numba).
 * ``elementary``: a vectorisable log, log1p and exp (no SVML here), and float/bit casts.
 * ``primitives``: the compensated add, the calibration bin of a confidence, argmax, a row's weight.
+* ``lanes``: four compensated sums stepped as one vector of four float64 lanes, each with its scalar chain's
+  bits.
 * ``gaussian``: the Gaussian kind's pass (a VAE's posterior against its prior), rows of its own slot table.
 * ``probabilities``, ``logits``, ``soft``, ``binary``: one input family each: the *tile passes* that compute
   each row's terms of a tile of rows (a few hundred to a few thousand) into a row table, vectorised across
@@ -18,7 +20,8 @@ rooms, from the bottom up:
 * ``column_loss``: the loss metrics of probabilities held one column per class, read where the columns lie.
 * ``runs``: stretches of rows of one group, added with their running sums in local variables.
 * ``classwise``: the class-wise pass, run after a family's pass over the same rows: each accepted row's
-  predicted distribution into the class masses and the class-wise calibration bins.
+  predicted distribution into the class masses and the class-wise calibration bins; ``classwise_cells``,
+  the steps of one class-wise cell.
 * ``general``: the per-row path for renormalized rows and soft targets with logits.
 * ``predictions``: the label-free pass (predictions alone, neither labels nor targets), on the families'
   tile passes.
@@ -39,7 +42,10 @@ What the measurements taught, each written where it applies:
   pairs in local variables, not in ``sums``: LLVM cannot tell ``sums`` from the other arrays the loop
   writes, so each step waited on a store;
 * one loop per value of a flag (``is_logits``, bad values present), not a test inside a loop that should
-  vectorise: LLVM does not take the test out, and the loop then does not vectorise;
+  vectorise: LLVM does not take the test out, and the loop then does not vectorise; the same holds for a
+  scalar loop of running sums whose path for another input calls a function (the class-wise passes);
+* several running (sum, compensation) pairs of one row as the lanes of one vector (``lanes``): LLVM does
+  not pack independent scalar chains itself;
 * for rows of a few classes, per-value terms in flat loops, not a vectorised loop per row, which spends its
   time in horizontal sums and its scalar remainder.
 
