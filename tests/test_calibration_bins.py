@@ -296,3 +296,23 @@ def test_mean_confidence_is_the_weighted_mean_of_the_top_probability_whatever_th
         assert positive.metrics["mean_confidence"] == pytest.approx(binary.mean(), rel=1e-13)  # of p, not max
     loss = streamdiv.Accumulator(metrics="loss").update(probs=probs, labels=labels).report()
     assert loss.metrics["mean_confidence"] is None
+
+
+@pytest.mark.parametrize("bins", [1, 3, 7, 10, 15, 100, 999, 12345])
+def test_uniform_bins_are_those_of_the_edges_k_over_m_on_and_near_every_edge(bins):
+    """bin_index(c, M) is the bin of c among the float64 edges k/M ([e_k, e_k+1), the last closed), also for
+    c on an edge, an ulp either side, and about EDGE_MARGIN either side, where its guess stops deciding."""
+    @njit
+    def uniform(confidence, n_bins):
+        out = np.empty(confidence.shape[0], dtype=np.int64)
+        for i in range(confidence.shape[0]):
+            out[i] = bin_index(confidence[i], n_bins)
+        return out
+
+    edges = np.arange(bins + 1) / bins
+    rng = np.random.default_rng(bins)
+    near = [edges + side * (1e-6 * factor) / bins for side in (-1, 1) for factor in (0.5, 0.999999, 1.0, 1.000001, 2.0)]
+    confidence = np.clip(np.concatenate([edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0), *near,
+                                         rng.random(10 ** 5), [5e-324, 1.0 - 2.0 ** -53, 0.29, 0.57]]), 0.0, 1.0)
+    expected = np.minimum(np.searchsorted(edges, confidence, "right") - 1, bins - 1)
+    np.testing.assert_array_equal(uniform(confidence, bins), expected)
