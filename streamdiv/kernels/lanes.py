@@ -71,4 +71,3 @@ def neumaier4(typingctx, totals, compensations, terms):
         compensation = builder.fadd(compensation, builder.select(larger, if_larger, otherwise))
         return context.make_tuple(builder, signature.return_type, [result, compensation])
     return types.UniTuple(lanes4, 2)(totals, compensations, terms), codegen
-
