@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .elementary import fast_log
+from .lanes import lane, neumaier4, pack4
 from .layout import (CLIPPED, CROSS_ENTROPY, CROSS_ENTROPY_SQUARES, CROSS_ENTROPY_WEIGHT, IGNORED, INFINITE, KL,
                      ROWS, SKIPPED, UNNORMALIZED, WEIGHT, class_mass_slot)
 from .primitives import _add, _first_problem, _neumaier, _reject, _row_weight, _tile_rows
@@ -190,8 +191,10 @@ def _accumulate_valid_unit_rows(labels, eps, log_eps, prediction_tolerance, clas
     """_accumulate_loss_rows_of_group for rows that are all valid, with unit weights and counted labels: the
     same additions in the same order, so the same bits, but every count (clipped, infinite, unnormalized,
     each class's labels) is taken in a loop of its own that vectorises, leaving the row loop the two
-    compensated chains, H(P,Q) and its square, alone.  ``NUMBA_NUM_THREADS=1 benchmarks/kernel.py --only loss
-    --statistic min``, two runs each: binary 11.7, 11.8 -> 11.1, 11.5 ns/row; K = 10 unchanged (21 ns/row)."""
+    compensated chains, H(P,Q) and its square, alone, stepped as two lanes of one vector (see lanes).
+    ``NUMBA_NUM_THREADS=1 benchmarks/kernel.py --only loss --statistic min``: the count loops of their own took
+    binary 11.7, 11.8 -> 11.1, 11.5 ns/row (K = 10 unchanged); the lanes, in four runs alternating with the
+    scalar chains (``--repeats 9``), were faster in each, by 0.1-0.9 ns/row (K = 10 at 18.5-19.7 ns/row)."""
     lo, hi = start - first, stop - first
     q_label, log_qy, total = row_terms[ROW_Q_LABEL], row_terms[ROW_LOG_Q_LABEL], row_terms[ROW_TOTAL]
     infinite = unnormalized = clipped_rows = 0
@@ -200,13 +203,15 @@ def _accumulate_valid_unit_rows(labels, eps, log_eps, prediction_tolerance, clas
         clipped_rows += clipped
         infinite += (not clipped) and log_qy[j] == -math.inf
         unnormalized += abs(total[j] - 1.0) > prediction_tolerance
-    cross_s, cross_c = sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY, 1]
-    squares_s, squares_c = sums[g, CROSS_ENTROPY_SQUARES, 0], sums[g, CROSS_ENTROPY_SQUARES, 1]
+    # H(P,Q) and its square step as two lanes of one vector (see lanes)
+    chains = pack4(sums[g, CROSS_ENTROPY, 0], sums[g, CROSS_ENTROPY_SQUARES, 0], 0.0, 0.0)
+    chains_comp = pack4(sums[g, CROSS_ENTROPY, 1], sums[g, CROSS_ENTROPY_SQUARES, 1], 0.0, 0.0)
     for j in range(lo, hi):
         cross = -log_eps if q_label[j] < eps else -log_qy[j]
         if cross != math.inf:
-            cross_s, cross_c = _neumaier(cross_s, cross_c, cross)
-            squares_s, squares_c = _neumaier(squares_s, squares_c, cross * cross)
+            chains, chains_comp = neumaier4(chains, chains_comp, pack4(cross, cross * cross, 0.0, 0.0))
+    cross_s, cross_c = lane(chains, 0), lane(chains_comp, 0)
+    squares_s, squares_c = lane(chains, 1), lane(chains_comp, 1)
     for slot, running, compensation in ((CROSS_ENTROPY, cross_s, cross_c),
                                         (CROSS_ENTROPY_SQUARES, squares_s, squares_c), (KL, cross_s, cross_c)):
         sums[g, slot, 0] = running
