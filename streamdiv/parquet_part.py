@@ -1,10 +1,11 @@
 """A Parquet file as a part of a source: its row groups decoded two at a time, each on its own thread, in
 file order, from the first row group or from the one that holds a given row.
 
-A local file's list columns of floats (the probabilities) are decoded by :mod:`streamdiv.parquet_decode`,
-straight from the pages into one array per row group, 2.0-3.6x faster than pyarrow's nested-list reader
-(benchmarks/decode.py); the other columns, and every row group that decoder does not handle (nulls, ragged
-or empty lists, other encodings), are read by pyarrow.  Both give the same values (tests/test_parquet_decode.py,
+A local file's list columns of floats (the probabilities) and its flat number columns (labels, weights,
+binary predictions, per-class columns) are decoded by :mod:`streamdiv.parquet_decode`, straight from the
+pages into one array per row group: lists 2.0-3.6x faster than pyarrow's nested-list reader
+(benchmarks/decode.py), flat columns 1.35-1.4x; the other columns, and every column chunk that decoder does
+not handle (nulls, ragged or empty lists, other encodings), are read by pyarrow.  Both give the same values (tests/test_parquet_decode.py,
 tests/test_parquet_part.py)."""
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .ahead import chained_ahead
-from .parquet_decode import decode_row_group
+from .parquet_decode import decode_columns
 from .part import Part, drop_rows
 
 ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
 BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
 WIDTH_PROBE_ROWS = 1024  # rows decoded to measure a Parquet file's bytes per row
-OWN_DECODER = True  # list columns through streamdiv.parquet_decode (False: pyarrow alone, as tests compare)
+OWN_DECODER = True  # list and flat number columns through streamdiv.parquet_decode (False: pyarrow alone, as tests compare)
 
 
 def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesystem: Any = None,
@@ -101,19 +102,32 @@ def groups_after(groups: list[int], rows: list[int], skip: int) -> tuple[list[in
 
 def own_batches(path: str, metadata: pq.FileMetaData, group: int, columns: list[str],
                 batch_size: int) -> Iterator[pa.RecordBatch] | None:
-    """Row group ``group``'s batches with its list columns of floats decoded by streamdiv.parquet_decode and
-    the other columns by pyarrow, or None when it has no such column, OWN_DECODER is off, or the decoder
-    leaves the row group to pyarrow."""
+    """Row group ``group``'s batches with its list columns of floats and its flat number columns decoded by
+    streamdiv.parquet_decode where it can, each column on its own, and the other columns by pyarrow; None when
+    it has no such column, OWN_DECODER is off, or the decoder leaves every one of them to pyarrow."""
     schema = metadata.schema.to_arrow_schema()
-    lists = [name for name in columns if _float_list(schema.field(name).type)]
-    decoded = decode_row_group(path, metadata, group, lists) if lists and OWN_DECODER else None
-    if decoded is None:
+    ours = [name for name in columns if _decodable(schema.field(name).type)]
+    decoded = decode_columns(path, metadata, group, ours) if ours and OWN_DECODER else {}
+    if not decoded:
         return None
     rest = [name for name in columns if name not in decoded]
     others = pq.ParquetFile(path, metadata=metadata).read_row_group(group, columns=rest) if rest else None
-    arrays = [list_array(decoded[name], schema.field(name).type) if name in decoded else others.column(name)
+    arrays = [_arrow(decoded[name], schema.field(name).type) if name in decoded else others.column(name)
               for name in columns]
     return iter(pa.Table.from_arrays(arrays, names=columns).to_batches(max_chunksize=batch_size))
+
+
+_FLAT_NUMBERS = (pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64())
+
+
+def _decodable(kind: pa.DataType) -> bool:
+    """Whether streamdiv.parquet_decode may decode a column of this type: a list of floats, or a flat float
+    or signed integer column (the labels, weights, a binary prediction, per-class columns)."""
+    return _float_list(kind) or kind in _FLAT_NUMBERS
+
+
+def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    return list_array(values, kind) if values.ndim == 2 else pa.array(values, type=kind)
 
 
 def _float_list(kind: pa.DataType) -> bool:

@@ -1,7 +1,8 @@
 """Parquet column chunks of the layouts prediction files use, decoded straight into numpy arrays.
 
 pyarrow reads the footer; this package maps the file and decodes each column chunk's
-pages itself (:mod:`.pages`, :mod:`.levels`, :mod:`.thrift`).  It handles flat float32/float64/integer
+pages itself (:mod:`.pages`, :mod:`.levels`, :mod:`.thrift`; a flat chunk in one numba call,
+:mod:`.flat_chunk`).  It handles flat float32/float64/integer
 columns and ``list`` / ``large_list`` / ``fixed_size_list`` of floats whose rows all have the same length,
 without nulls; :func:`decode_row_group` returns None for anything else, and the caller reads that row group
 with pyarrow.  Tested value for value against pyarrow on fuzzed files in ``tests/test_parquet_decode.py``.
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 from streamdiv.parquet_decode.pages import CODECS, PHYSICAL_DTYPES, Leaf, decode_chunk
 from streamdiv.parquet_decode.thrift import ThriftError, read_struct
 
-__all__ = ["decode_row_group"]
+__all__ = ["decode_columns", "decode_row_group"]
 
 _NUMBER_TYPES = (pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64())
 
@@ -117,6 +118,14 @@ def decode_row_group(path: str, metadata: pq.FileMetaData, row_group: int,
     :mod:`.pages`, or bytes that do not parse (pyarrow then reports the corruption).  Safe to call from
     several threads at once: the numba kernels and pyarrow's codecs release the GIL.
     """
+    decoded = decode_columns(path, metadata, row_group, columns)
+    return decoded if len(decoded) == len(columns) else None
+
+
+def decode_columns(path: str, metadata: pq.FileMetaData, row_group: int,
+                   columns: list[str]) -> dict[str, np.ndarray]:
+    """Those of the named columns of one row group that this package decodes (as :func:`decode_row_group`
+    gives them), by name; the others, left to pyarrow, are absent."""
     schema = metadata.schema.to_arrow_schema()
     with open(path, "rb") as handle:
         # Mapped, not read: the pages are decompressed (or copied) straight from the page cache, without an
@@ -125,9 +134,8 @@ def decode_row_group(path: str, metadata: pq.FileMetaData, row_group: int,
     result = {}
     for name in columns:
         if schema.get_field_index(name) < 0:
-            return None
+            continue
         decoded = _decode_column(file, path, metadata, row_group, name, schema.field(name))
-        if decoded is None:
-            return None
-        result[name] = decoded
+        if decoded is not None:
+            result[name] = decoded
     return result

@@ -18,12 +18,14 @@ import numpy as np
 import pyarrow as pa
 
 from streamdiv.parquet_decode import levels
+from streamdiv.parquet_decode.flat_chunk import SNAPPY, UNCOMPRESSED, decode_flat_chunk
 from streamdiv.parquet_decode.thrift import ThriftError, bool_field, int_field, read_struct, struct_field
 
 # parquet.thrift: PageType, Encoding and the PageHeader field ids used below.
 DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
 PLAIN, PLAIN_DICTIONARY, RLE, RLE_DICTIONARY, BYTE_STREAM_SPLIT = 0, 2, 3, 8, 9
 CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "ZSTD": "zstd"}
+_FLAT_CODECS = {None: UNCOMPRESSED, "snappy": SNAPPY}  # the codecs flat_chunk decompresses itself
 PHYSICAL_DTYPES = {"FLOAT": np.dtype("<f4"), "DOUBLE": np.dtype("<f8"), "INT32": np.dtype("<i4"),
                    "INT64": np.dtype("<i8")}
 
@@ -91,10 +93,16 @@ def _check_levels(repetition: np.ndarray | None, definition: np.ndarray | None, 
 
 
 def decode_chunk(chunk: memoryview, total_values: int, leaf: Leaf) -> np.ndarray | None:
-    """The values of a column chunk's bytes, or None if it needs pyarrow."""
+    """The values of a column chunk's bytes, or None if it needs pyarrow.  A flat chunk, uncompressed or
+    snappy, is walked in numba (:mod:`.flat_chunk`); the rest, and a flat chunk that walk does not handle,
+    page by page here."""
+    if not leaf.max_repetition and leaf.codec in _FLAT_CODECS:
+        out = np.empty(total_values, leaf.dtype)
+        if decode_flat_chunk(np.frombuffer(chunk, np.uint8), _FLAT_CODECS[leaf.codec], leaf.max_definition, out):
+            return out
     try:
         return _decode_pages(chunk, total_values, leaf)
-    except (_NotHandled, ThriftError, ValueError, KeyError, TypeError, IndexError, pa.ArrowException):
+    except (_NotHandled, ThriftError, ValueError, KeyError, TypeError, IndexError, OSError, pa.ArrowException):
         return None
 
 
