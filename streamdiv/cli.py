@@ -287,7 +287,7 @@ def warmup() -> None:
     Example:
         NUMBA_CACHE_DIR=/opt/streamdiv-cache streamdiv warmup
     """
-    from .warmup import cache_locations, warm_up
+    from .warmup import PARQUET_STEP, cache_locations, warm_up
 
     def show(name: str, seconds: float | None) -> None:
         if seconds is None:
@@ -297,7 +297,8 @@ def warmup() -> None:
 
     started = time.perf_counter()
     done = warm_up(progress=show)
-    click.echo(f"streamdiv warmup: {len(done)} layouts in {time.perf_counter() - started:.1f} s; "
+    click.echo(f"streamdiv warmup: {len(done) - 1} layouts and the {PARQUET_STEP} in "
+               f"{time.perf_counter() - started:.1f} s; "
                f"cache: {', '.join(cache_locations()) or 'unknown'}")
 
 

@@ -17,20 +17,26 @@ loss, binary soft targets, and the label-free probabilities, logits, per-row pat
 own entry point (``streamdiv.kernels.blocks``), compiled once per prediction and target dtype it meets; the
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
 every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
-types are already compiled costs milliseconds.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
+types are already compiled costs milliseconds.  A last step decodes a small Parquet file with
+``streamdiv.parquet_decode``, whose kernels the in-memory layouts never reach.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .evaluate import evaluate
+from .parquet_decode import decode_row_group
 from .parquet_part import list_array
 
 CLASSES = ("a", "b", "c")
@@ -191,17 +197,44 @@ def warm_up(progress: Callable[[str, float | None], None] | None = None) -> dict
     ``progress(name, None)`` is called as a layout starts and ``progress(name, seconds)`` when it is done.
     Returns the seconds each layout took, by name.
     """
+    steps = [(layout.name, functools.partial(_score_layout, layout)) for layout in LAYOUTS]
     seconds = {}
-    for layout in LAYOUTS:
+    for name, step in steps + [(PARQUET_STEP, _decode_parquet)]:
         if progress is not None:
-            progress(layout.name, None)
-        table, arguments = _table_and_arguments(layout)
+            progress(name, None)
         started = time.perf_counter()
-        evaluate(table, **arguments)
-        seconds[layout.name] = time.perf_counter() - started
+        step()
+        seconds[name] = time.perf_counter() - started
         if progress is not None:
-            progress(layout.name, seconds[layout.name])
+            progress(name, seconds[name])
     return seconds
+
+
+PARQUET_STEP = "parquet decoder"
+
+
+def _score_layout(layout: WarmupLayout) -> None:
+    table, arguments = _table_and_arguments(layout)
+    evaluate(table, **arguments)
+
+
+def _decode_parquet() -> None:
+    """Decode a small Parquet file with every column type that streamdiv.parquet_decode reads (flat columns
+    of 4- and 8-byte values, lists of float32 and float64), so that its kernels are compiled too: the scoring
+    layouts above come from memory and never reach it."""
+    rows = np.tile(PROBABILITIES, (2, 1))  # eight rows
+    labels = np.tile(LABELS, 2)
+    table = pa.table({"flat32": pa.array(rows[:, 0], pa.float32()), "flat64": pa.array(rows[:, 0]),
+                      "labels32": pa.array(labels, pa.int32()), "labels64": pa.array(labels, pa.int64()),
+                      "list32": list_array(rows.astype(np.float32), pa.list_(pa.float32())),
+                      "list64": list_array(rows, pa.list_(pa.float64()))})
+    with tempfile.TemporaryDirectory(prefix="streamdiv-warmup-") as directory:
+        # compressed and not: a decompressed page is a writable array, a page read where it lies is not, and
+        # numba compiles the level checks for each
+        for compression in ("snappy", "none"):
+            path = os.path.join(directory, f"warmup-{compression}.parquet")
+            pq.write_table(table, path, compression=compression)
+            decode_row_group(path, pq.ParquetFile(path).metadata, 0, table.column_names)
 
 
 def cached_kernels() -> dict[str, Any]:

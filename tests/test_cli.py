@@ -286,13 +286,14 @@ def _compiled_signatures():
 
 
 @pytest.mark.slow  # compiles every family's every dtype: minutes on 2 cores
-def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
-    from streamdiv.warmup import LAYOUTS
+def test_warmup_names_every_layout_and_leaves_nothing_to_compile(tmp_path):
+    from streamdiv.warmup import LAYOUTS, PARQUET_STEP
     result = invoke("warmup")
     lines = result.stdout.splitlines()
-    assert [line.split(" ... ")[0] for line in lines[:-1]] == [f"compiling {layout.name}" for layout in LAYOUTS]
+    assert [line.split(" ... ")[0] for line in lines[:-1]] == [f"compiling {name}" for name in
+                                                              [layout.name for layout in LAYOUTS] + [PARQUET_STEP]]
     assert all(line.endswith(" s") for line in lines[:-1])
-    assert lines[-1].startswith(f"streamdiv warmup: {len(LAYOUTS)} layouts in ")
+    assert lines[-1].startswith(f"streamdiv warmup: {len(LAYOUTS)} layouts and the {PARQUET_STEP} in ")
     warmed = _compiled_signatures()
     if not warmed:
         pytest.skip("NUMBA_DISABLE_JIT: no compiled kernels")
@@ -328,6 +329,13 @@ def test_warmup_names_every_layout_and_leaves_nothing_to_compile():
     streamdiv.Accumulator().update(probs=binary.astype(np.float32), targets=binary, weights=labels)
     saved = streamdiv.Accumulator().update(probs=probs, labels=labels, groups=labels % 3).to_bytes()
     streamdiv.Accumulator.from_bytes(saved).update(probs=probs, labels=labels, groups=labels % 3)
+    # Parquet columns that streamdiv.parquet_decode reads (flat and list, 4- and 8-byte values, snappy or not)
+    parquet = tmp_path / "warm.parquet"
+    for compression in ("snappy", "none"):
+        pq.write_table(table.select(["p32", "y8", "w32"]).append_column("b64", pa.array(binary))
+                       .append_column("y64", pa.array(labels % 2)), parquet, compression=compression)
+        streamdiv.evaluate(str(parquet), probs="p32", labels="y8", weights="w32")
+        streamdiv.evaluate(str(parquet), probs="b64", labels="y64")
     assert _compiled_signatures() == warmed
 
 

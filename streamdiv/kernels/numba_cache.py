@@ -43,6 +43,7 @@ _STAMP_TAG = "streamdiv.numba_cache"
 # Real path of each guarded file -> the stamp of its group.
 _stamps: dict[str, tuple[str, str]] = {}
 _installed = False
+_refused = False  # installing failed, and said so
 
 
 class CacheGuardWarning(RuntimeWarning):
@@ -107,10 +108,12 @@ def _digest(files: list[str]) -> str:
 
 
 def _install() -> bool:
-    """Put the guarded locators at the front of numba's list, once; False (after a warning) if impossible."""
-    global _installed
-    if _installed:
-        return True
+    """Put the guarded locators at the front of numba's list, once; False (after a warning, the first time)
+    if impossible."""
+    global _installed, _refused
+    if _installed or _refused:
+        return _installed
+    _refused = True  # until installed below: a later group's call returns False without a second warning
     try:
         from numba.core import caching, config
         # numba 0.68 names it CacheImpl; older releases _CacheImpl.
@@ -130,7 +133,7 @@ def _install() -> bool:
         return False
     guarded = [type(f"Guarded{base.__name__}", (_GuardedStamp, base), {"__module__": __name__}) for base in bases]
     classes[:0] = guarded
-    _installed = True
+    _installed, _refused = True, False
     return True
 
 

@@ -18,8 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamdiv.parquet_decode.pages import CODECS, PHYSICAL_DTYPES, Leaf, decode_chunk
-from streamdiv.parquet_decode.thrift import ThriftError, read_struct
+from streamdiv.kernels.numba_cache import guard_sources
+
+# flat_chunk compiles in levels' functions: a change to either recompiles both (see kernels.numba_cache); this
+# runs before the first @njit(cache=True) of the package is decorated.
+guard_sources([os.path.dirname(os.path.abspath(__file__))])
+
+from streamdiv.parquet_decode.pages import CODECS, PHYSICAL_DTYPES, Leaf, decode_chunk  # noqa: E402
+from streamdiv.parquet_decode.thrift import ThriftError, read_struct  # noqa: E402
 
 __all__ = ["decode_columns", "decode_row_group"]
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamdiv.parquet_decode import levels
+from streamdiv.progress import COMPILE_NOTICE
 from streamdiv.parquet_decode.flat_chunk import SNAPPY, UNCOMPRESSED, decode_flat_chunk
 from streamdiv.parquet_decode.thrift import ThriftError, bool_field, int_field, read_struct, struct_field
 
@@ -98,7 +99,13 @@ def decode_chunk(chunk: memoryview, total_values: int, leaf: Leaf) -> np.ndarray
     page by page here."""
     if not leaf.max_repetition and leaf.codec in _FLAT_CODECS:
         out = np.empty(total_values, leaf.dtype)
-        if decode_flat_chunk(np.frombuffer(chunk, np.uint8), _FLAT_CODECS[leaf.codec], leaf.max_definition, out):
+        # the values' bits, as unsigned integers of their width: two compiled versions (4 and 8 bytes), not
+        # one per type, for a walk that copies and looks up values without reading them as numbers
+        bits = out.view(np.uint32 if leaf.dtype.itemsize == 4 else np.uint64)
+        with COMPILE_NOTICE.around(("parquet flat chunk", bits.dtype.str), "Parquet decoder of flat columns"):
+            walked = decode_flat_chunk(np.frombuffer(chunk, np.uint8), _FLAT_CODECS[leaf.codec],
+                                       leaf.max_definition, bits)
+        if walked:
             return out
     try:
         return _decode_pages(chunk, total_values, leaf)
