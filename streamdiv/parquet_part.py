@@ -3,10 +3,10 @@ file order, from the first row group or from the one that holds a given row.
 
 A local file's list columns of floats (the probabilities) and its flat number columns (labels, weights,
 binary predictions, per-class columns) are decoded by :mod:`streamdiv.parquet_decode`, straight from the
-pages into one array per row group: lists 2.0-3.6x faster than pyarrow's nested-list reader
-(benchmarks/decode.py), flat columns 1.35-1.4x; the other columns, and every column chunk that decoder does
-not handle (nulls, ragged or empty lists, other encodings), are read by pyarrow.  Both give the same values (tests/test_parquet_decode.py,
-tests/test_parquet_part.py)."""
+pages into one array per row group: lists 2.0-3.6x faster than pyarrow's nested-list reader, flat columns
+level with pyarrow (0.83-1.12x its time; benchmarks/decode.py).  The other columns, and every column chunk
+that decoder does not handle (nulls, ragged or empty lists, other encodings), are read by pyarrow.  Both give
+the same values (tests/test_parquet_decode.py, tests/test_parquet_part.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .ahead import chained_ahead
-from .parquet_decode import decode_columns
+from .parquet_decode import NUMBER_TYPES, decode_columns
 from .part import Part, drop_rows
 
 ROW_GROUPS_IN_FLIGHT = 2  # a Parquet file's row groups decoding at once, each on its own thread
 BATCHES_AHEAD = 2  # decoded batches waiting per row group in flight
 WIDTH_PROBE_ROWS = 1024  # rows decoded to measure a Parquet file's bytes per row
-OWN_DECODER = True  # list and flat number columns through streamdiv.parquet_decode (False: pyarrow alone, as tests compare)
+OWN_DECODER = True  # list and flat number columns through parquet_decode (False: pyarrow alone, as tests compare)
 
 
 def parquet_part(path: str, *, row_groups: Sequence[int] | None = None, filesystem: Any = None,
@@ -117,13 +117,10 @@ def own_batches(path: str, metadata: pq.FileMetaData, group: int, columns: list[
     return iter(pa.Table.from_arrays(arrays, names=columns).to_batches(max_chunksize=batch_size))
 
 
-_FLAT_NUMBERS = (pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64())
-
-
 def _decodable(kind: pa.DataType) -> bool:
     """Whether streamdiv.parquet_decode may decode a column of this type: a list of floats, or a flat float
     or signed integer column (the labels, weights, a binary prediction, per-class columns)."""
-    return _float_list(kind) or kind in _FLAT_NUMBERS
+    return _float_list(kind) or kind in NUMBER_TYPES
 
 
 def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:

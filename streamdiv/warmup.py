@@ -18,7 +18,8 @@ own entry point (``streamdiv.kernels.blocks``), compiled once per prediction and
 other settings (eps, weights and groups present, the bin count) are runtime values.  :data:`LAYOUTS` runs
 every family with float32 and float64 predictions (the Gaussian kind with float32 columns); a layout whose
 types are already compiled costs milliseconds.  A last step decodes a small Parquet file with
-``streamdiv.parquet_decode``, whose kernels the in-memory layouts never reach.  ``tests/test_cli.py`` checks that after a warm-up no input compiles anything new.
+``streamdiv.parquet_decode``, whose kernels the in-memory layouts never reach.  ``tests/test_cli.py`` checks
+that after a warm-up no input compiles anything new.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def _classification_columns(layout: WarmupLayout) -> tuple[dict[str, pa.Array], 
 
 def warm_up(progress: Callable[[str, float | None], None] | None = None) -> dict[str, float]:
     """Score a four-row table of every layout in :data:`LAYOUTS` with :func:`streamdiv.evaluate`, which
-    compiles each kernel specialisation not yet in numba's cache (or loads it from there).
+    compiles each kernel specialisation not yet in numba's cache (or loads it from there), then decode a small
+    Parquet file (the step named :data:`PARQUET_STEP`).
 
     ``progress(name, None)`` is called as a layout starts and ``progress(name, seconds)`` when it is done.
     Returns the seconds each layout took, by name.

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamdiv.parquet_decode import _chunk_metadata, decode_columns, decode_row_group, pages
-from streamdiv.parquet_decode.flat_chunk import HEADER_FIELDS, SNAPPY, UNCOMPRESSED, decode_flat_chunk, \
-    read_page_header, snappy_into
+from streamdiv.parquet_decode.flat_chunk import HAS_NULLS, HEADER_FIELDS, SNAPPY, UNCOMPRESSED, WALKED, \
+    decode_flat_chunk, read_page_header, snappy_into
 from streamdiv.parquet_decode.thrift import read_struct
 
 
@@ -98,8 +98,8 @@ def test_a_null_leaves_the_chunk_to_another_decoder(tmp_path):
     path = tmp_path / "p.parquet"
     pq.write_table(pa.table({"p": pa.array([0.5, None, 0.25] * 1000)}), path)
     chunk, _ = _chunk(path)
-    assert not decode_flat_chunk(chunk, SNAPPY, 1, np.empty(3000))
-    assert not decode_flat_chunk(chunk, UNCOMPRESSED, 1, np.empty(3000))  # snappy bytes read as stored
+    assert decode_flat_chunk(chunk, SNAPPY, 1, np.empty(3000, np.uint64)) == HAS_NULLS
+    assert decode_flat_chunk(chunk, UNCOMPRESSED, 1, np.empty(3000, np.uint64)) != WALKED  # snappy read as stored
 
 
 @pytest.mark.parametrize("compression", ["snappy", "none"])
@@ -130,3 +130,14 @@ def test_damaged_pages_fall_back_or_give_pyarrows_values(tmp_path, compression, 
             assert np.array_equal(values, expected.column(name).to_numpy(), equal_nan=True)
             compared += 1
     assert compared > 100
+
+
+def test_a_column_with_a_null_goes_to_pyarrow_without_the_python_walk(tmp_path, monkeypatch):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"p": pa.array([0.5, None, 0.25] * 1000), "label": pa.array([0, 1, 1] * 1000)}), path)
+
+    def python_walk(*args):
+        raise AssertionError("the Python walk read a chunk the numba walk had found a null in")
+    monkeypatch.setattr(pages, "_decode_pages", python_walk)
+    decoded = decode_columns(str(path), pq.ParquetFile(path).metadata, 0, ["p", "label"])
+    assert list(decoded) == ["label"]

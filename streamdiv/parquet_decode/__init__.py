@@ -2,10 +2,10 @@
 
 pyarrow reads the footer; this package maps the file and decodes each column chunk's
 pages itself (:mod:`.pages`, :mod:`.levels`, :mod:`.thrift`; a flat chunk in one numba call,
-:mod:`.flat_chunk`).  It handles flat float32/float64/integer
-columns and ``list`` / ``large_list`` / ``fixed_size_list`` of floats whose rows all have the same length,
-without nulls; :func:`decode_row_group` returns None for anything else, and the caller reads that row group
-with pyarrow.  Tested value for value against pyarrow on fuzzed files in ``tests/test_parquet_decode.py``.
+:mod:`.flat_chunk`).  It handles flat float32/float64/signed integer columns (:data:`NUMBER_TYPES`) and
+``list`` / ``large_list`` / ``fixed_size_list`` of floats whose rows all have the same length, without nulls;
+:func:`decode_columns` leaves out any other column, which the caller reads with pyarrow.  Tested value for
+value against pyarrow on fuzzed files in ``tests/test_parquet_decode.py``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ guard_sources([os.path.dirname(os.path.abspath(__file__))])
 from streamdiv.parquet_decode.pages import CODECS, PHYSICAL_DTYPES, Leaf, decode_chunk  # noqa: E402
 from streamdiv.parquet_decode.thrift import ThriftError, read_struct  # noqa: E402
 
-__all__ = ["decode_columns", "decode_row_group"]
+__all__ = ["NUMBER_TYPES", "decode_columns", "decode_row_group"]
 
-_NUMBER_TYPES = (pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64())
+NUMBER_TYPES = (pa.float32(), pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64())  # flat, or a list's
 
 
 def _leaf_index(schema: pq.ParquetSchema, name: str) -> int | None:
@@ -43,7 +43,7 @@ def _decode_column(file: mmap.mmap, path: str, metadata: pq.FileMetaData, row_gr
     is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
     value_type = kind.value_type if is_list else kind
     index = _leaf_index(metadata.schema, name)
-    if value_type not in _NUMBER_TYPES or index is None:
+    if value_type not in NUMBER_TYPES or index is None:
         return None
     column = metadata.schema.column(index)
     chunk = _chunk_metadata(path, len(file), row_group, index)

@@ -6,8 +6,9 @@ decode of it.  Here the walk over the pages runs in numba: the compact-protocol 
 the fields decoding needs (the rest, statistics included, skipped), snappy bodies are decompressed by
 :func:`snappy_into`, the definition levels checked to be all the maximum (no nulls) and the values copied
 (PLAIN), transposed (BYTE_STREAM_SPLIT) or looked up (dictionary indices).  :func:`decode_flat_chunk`
-returns -1 for anything else (a null, zstd, an unknown encoding, a list or map inside a header, bytes that do
-not parse), and the caller takes the chunk through :mod:`.pages`, which hands it to pyarrow where it must.
+returns HAS_NULLS for a page with a null, which only pyarrow reads, and ELSEWHERE for anything else it does
+not handle (an unknown encoding, a list or map inside a header, bytes that do not parse): the caller then
+takes the chunk through :mod:`.pages`, which hands it to pyarrow where it must.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .levels import all_equal, decode_dictionary
+from .levels import all_equal, decode_dictionary, uvarint
 
 # parquet.thrift's PageType, Encoding and CompressionCodec values used here
 DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
 PLAIN, PLAIN_DICTIONARY, RLE, RLE_DICTIONARY, BYTE_STREAM_SPLIT = 0, 2, 3, 8, 9
 UNCOMPRESSED, SNAPPY = 0, 1
+# what decode_flat_chunk returns: the chunk decoded; left to another reader; left to pyarrow, for a null
+WALKED, ELSEWHERE, HAS_NULLS = 1, 0, -1
 SNAPPY_MOST_EXPANSION = 32  # a snappy element of 2 bytes (a 1-byte-offset copy) writes at most 11, of 3 at most 64
 
 # Where read_page_header puts each field: the PageHeader's own at their ids (1 type, 2 uncompressed size,
@@ -50,23 +53,8 @@ def _copy_bytes(typingctx, destination, at, source, start, count):
 
 
 @njit(cache=True, nogil=True)
-def _uvarint(data, position, end):
-    """(value, position after it) of the ULEB128 varint at ``position``; position -1 if it does not fit."""
-    value = 0
-    shift = 0
-    while position < end and shift <= 63:
-        byte = data[position]
-        position += 1
-        value |= np.int64(byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-    return 0, -1
-
-
-@njit(cache=True, nogil=True)
 def _zigzag(data, position, end):
-    value, position = _uvarint(data, position, end)
+    value, position = uvarint(data, position, end)
     return (value >> 1) ^ -(value & 1), position
 
 
@@ -79,11 +67,11 @@ def _skip_scalar(data, position, end, kind):
     if kind == _BYTE:
         return position + 1 if position < end else -1
     if kind == _I16 or kind == _I32 or kind == _I64:
-        return _uvarint(data, position, end)[1]
+        return uvarint(data, position, end)[1]
     if kind == _DOUBLE:
         return position + 8 if position + 8 <= end else -1
     if kind == _BINARY:
-        length, position = _uvarint(data, position, end)
+        length, position = uvarint(data, position, end)
         return position + length if position >= 0 and position + length <= end else -1
     return -1
 
@@ -175,7 +163,7 @@ def snappy_into(source, start, stop, destination):
     -1 if the block is malformed or does not fit.  A block is its length as a varint, then elements: a
     literal (tag & 3 == 0: its length - 1 in the tag's top six bits, or in the 1-4 bytes after it) or a copy
     of earlier output (tags 1, 2, 3: a length and an offset back of 11, 16 or 32 bits)."""
-    length, position = _uvarint(source, start, stop)
+    length, position = uvarint(source, start, stop)
     if position < 0 or length > destination.size:
         return -1
     out = 0
@@ -272,7 +260,7 @@ def _levels_full(levels, count, max_definition):
 @njit(cache=True, nogil=True)
 def decode_flat_chunk(chunk, codec, max_definition, out):
     """Decode the pages of one flat column chunk (its bytes, ``codec`` UNCOMPRESSED or SNAPPY) into ``out``,
-    which holds exactly its values: True when done, False when it needs another decoder."""
+    which holds exactly its values: WALKED when done, else HAS_NULLS or ELSEWHERE (see the module)."""
     fields = np.empty(HEADER_FIELDS, np.int64)
     scratch = np.empty(0, np.uint8)
     dictionary = out[:0].copy()
@@ -281,20 +269,20 @@ def decode_flat_chunk(chunk, codec, max_definition, out):
         start = read_page_header(chunk, position, end, fields)
         kind, uncompressed, compressed = fields[1], fields[2], fields[3]
         if start < 0 or compressed < 0 or start + compressed > end:
-            return False
+            return ELSEWHERE
         position = start + compressed
         if uncompressed < 0 or uncompressed > SNAPPY_MOST_EXPANSION * compressed + 64:
-            return False  # a damaged size: no block expands so far, and it would be allocated
+            return ELSEWHERE  # a damaged size: no block expands so far, and it would be allocated
         if uncompressed > scratch.size:
             scratch = np.empty(max(uncompressed, 2 * scratch.size), np.uint8)
         if kind == DICTIONARY_PAGE:
             count = fields[DICTIONARY + 1]
             if count < 0 or (fields[DICTIONARY + 2] != PLAIN and fields[DICTIONARY + 2] != PLAIN_DICTIONARY):
-                return False
+                return ELSEWHERE
             body = _body(chunk, start, position, uncompressed, codec, scratch)
             dictionary = np.empty(count, dtype=out.dtype)
             if body.size < count * out.itemsize:
-                return False
+                return ELSEWHERE
             _copy_bytes(dictionary.view(np.uint8), 0, body, 0, count * out.itemsize)
             continue
         if kind == DATA_PAGE:
@@ -303,32 +291,36 @@ def decode_flat_chunk(chunk, codec, max_definition, out):
             cursor = 0
             if max_definition:
                 if fields[V1 + 3] != RLE or body.size < 4:
-                    return False
+                    return ELSEWHERE
                 length = (np.int64(body[0]) | np.int64(body[1]) << 8 | np.int64(body[2]) << 16
                           | np.int64(body[3]) << 24)
-                if 4 + length > body.size or not _levels_full(body[4:4 + length], count, max_definition):
-                    return False
+                if 4 + length > body.size:
+                    return ELSEWHERE
+                if not _levels_full(body[4:4 + length], count, max_definition):
+                    return HAS_NULLS
                 cursor = 4 + length
             encoded = body[cursor:]
         elif kind == DATA_PAGE_V2:
             count, encoding = fields[V2 + 1], fields[V2 + 4]
             nulls, definition_length, repetition_length = fields[V2 + 2], fields[V2 + 5], fields[V2 + 6]
-            if nulls != 0 or repetition_length != 0 or definition_length < 0 or definition_length > compressed:
-                return False
+            if nulls != 0:
+                return HAS_NULLS
+            if repetition_length != 0 or definition_length < 0 or definition_length > compressed:
+                return ELSEWHERE
             if not _levels_full(chunk[start:start + definition_length], count, max_definition):
-                return False
+                return HAS_NULLS
             if fields[V2 + 7] and codec != UNCOMPRESSED:
                 encoded = _body(chunk, start + definition_length, position, uncompressed - definition_length,
                                 codec, scratch)
                 if uncompressed - definition_length > 0 and encoded.size == 0:
-                    return False
+                    return ELSEWHERE
             else:
                 encoded = chunk[start + definition_length:position]
         elif kind == INDEX_PAGE:
             continue
         else:
-            return False
+            return ELSEWHERE
         if count < 0 or filled + count > total or not _values(encoded, encoding, count, dictionary, out, filled):
-            return False
+            return ELSEWHERE
         filled += count
-    return filled == total
+    return WALKED if filled == total else ELSEWHERE

@@ -20,20 +20,28 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def uvarint(data, position, end):
+    """(value, position after it) of the ULEB128 varint at ``data[position]``, which must end before ``end``;
+    the position is -1 when it does not (or runs past 64 bits)."""
+    value = 0
+    shift = 0
+    while position < end and shift <= 63:
+        byte = data[position]
+        position += 1
+        value |= np.int64(byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    return 0, -1
+
+
+@njit(cache=True, nogil=True)
 def _run(data, position, bit_width):
     """The run at ``data[position]``: (is RLE, values in it, its RLE value, where its payload starts, where it
     ends); the end is -1 when the run does not fit in ``data``."""
-    header = 0
-    shift = 0
-    while True:
-        if position >= data.size or shift > 63:
-            return False, 0, 0, position, -1
-        byte = data[position]
-        position += 1
-        header |= np.int64(byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
+    header, position = uvarint(data, position, data.size)
+    if position < 0:
+        return False, 0, 0, position, -1
     if header & 1:
         end = position + (header >> 1) * bit_width
         return False, (header >> 1) * 8, 0, position, end if end <= data.size else -1

@@ -19,12 +19,11 @@ import pyarrow as pa
 
 from streamdiv.parquet_decode import levels
 from streamdiv.progress import COMPILE_NOTICE
-from streamdiv.parquet_decode.flat_chunk import SNAPPY, UNCOMPRESSED, decode_flat_chunk
+from streamdiv.parquet_decode.flat_chunk import (BYTE_STREAM_SPLIT, DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE,
+                                                 HAS_NULLS, PLAIN, PLAIN_DICTIONARY, RLE, RLE_DICTIONARY, SNAPPY,
+                                                 UNCOMPRESSED, WALKED, decode_flat_chunk)
 from streamdiv.parquet_decode.thrift import ThriftError, bool_field, int_field, read_struct, struct_field
 
-# parquet.thrift: PageType, Encoding and the PageHeader field ids used below.
-DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
-PLAIN, PLAIN_DICTIONARY, RLE, RLE_DICTIONARY, BYTE_STREAM_SPLIT = 0, 2, 3, 8, 9
 CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "ZSTD": "zstd"}
 _FLAT_CODECS = {None: UNCOMPRESSED, "snappy": SNAPPY}  # the codecs flat_chunk decompresses itself
 PHYSICAL_DTYPES = {"FLOAT": np.dtype("<f4"), "DOUBLE": np.dtype("<f8"), "INT32": np.dtype("<i4"),
@@ -103,10 +102,12 @@ def decode_chunk(chunk: memoryview, total_values: int, leaf: Leaf) -> np.ndarray
         # one per type, for a walk that copies and looks up values without reading them as numbers
         bits = out.view(np.uint32 if leaf.dtype.itemsize == 4 else np.uint64)
         with COMPILE_NOTICE.around(("parquet flat chunk", bits.dtype.str), "Parquet decoder of flat columns"):
-            walked = decode_flat_chunk(np.frombuffer(chunk, np.uint8), _FLAT_CODECS[leaf.codec],
+            status = decode_flat_chunk(np.frombuffer(chunk, np.uint8), _FLAT_CODECS[leaf.codec],
                                        leaf.max_definition, bits)
-        if walked:
+        if status == WALKED:
             return out
+        if status == HAS_NULLS:  # the pages below refuse nulls too: not read twice before pyarrow reads them
+            return None
     try:
         return _decode_pages(chunk, total_values, leaf)
     except (_NotHandled, ThriftError, ValueError, KeyError, TypeError, IndexError, OSError, pa.ArrowException):
